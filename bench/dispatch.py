@@ -1,0 +1,715 @@
+"""Dispatch benchmark: memory with far-future messages, lateness, burst drain, all against real services.
+
+    .venv/bin/python bench/dispatch.py [--pending 100000] [--rate 100] [--duration 30] [--burst 10000]
+                                       [--workers 2] [--out bench/results] [--skip-baseline]
+
+One run, on one machine, with real PostgreSQL (its own database), real Redis (its own DB indexes),
+real `celery -A project worker` and `manage.py dispatch_pump` processes, and a local provider
+(bench/provider.py) that records when each message arrives. Phases, in order:
+
+1. pending:  N far-future rows (a day ahead): worker RSS, pump RSS and Redis before and after.
+2. lateness: rate x duration messages through `services.message_schedule`, due one after another.
+3. burst:    --burst messages due at the same instant: drain rate.
+4. no-op:    the same number of worker processes, the product's Celery settings, --burst no-op tasks.
+5. baseline: the plain design, N x apply_async(eta=now + 1 day) held by one worker (skippable).
+
+Prints a table and writes <out>/dispatch.json; exits 1 if any message was lost or sent twice.
+See bench/README.md for what each figure means.
+"""
+
+import argparse
+import fcntl
+import json
+import math
+import multiprocessing
+import os
+import platform
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from common import ROOT, Child, Provider, celery_worker, create_database, dispatch_pump, drop_database, start_all
+sys.path.insert(0, str(ROOT))
+
+MB = 1024 * 1024
+TO = "15550001234"
+TARGETS = {
+    "pending_worker_rss_growth_mb": 50,
+    "pending_redis_messages": 0,
+    "lateness_p50_ms": 100,
+    "lateness_p99_ms": 500,
+    "drain_to_noop_ratio": 0.5,
+}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pending", type=int, default=100_000, help="far-future messages (phase 1)")
+    parser.add_argument("--pending-settle", type=float, default=10.0, help="seconds the pump runs over them")
+    parser.add_argument("--rate", type=float, default=100.0, help="messages per second due (phase 2)")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of steady rate (phase 2)")
+    parser.add_argument("--lead", type=float, default=15.0, help="the first steady message is due this long after creation starts")
+    parser.add_argument("--burst", type=int, default=10_000, help="messages due at the same instant (phases 3 and 4)")
+    parser.add_argument("--burst-lead", type=float, default=60.0, help="the burst is due this long after creation starts")
+    parser.add_argument("--burst-create", choices=["pump", "service"], default="pump",
+                        help="pump: rows as stored for far-future messages, handed over by the pump (fast); "
+                             "service: message_schedule, handed over on commit")
+    parser.add_argument("--creators", type=int, default=2, help="processes calling message_schedule")
+    parser.add_argument("--workers", type=int, default=2, help="celery worker processes")
+    parser.add_argument("--concurrency", type=int, default=2, help="pool processes per worker")
+    parser.add_argument("--skip-baseline", action="store_true", help="skip the plain-ETA baseline (phase 5)")
+    parser.add_argument("--baseline-pending", type=int, default=None,
+                        help="plain-ETA tasks (default: --pending, at most 20000: 100k take ~4 min to enqueue and reserve)")
+    parser.add_argument("--baseline-timeout", type=float, default=300.0, help="cap on waiting for the baseline worker to reserve them")
+    parser.add_argument("--horizon", type=float, default=5.0, help="DISPATCH_HORIZON, minutes")
+    parser.add_argument("--settings", default="project.settings",
+                        help="DJANGO_SETTINGS_MODULE of every process (to try a variant; on PYTHONPATH)")
+    parser.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432", help="PostgreSQL server URL")
+    parser.add_argument("--db-name", default="bench_scheduler")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379", help="Redis server URL")
+    parser.add_argument("--redis-db", type=int, default=14, help="the product's broker DB (flushed)")
+    parser.add_argument("--bench-redis-db", type=int, default=13, help="the bench's own Celery app DB (flushed)")
+    parser.add_argument("--keep-db", action="store_true", help="keep the bench database afterwards")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    args = parser.parse_args(argv)
+    if args.baseline_pending is None:
+        args.baseline_pending = min(args.pending, 20_000)
+    return args
+
+
+# --- Measuring ------------------------------------------------------------------------------------
+
+
+def _proc_field(pid, name, file="status"):
+    try:
+        for line in Path(f"/proc/{pid}/{file}").read_text().splitlines():
+            if line.startswith(name + ":"):
+                return int(line.split()[1]) * 1024
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return 0
+
+
+def process_tree(pid):
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
+def memory_of(child):
+    """RSS of the main process and of its whole tree (prefork pool children included); PSS beside it."""
+    tree = process_tree(child.pid)
+    return {
+        "processes": len(tree),
+        "main_rss_mb": _proc_field(child.pid, "VmRSS") / MB,
+        "tree_rss_mb": sum(_proc_field(pid, "VmRSS") for pid in tree) / MB,
+        "tree_pss_mb": sum(_proc_field(pid, "Pss", "smaps_rollup") for pid in tree) / MB,
+    }
+
+
+def redis_state(client):
+    """Server-wide memory, and every message this DB holds: queued (lists) or reserved (`unacked`)."""
+    queued = {}
+    for key in client.scan_iter(count=1000):
+        if client.type(key) == b"list":
+            queued[key.decode(errors="replace")] = client.llen(key)
+    unacked = client.hlen("unacked")
+    return {
+        "used_memory_mb": client.info("memory")["used_memory"] / MB,
+        "db_keys_memory_mb": sum(client.memory_usage(key, samples=0) or 0 for key in client.scan_iter(count=1000)) / MB,
+        "celery_queue_len": client.llen("celery"),
+        "queued": sum(queued.values()),
+        "unacked": unacked,
+        "messages_held": sum(queued.values()) + unacked,
+        "dbsize": client.dbsize(),
+    }
+
+
+def growth(before, after, keys):
+    return {key: after[key] - before[key] for key in keys}
+
+
+def percentile(sorted_values, p):
+    if not sorted_values:
+        return None
+    return sorted_values[max(0, math.ceil(p / 100 * len(sorted_values)) - 1)]
+
+
+def lateness_summary(lateness_s):
+    values = sorted(lateness_s)
+    ms = lambda v: None if v is None else round(v * 1000, 1)  # noqa: E731
+    return {
+        "min_ms": ms(values[0] if values else None),
+        "p50_ms": ms(percentile(values, 50)),
+        "p95_ms": ms(percentile(values, 95)),
+        "p99_ms": ms(percentile(values, 99)),
+        "max_ms": ms(values[-1] if values else None),
+        "early": sum(1 for v in values if v < 0),
+    }
+
+
+
+def delivery_report(due_by_id, arrivals):
+    lost = [key for key in due_by_id if key not in arrivals]
+    duplicated = {key: len(times) for key, times in arrivals.items() if len(times) > 1}
+    lateness = [min(times) - due_by_id[key] for key, times in arrivals.items()]
+    return {"expected": len(due_by_id), "sent": len(arrivals), "lost": len(lost), "duplicated": len(duplicated),
+            "lost_ids": lost[:20], "duplicated_ids": list(duplicated)[:20], **lateness_summary(lateness)}
+
+
+# --- Set-up ------------------------------------------------------------------------------------
+
+
+
+def product_env(args, provider_url):
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": args.settings,
+        "SECRET_KEY": "bench",
+        "DATABASE_URL": f"{args.pg}/{args.db_name}",
+        "REDIS_URL": f"{args.redis}/{args.redis_db}",
+        "TRANSPORT_URL": provider_url,
+        "DISPATCH_HORIZON": str(args.horizon),
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+
+
+def noop_env(args, celery_config):
+    env = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
+    return {**env, "BENCH_BROKER_URL": f"{args.redis}/{args.bench_redis_db}", "BENCH_CELERY_CONFIG": json.dumps(celery_config),
+            "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
+
+
+def dispatch_settings():
+    from django.conf import settings
+
+    names = [name for name in dir(settings) if name.startswith("DISPATCH_")] + ["CELERY_WORKER_ETA_TASK_LIMIT"]
+    value = lambda v: v.total_seconds() if isinstance(v, timedelta) else v  # noqa: E731
+    return {name: value(getattr(settings, name)) for name in names}
+
+
+def product_celery_config():
+    """The product's CELERY_* settings as Celery names, broker aside: the no-op app's worker setup."""
+    from django.conf import settings
+
+    config = {name[len("CELERY_"):].lower(): getattr(settings, name) for name in dir(settings) if name.startswith("CELERY_")}
+    config.pop("broker_url", None)
+    return config
+
+
+def machine_and_versions(args):
+    import celery
+    import django
+    import kombu
+    import psycopg
+    import redis
+    import requests
+    from django.db import connection
+
+    meminfo = Path("/proc/meminfo").read_text().split()
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        pg_version = cursor.fetchone()[0]
+    git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()  # noqa: E731
+    return {
+        "machine": {"nproc": os.cpu_count(), "usable_cpus": len(os.sched_getaffinity(0)), "cpu": cpu,
+                    "memory_total_mb": int(meminfo[meminfo.index("MemTotal:") + 1]) // 1024,
+                    "platform": platform.platform()},
+        "versions": {"python": platform.python_version(), "django": django.get_version(), "celery": celery.__version__,
+                     "kombu": kombu.__version__, "redis_py": redis.__version__, "psycopg": psycopg.__version__,
+                     "requests": requests.__version__, "postgresql": pg_version,
+                     "redis_server": redis.Redis.from_url(args.redis).info("server")["redis_version"],
+                     "git_commit": git("rev-parse", "HEAD"), "git_dirty": bool(git("status", "--porcelain"))},
+    }
+
+
+# --- Phase 1: far-future messages cost a row, not memory ------------------------------------
+
+
+def snapshot(workers, pump, broker):
+    return {"workers": {w.name: memory_of(w) for w in workers}, "pump": memory_of(pump), "redis": redis_state(broker)}
+
+
+def phase_pending(args, fleet, pump, broker, session):
+    from django.db import connection
+
+    from scheduling.models import ScheduledMessage
+
+    time.sleep(3)  # let freshly started processes settle
+    before = snapshot(fleet, pump, broker)
+    first_due = datetime.now(UTC) + timedelta(days=1)
+    started = time.perf_counter()
+    for offset in range(0, args.pending, 5000):
+        batch = []
+        for i in range(offset, min(offset + 5000, args.pending)):
+            due = first_due + timedelta(milliseconds=i)
+            # The row message_schedule writes for a far-future time (its history row aside).
+            batch.append(ScheduledMessage(session=session, to=TO, text=f"pending {i}", scheduled_at=due, due_at=due,
+                                          handed_over_at=None, task_id=""))
+        ScheduledMessage.objects.bulk_create(batch)
+    insert_s = time.perf_counter() - started
+    time.sleep(args.pending_settle)
+    after = snapshot(fleet, pump, broker)
+    handed_over = ScheduledMessage.objects.filter(session=session).exclude(handed_over_at=None).count()
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {ScheduledMessage._meta.db_table} WHERE session_id = %s", [session.pk])
+        cursor.execute(f"VACUUM ANALYZE {ScheduledMessage._meta.db_table}")
+    delete_s = time.perf_counter() - started
+    keys = ["main_rss_mb", "tree_rss_mb", "tree_pss_mb"]
+    workers_growth = {name: growth(before["workers"][name], after["workers"][name], keys) for name in before["workers"]}
+    return {
+        "messages": args.pending, "insert_s": insert_s, "insert_per_s": args.pending / insert_s, "delete_s": delete_s,
+        "pump_ran_s": args.pending_settle, "handed_over": handed_over, "before": before, "after": after,
+        "worker_growth_mb": workers_growth,
+        "max_worker_tree_rss_growth_mb": max(g["tree_rss_mb"] for g in workers_growth.values()),
+        "pump_rss_growth_mb": after["pump"]["main_rss_mb"] - before["pump"]["main_rss_mb"],
+        "redis_used_memory_growth_mb": after["redis"]["used_memory_mb"] - before["redis"]["used_memory_mb"],
+        "redis_db_keys_memory_mb": after["redis"]["db_keys_memory_mb"],
+        "redis_messages_held": after["redis"]["messages_held"],
+    }
+
+
+# --- Phases 2 and 3: messages through the real service ------------------------------------------
+
+
+def _creator_setup():
+    import django
+
+    django.setup()
+
+
+def _schedule_share(job):
+    """In a creator process: message_schedule for each (index, due), as the API does."""
+    from scheduling import services
+    from scheduling.models import Session
+
+    session_id, label, items = job
+    session = Session.objects.get(pk=session_id)
+    created = []
+    for i, due in items:
+        message = services.message_schedule(session=session, scheduled_at=datetime.fromtimestamp(due, UTC), to=TO,
+                                            text=f"{label} {i}")
+        created.append((message.id, message.scheduled_at.timestamp()))
+    return created
+
+
+def schedule_via_service(creators, session, dues, label):
+    """{message id: scheduledAt epoch}; the creator processes share the dues in order, round robin."""
+    pool, processes = creators
+    shares = [(session.pk, label, list(enumerate(dues))[k::processes]) for k in range(processes)]
+    return dict(pair for share in pool.map(_schedule_share, shares) for pair in share)
+
+
+def insert_as_stored(session, dues, label):
+    """Message rows as message_schedule stores one due beyond the horizon (its "scheduled" history row
+    aside), so that the pump hands them over: how a campaign scheduled days ahead reaches the workers."""
+    from scheduling.models import ScheduledMessage
+
+    rows = []
+    for i, due in enumerate(dues):
+        at = datetime.fromtimestamp(due, UTC)
+        rows.append(ScheduledMessage(session=session, to=TO, text=f"{label} {i}", scheduled_at=at, due_at=at,
+                                     handed_over_at=None, task_id=""))
+    ScheduledMessage.objects.bulk_create(rows, batch_size=5000)
+    return {row.id: row.scheduled_at.timestamp() for row in rows}
+
+
+def rehanded(session):
+    """Hand-overs the pump took for lost (due more than DISPATCH_STALE_AFTER ago, still pending)."""
+    from scheduling.models import MessageEvent
+
+    return MessageEvent.objects.filter(message__session=session, actor="pump", detail__contains="presumed lost").count()
+
+
+def db_sessions_opened():
+    """pg_stat_database.sessions of the bench database: connections ever opened to it."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        return cursor.fetchone()[0]
+
+
+def settled_statuses(session, timeout=30.0):
+    from scheduling.models import MessageStatus, ScheduledMessage
+
+    deadline = time.time() + timeout
+    while True:
+        counts = Counter(ScheduledMessage.objects.filter(session=session).values_list("status", flat=True))
+        if not (counts[MessageStatus.PENDING] or counts[MessageStatus.SENDING]) or time.time() > deadline:
+            return dict(counts)
+        time.sleep(0.5)
+
+
+def phase_lateness(args, provider, session, creators):
+    count = round(args.rate * args.duration)
+    mark, sessions = provider.count(), db_sessions_opened()
+    started = time.time()
+    t0 = started + args.lead
+    due_by_id = schedule_via_service(creators, session, [t0 + i / args.rate for i in range(count)], "steady")
+    created = time.time()
+    provider.wait_for(mark, count, last_due=max(due_by_id.values()))
+    report = delivery_report(due_by_id, provider.deliveries(mark, set(due_by_id)))
+    return {
+        "rate_per_s": args.rate, "duration_s": args.duration, "created": count, "create_s": created - started,
+        "create_per_s": count / (created - started), "creators": args.creators, "lead_s": args.lead,
+        "created_before_first_due": created <= t0, **report, "statuses": settled_statuses(session),
+        "rehanded_as_lost": rehanded(session), "db_connections_opened": db_sessions_opened() - sessions,
+    }
+
+
+def phase_burst(args, provider, session, fleet, broker, creators):
+    from scheduling.models import ScheduledMessage
+
+    mark = provider.count()
+    started = time.time()
+    due = math.ceil(started + args.burst_lead)
+    if args.burst_create == "service":
+        due_by_id = schedule_via_service(creators, session, [due] * args.burst, "burst")
+    else:
+        due_by_id = insert_as_stored(session, [due] * args.burst, "burst")
+    created = time.time()
+    handed_over_at = None
+    while time.time() < due:
+        pending = ScheduledMessage.objects.filter(session=session, handed_over_at=None).count()
+        if not pending and redis_state(broker)["queued"] == 0:
+            handed_over_at = time.time()
+            break
+        time.sleep(0.2)
+    held = None
+    if time.time() < due - 2:  # what the workers hold with the whole burst reserved
+        time.sleep(max(0.0, due - 2 - time.time()))
+        held = {"workers": {w.name: memory_of(w) for w in fleet}, "redis": redis_state(broker)}
+    sessions = db_sessions_opened()
+    provider.wait_for(mark, args.burst, last_due=due)
+    arrivals = provider.deliveries(mark, set(due_by_id))
+    report = delivery_report(due_by_id, arrivals)
+    last = max((t for times in arrivals.values() for t in times), default=None)
+    drain_s = (last - due) if last else None
+    return {
+        "messages": args.burst, "created_by": args.burst_create, "lead_s": due - started, "create_s": created - started,
+        "create_per_s": args.burst / (created - started),
+        "handed_over_and_reserved_s": None if handed_over_at is None else handed_over_at - started,
+        "handed_over_before_due": handed_over_at is not None,
+        "drain_s": drain_s, "drain_per_s": args.burst / drain_s if drain_s else None,
+        **report, "held_before_due": held, "statuses": settled_statuses(session),
+        "rehanded_as_lost": rehanded(session), "db_connections_opened": db_sessions_opened() - sessions,
+    }
+
+
+# --- Phase 4: raw Celery no-op throughput, same worker setup ------------------------------------
+
+
+def phase_noop(args, log_dir, bench_broker, celery_config):
+    from bench import noop_app
+
+    bench_broker.flushdb()
+    app = noop_app.make_app(f"{args.redis}/{args.bench_redis_db}", celery_config)
+    started = time.perf_counter()
+    with app.producer_or_acquire() as producer:
+        for _ in range(args.burst):
+            app.send_task("bench.noop_timed", queue="bench.staging", producer=producer)
+    enqueue_s = time.perf_counter() - started
+    workers = [celery_worker(f"noop{i + 1}", "bench.noop_app", noop_env(args, celery_config), log_dir, args.concurrency)
+               for i in range(args.workers)]
+    for worker in workers:  # they consume "bench.run", empty until every task is there
+        worker.argv += ["--queues", "bench.run"]
+    try:
+        start_all(workers)
+        time.sleep(2)
+        bench_broker.rename("bench.staging", "bench.run")  # the whole batch appears at once
+        deadline = time.time() + 60 + args.burst / 20
+        while bench_broker.llen(noop_app.TIMES_KEY) < args.burst and time.time() < deadline:
+            time.sleep(0.1)
+        times = [tuple(map(float, item.split())) for item in bench_broker.lrange(noop_app.TIMES_KEY, 0, -1)]
+    finally:
+        for worker in workers:
+            worker.stop()
+    run_s = max(t[1] for t in times) - min(t[0] for t in times) if len(times) > 1 else None
+    return {
+        "tasks": args.burst, "done": len(times), "enqueue_s": enqueue_s, "run_s": run_s,
+        "noop_per_s": len(times) / run_s if run_s else None, "celery_config": celery_config,
+    }
+
+
+# --- Phase 5: the plain design, for comparison --------------------------------------------------
+
+
+def phase_baseline(args, log_dir, bench_broker):
+    from bench import noop_app
+
+    bench_broker.flushdb()
+    count = args.baseline_pending
+    worker = celery_worker("plain", "bench.noop_app", noop_env(args, {}), log_dir, args.concurrency)
+    start_all([worker])
+    try:
+        time.sleep(3)
+        before = {"worker": memory_of(worker), "redis": redis_state(bench_broker)}
+        app = noop_app.make_app(f"{args.redis}/{args.bench_redis_db}", {})
+        eta = datetime.now(UTC) + timedelta(days=1)
+        started = time.perf_counter()
+        with app.producer_or_acquire() as producer:
+            for _ in range(count):
+                app.send_task("bench.noop", eta=eta, producer=producer)  # what noop.apply_async(eta=…) sends
+        enqueue_s = time.perf_counter() - started
+        deadline = time.time() + args.baseline_timeout
+        while time.time() < deadline:
+            state = redis_state(bench_broker)
+            if state["queued"] == 0 and state["unacked"] >= count:
+                break
+            time.sleep(1)
+        reserved_s = time.perf_counter() - started
+        time.sleep(2)
+        after = {"worker": memory_of(worker), "redis": redis_state(bench_broker)}
+    finally:
+        worker.kill()  # its 1-day tasks are never due; the DB is flushed next
+        bench_broker.flushdb()
+    rss_growth = after["worker"]["tree_rss_mb"] - before["worker"]["tree_rss_mb"]
+    return {
+        "messages": count, "enqueue_s": enqueue_s, "enqueue_per_s": count / enqueue_s,
+        "all_reserved": after["redis"]["queued"] == 0 and after["redis"]["unacked"] >= count,
+        "reserved_after_s": reserved_s, "before": before, "after": after, "worker_tree_rss_growth_mb": rss_growth,
+        "worker_main_rss_growth_mb": after["worker"]["main_rss_mb"] - before["worker"]["main_rss_mb"],
+        "rss_per_message_kb": rss_growth * 1024 / count,
+        "redis_used_memory_growth_mb": after["redis"]["used_memory_mb"] - before["redis"]["used_memory_mb"],
+        "redis_db_keys_memory_mb": after["redis"]["db_keys_memory_mb"],
+        "redis_messages_held": after["redis"]["messages_held"],
+    }
+
+
+# --- Report ---------------------------------------------------------------------------------------
+
+
+def table(results):
+    p, late, burst = results["pending"], results["lateness"], results["burst"]
+    noop, base = results["noop"], results.get("baseline")
+    yes = lambda ok: "yes" if ok else "NO"  # noqa: E731
+    fmt = lambda v, f="{:.1f}": "n/a" if v is None else f.format(v)  # noqa: E731
+    rows = [
+        ("PENDING (far future, 1 day ahead)", "", "", ""),
+        ("  rows inserted (bulk_create)", f"{p['messages']} in {p['insert_s']:.1f} s", "", ""),
+        ("  worker RSS growth, per worker (tree)",
+         ", ".join(f"{n} {g['tree_rss_mb']:+.1f} MB" for n, g in p["worker_growth_mb"].items()), "< 50 MB",
+         yes(p["max_worker_tree_rss_growth_mb"] < TARGETS["pending_worker_rss_growth_mb"])),
+        ("  worker RSS after, per worker (tree)",
+         ", ".join(f"{n} {m['tree_rss_mb']:.1f} MB" for n, m in p["after"]["workers"].items()), "", ""),
+        ("  pump RSS growth", f"{p['pump_rss_growth_mb']:+.1f} MB", "", ""),
+        ("  Redis messages held / celery queue", f"{p['redis_messages_held']} / {p['after']['redis']['celery_queue_len']}",
+         "0", yes(p["redis_messages_held"] == TARGETS["pending_redis_messages"])),
+        ("  Redis used_memory growth (server); DB keys", f"{p['redis_used_memory_growth_mb']:+.2f} MB;"
+         f" {p['redis_db_keys_memory_mb']:.3f} MB", "", ""),
+        ("  handed over by the pump", str(p["handed_over"]), "0", yes(p["handed_over"] == 0)),
+    ]
+    if base:
+        rows += [
+            (f"PLAIN ETA BASELINE ({base['messages']} x apply_async(eta=+1 day), 1 worker)", "", "", ""),
+            ("  enqueue / all reserved after", f"{base['enqueue_s']:.1f} s / {base['reserved_after_s']:.1f} s"
+             + ("" if base["all_reserved"] else " (NOT all reserved)"), "", ""),
+            ("  worker RSS growth (tree; main)",
+             f"{base['worker_tree_rss_growth_mb']:+.1f} MB; {base['worker_main_rss_growth_mb']:+.1f} MB"
+             f" ({base['rss_per_message_kb']:.1f} KB/message)", "", ""),
+            ("  Redis messages held / used_memory growth; DB keys",
+             f"{base['redis_messages_held']} / {base['redis_used_memory_growth_mb']:+.1f} MB;"
+             f" {base['redis_db_keys_memory_mb']:.1f} MB", "", ""),
+        ]
+    rows += [
+        (f"LATENESS ({late['rate_per_s']:g}/s for {late['duration_s']:g} s, {args_workers(results)})", "", "", ""),
+        (f"  created via message_schedule ({late['creators']} processes)",
+         f"{late['created']} in {late['create_s']:.1f} s, first due after {late['lead_s']:g} s"
+         + ("" if late["created_before_first_due"] else " (overlapped sending)"), "", ""),
+        ("  sent / lost / duplicated", f"{late['sent']} / {late['lost']} / {late['duplicated']}", "lost 0, dup 0",
+         yes(late["lost"] == 0 and late["duplicated"] == 0)),
+        ("  lateness p50", f"{fmt(late['p50_ms'])} ms", "< 100 ms", yes(late["p50_ms"] is not None and late["p50_ms"] < 100)),
+        ("  lateness p95", f"{fmt(late['p95_ms'])} ms", "", ""),
+        ("  lateness p99", f"{fmt(late['p99_ms'])} ms", "< 500 ms", yes(late["p99_ms"] is not None and late["p99_ms"] < 500)),
+        ("  lateness max (min)", f"{fmt(late['max_ms'])} ms ({fmt(late['min_ms'])} ms)", "", ""),
+        ("  PostgreSQL connections opened", f"{late['db_connections_opened']}"
+         f" ({late['db_connections_opened'] / max(1, late['sent']):.2f} per message)", "", ""),
+        ("  re-handed by the pump as lost", str(late["rehanded_as_lost"]), "", ""),
+        (f"BURST ({burst['messages']} due at the same instant)", "", "", ""),
+        (f"  created ({burst['created_by']}), handed over + reserved",
+         f"{burst['create_s']:.1f} s, {fmt(burst['handed_over_and_reserved_s'])} s; due after {burst['lead_s']:.0f} s"
+         + ("" if burst["handed_over_before_due"] else " (NOT all reserved before due)"), "", ""),
+        ("  sent / lost / duplicated", f"{burst['sent']} / {burst['lost']} / {burst['duplicated']}", "lost 0, dup 0",
+         yes(burst["lost"] == 0 and burst["duplicated"] == 0)),
+        ("  drain: last arrival - due", f"{fmt(burst['drain_s'], '{:.2f}')} s", "", ""),
+        ("  drain rate", f"{fmt(burst['drain_per_s'])} msg/s", "", ""),
+        ("  lateness first / p50 / p99", f"{fmt(burst['min_ms'])} / {fmt(burst['p50_ms'])} / {fmt(burst['p99_ms'])} ms", "", ""),
+        ("  PostgreSQL connections opened", f"{burst['db_connections_opened']}"
+         f" ({burst['db_connections_opened'] / max(1, burst['sent']):.2f} per message)", "", ""),
+        ("  re-handed by the pump as lost", f"{burst['rehanded_as_lost']} (pending {results['dispatch_settings']['DISPATCH_STALE_AFTER']:g} s"
+         " past due)", "", ""),
+    ]
+    if burst["held_before_due"]:
+        rows.append(("  worker RSS holding the burst (tree)",
+                     ", ".join(f"{n} {m['tree_rss_mb']:.1f} MB" for n, m in burst["held_before_due"]["workers"].items()), "", ""))
+    rows += [
+        (f"RAW CELERY NO-OP ({noop['tasks']} tasks, same worker setup)", "", "", ""),
+        ("  first start -> last finish", f"{fmt(noop['run_s'], '{:.2f}')} s ({noop['done']} done)", "", ""),
+        ("  no-op rate", f"{fmt(noop['noop_per_s'])} tasks/s", "", ""),
+        ("RATIO drain rate / no-op rate", fmt(results["drain_to_noop_ratio"], "{:.2f}"), ">= 0.5",
+         yes(results["drain_to_noop_ratio"] is not None and results["drain_to_noop_ratio"] >= 0.5)),
+    ]
+    widths = [max(len(r[i]) for r in rows + [("figure", "value", "target", "met")]) for i in range(4)]
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(("figure", "value", "target", "met")), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def args_workers(results):
+    a = results["args"]
+    return f"{a['workers']} workers x concurrency {a['concurrency']}"
+
+
+# --- Main -----------------------------------------------------------------------------------------
+
+
+def run(args, results):
+    import redis
+
+    log_dir = Path(args.out) / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    broker = redis.Redis.from_url(f"{args.redis}/{args.redis_db}")
+    bench_broker = redis.Redis.from_url(f"{args.redis}/{args.bench_redis_db}")
+    broker.flushdb()
+    bench_broker.flushdb()
+    provider = Provider(log_dir)
+    env = product_env(args, provider.url)
+
+    print(f"database {args.db_name}: create and migrate", flush=True)
+    create_database(args.pg, args.db_name)
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
+    os.environ.update({k: env[k] for k in ("DJANGO_SETTINGS_MODULE", "SECRET_KEY", "DATABASE_URL", "REDIS_URL",
+                                             "TRANSPORT_URL", "DISPATCH_HORIZON")})
+    import django
+
+    django.setup()
+    from scheduling import services
+
+    results.update(machine_and_versions(args))
+    results["dispatch_settings"] = dispatch_settings()
+    results["child_env"] = {k: env[k] for k in ("DJANGO_SETTINGS_MODULE", "SECRET_KEY", "DATABASE_URL", "REDIS_URL",
+                                                 "TRANSPORT_URL", "DISPATCH_HORIZON")}
+    sessions = {name: services.session_create(name=f"bench-{name}").session for name in ("pending", "lateness", "burst")}
+
+    pool = multiprocessing.get_context("spawn").Pool(args.creators, initializer=_creator_setup)
+    Child.pools.append(pool)
+    pool.map(abs, range(args.creators * 4))  # started and set up before anything is timed
+    creators = (pool, args.creators)
+
+    print(f"starting {args.workers} worker(s) and the pump", flush=True)
+    fleet = [celery_worker(f"w{i + 1}", "project", env, log_dir, args.concurrency) for i in range(args.workers)]
+    pump = dispatch_pump(env, log_dir)
+    start_all([*fleet, pump])
+
+    results["loadavg_1m_before"] = {}
+    results["loadavg_1m_before"]["pending"] = os.getloadavg()[0]
+    print(f"phase 1: {args.pending} far-future messages", flush=True)
+    results["pending"] = phase_pending(args, fleet, pump, broker, sessions["pending"])
+    results["loadavg_1m_before"]["lateness"] = os.getloadavg()[0]
+    print(f"phase 2: {args.rate:g}/s for {args.duration:g} s", flush=True)
+    results["lateness"] = phase_lateness(args, provider, sessions["lateness"], creators)
+    results["loadavg_1m_before"]["burst"] = os.getloadavg()[0]
+    print(f"phase 3: burst of {args.burst}", flush=True)
+    results["burst"] = phase_burst(args, provider, sessions["burst"], fleet, broker, creators)
+    results["fleet_after"] = {w.name: memory_of(w) for w in fleet}
+    for child in [pump, *fleet]:
+        child.stop()
+
+    results["loadavg_1m_before"]["noop"] = os.getloadavg()[0]
+    print(f"phase 4: {args.burst} raw Celery no-op tasks", flush=True)
+    results["noop"] = phase_noop(args, log_dir, bench_broker, product_celery_config())
+    drain, noop = results["burst"]["drain_per_s"], results["noop"]["noop_per_s"]
+    results["drain_to_noop_ratio"] = drain / noop if drain and noop else None
+    if not args.skip_baseline:
+        results["loadavg_1m_before"]["baseline"] = os.getloadavg()[0]
+        print(f"phase 5: plain-ETA baseline, {args.baseline_pending} tasks", flush=True)
+        results["baseline"] = phase_baseline(args, log_dir, bench_broker)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    # A `kill` stops the run like Ctrl-C does: through the finally below.
+    signal.signal(signal.SIGTERM, interrupt)
+    started = time.time()
+    results = {"command": shlex.join(Path("/proc/self/cmdline").read_text().split("\0")[:-1]), "cwd": os.getcwd(),
+               "args": vars(args), "started_at": datetime.now(UTC).isoformat(), "targets": TARGETS}
+    failed = False
+    lock = open(Path(tempfile.gettempdir()) / "bench-dispatch.lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # two runs would drop each other's database
+    except BlockingIOError:
+        print("another bench/dispatch.py run is in progress", file=sys.stderr)
+        return 1
+    try:
+        run(args, results)
+    except KeyboardInterrupt:
+        print("interrupted; stopping child processes", file=sys.stderr)
+        failed = True
+    finally:
+        Child.stop_all()
+        cleanup(args)
+    if failed or "noop" not in results:
+        return 1
+    results["elapsed_s"] = time.time() - started
+    lost_or_dup = sum(results[p][k] for p in ("lateness", "burst") for k in ("lost", "duplicated"))
+    results["ok"] = lost_or_dup == 0
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "dispatch.json").write_text(json.dumps(results, indent=2, default=str))
+    print()
+    print(table(results))
+    print(f"\n{results['command']}\ntook {results['elapsed_s']:.0f} s; results in {out / 'dispatch.json'}")
+    if lost_or_dup:
+        print(f"FAILED: {lost_or_dup} message(s) lost or duplicated", file=sys.stderr)
+        return 1
+    return 0
+
+
+def interrupt(*_):
+    raise KeyboardInterrupt
+
+
+def cleanup(args):
+    import redis
+
+    for db in (args.redis_db, args.bench_redis_db):
+        try:
+            redis.Redis.from_url(f"{args.redis}/{db}").flushdb()
+        except Exception as exc:  # never mask the run's own error
+            print(f"could not flush Redis DB {db}: {exc}", file=sys.stderr)
+    if not args.keep_db:
+        try:
+            from django.db import connections
+
+            connections.close_all()
+        except Exception:
+            pass
+        try:
+            drop_database(args.pg, args.db_name)
+        except Exception as exc:
+            print(f"could not drop database {args.db_name}: {exc}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,302 @@
+"""Settings, all from the environment (12-factor). Bad values fail at start with a clear message.
+
+Zero configuration gives a single-machine mode: SQLite in ./var and a file-system Celery broker,
+so `make run` needs no server. Production sets DATABASE_URL and REDIS_URL.
+"""
+
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(environ.Env().str("VAR_DIR", default=str(BASE_DIR / "var")))
+
+env = environ.Env()
+
+
+def env_or_fail(reader, name, **kwargs):
+    """Read one variable; turn a parse error into a message that names the variable."""
+    try:
+        return reader(name, **kwargs)
+    except (ValueError, ImproperlyConfigured) as exc:
+        raise ImproperlyConfigured(f"Environment variable {name} is invalid: {exc}") from exc
+
+
+DEBUG = env_or_fail(env.bool, "DEBUG", default=False)
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (set DEBUG=1 for local development).")
+    SECRET_KEY = "insecure-development-key-only-used-when-DEBUG-is-on"
+
+ALLOWED_HOSTS = env_or_fail(env.list, "ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = env_or_fail(env.list, "CSRF_TRUSTED_ORIGINS", default=[])
+PORT = env_or_fail(env.int, "PORT", default=3000)
+
+INSTALLED_APPS = [
+    "scheduling.admin_apps.OpsAdminConfig",  # django.contrib.admin with the operations dashboard
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "scheduling",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "project.urls"
+WSGI_APPLICATION = "project.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+DATABASES = {
+    "default": env_or_fail(env.db_url, "DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    # Web, worker and pump write to one file: wait for the lock instead of failing, and let
+    # readers run beside the writer.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        timeout=30,
+        transaction_mode="IMMEDIATE",
+        init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    )
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env_or_fail(env.int, "CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = DEBUG
+
+# --- Security (what `manage.py check --deploy` asks for; HTTPS is terminated in front) -------
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_or_fail(env.bool, "SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_or_fail(env.int, "SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = not DEBUG
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+
+# --- REST framework and OpenAPI -------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "DEFAULT_PARSER_CLASSES": ["scheduling.api.parsers.LimitedJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "scheduling.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Scheduled messages API",
+    "DESCRIPTION": "Schedule WhatsApp/SMS-style messages; durable, sent once, on time.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# --- The product's own settings -------------------------------------------------------------
+API_MAX_BODY_BYTES = env_or_fail(env.int, "API_MAX_BODY_BYTES", default=64 * 1024)
+API_PAGE_SIZE = env_or_fail(env.int, "API_PAGE_SIZE", default=100)
+API_MAX_PAGE_SIZE = 500
+SCHEDULE_MAX_AHEAD = timedelta(days=env_or_fail(env.float, "SCHEDULE_MAX_AHEAD_DAYS", default=30))
+# A client's "now" arrives a little late; accept times this far in the past and send at once.
+SCHEDULE_PAST_TOLERANCE = timedelta(seconds=env_or_fail(env.float, "SCHEDULE_PAST_TOLERANCE_SECONDS", default=10))
+
+# Dispatch (DESIGN.md section 3). Only work due within the horizon ever reaches the broker.
+DISPATCH_HORIZON = timedelta(minutes=env_or_fail(env.float, "DISPATCH_HORIZON", default=5))
+# A hand-over whose due time is this far past while the message is still pending is taken as
+# lost (broker flushed, worker killed holding it) and handed over again.
+DISPATCH_STALE_AFTER = timedelta(seconds=env_or_fail(env.float, "DISPATCH_STALE_AFTER_SECONDS", default=60))
+# A worker holds a claimed message this long at most; past it the pump recovers the message.
+DISPATCH_LEASE = timedelta(seconds=env_or_fail(env.float, "DISPATCH_LEASE_SECONDS", default=120))
+DISPATCH_MAX_ATTEMPTS = env_or_fail(env.int, "DISPATCH_MAX_ATTEMPTS", default=6)
+DISPATCH_RETRY_BASE = env_or_fail(env.float, "DISPATCH_RETRY_BASE_SECONDS", default=2.0)
+DISPATCH_RETRY_MAX = env_or_fail(env.float, "DISPATCH_RETRY_MAX_SECONDS", default=300.0)
+DISPATCH_PUMP_INTERVAL = env_or_fail(env.float, "DISPATCH_PUMP_INTERVAL_SECONDS", default=0.5)
+DISPATCH_PUMP_BATCH = env_or_fail(env.int, "DISPATCH_PUMP_BATCH", default=1000)
+SEND_TIME_LIMIT = env_or_fail(env.int, "SEND_TIME_LIMIT_SECONDS", default=60)
+if DISPATCH_LEASE.total_seconds() <= SEND_TIME_LIMIT:
+    raise ImproperlyConfigured("DISPATCH_LEASE_SECONDS must exceed SEND_TIME_LIMIT_SECONDS.")
+
+# Webhooks (DESIGN.md section 6): attempt n+1 waits WEBHOOK_RETRY_SCHEDULE[n] seconds (±10 % jitter)
+# after attempt n fails; after the last entry the delivery is exhausted. About a day in all.
+WEBHOOK_RETRY_SCHEDULE = [
+    float(seconds) for seconds in env_or_fail(
+        env.list, "WEBHOOK_RETRY_SCHEDULE", default=["5", "300", "1800", "7200", "18000", "36000", "36000"]
+    )
+]
+WEBHOOK_TIMEOUT = env_or_fail(env.float, "WEBHOOK_TIMEOUT_SECONDS", default=15.0)
+# Webhook URLs resolving to private, loopback or link-local addresses are refused unless this is on.
+WEBHOOK_ALLOW_PRIVATE = env_or_fail(env.bool, "WEBHOOK_ALLOW_PRIVATE", default=False)
+if WEBHOOK_TIMEOUT >= SEND_TIME_LIMIT:
+    raise ImproperlyConfigured("WEBHOOK_TIMEOUT_SECONDS must be below SEND_TIME_LIMIT_SECONDS.")
+
+# Operations: /readyz wants a pump heartbeat this fresh; /metrics is open to a bearer token or these networks.
+PUMP_HEARTBEAT_MAX_AGE = env_or_fail(env.float, "PUMP_HEARTBEAT_MAX_AGE_SECONDS", default=30.0)
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env_or_fail(env.list, "METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"])
+
+# --- Transports (like DATABASES: a named BACKEND + OPTIONS; each session picks one by name) --
+TRANSPORT_URL = env.str("TRANSPORT_URL", default="console:")
+TRANSPORT_TIMEOUT = env_or_fail(env.float, "TRANSPORT_TIMEOUT_SECONDS", default=15.0)
+
+
+def transport_from_url(url, variable="TRANSPORT_URL"):
+    if url == "console:":
+        return {"BACKEND": "scheduling.transports.console.ConsoleTransport", "OPTIONS": {}}
+    if url.startswith(("http://", "https://")):
+        return {"BACKEND": "scheduling.transports.http.HttpTransport", "OPTIONS": {"URL": url, "TIMEOUT": TRANSPORT_TIMEOUT}}
+    raise ImproperlyConfigured(f"{variable} must be 'console:' or an http(s) URL, not {url!r}.")
+
+
+TRANSPORTS = {
+    "default": transport_from_url(TRANSPORT_URL),
+    "console": transport_from_url("console:"),
+}
+# Omnimessage channels: SMS_TRANSPORT_URL, VIBER_TRANSPORT_URL, WHATSAPP_TRANSPORT_URL add a transport
+# named after the channel; a channel without one uses "default". Sessions may override per channel.
+OMNIMESSAGE_CHANNELS = ["sms", "viber", "whatsapp"]
+for _channel in OMNIMESSAGE_CHANNELS:
+    _variable = f"{_channel.upper()}_TRANSPORT_URL"
+    if env.str(_variable, default=""):
+        TRANSPORTS[_channel] = transport_from_url(env.str(_variable), _variable)
+CHANNEL_TRANSPORTS = {channel: channel if channel in TRANSPORTS else "default" for channel in OMNIMESSAGE_CHANNELS}
+OMNIMESSAGE_DEFAULT_SENDER = env.str("OMNIMESSAGE_DEFAULT_SENDER", default="Scheduler")
+if env.str("WHATSAPP_CLOUD_TOKEN", default=""):
+    TRANSPORTS["whatsapp_cloud"] = {
+        "BACKEND": "scheduling.transports.whatsapp_cloud.WhatsAppCloudTransport",
+        "OPTIONS": {
+            "TOKEN": env.str("WHATSAPP_CLOUD_TOKEN"),
+            "PHONE_NUMBER_ID": env.str("WHATSAPP_CLOUD_PHONE_NUMBER_ID"),
+            "BASE_URL": env.str("WHATSAPP_CLOUD_BASE_URL", default="https://graph.facebook.com/v21.0"),
+        },
+    }
+if env.str("TWILIO_ACCOUNT_SID", default=""):
+    TRANSPORTS["twilio"] = {
+        "BACKEND": "scheduling.transports.twilio.TwilioTransport",
+        "OPTIONS": {
+            "ACCOUNT_SID": env.str("TWILIO_ACCOUNT_SID"),
+            "AUTH_TOKEN": env.str("TWILIO_AUTH_TOKEN"),
+            "FROM": env.str("TWILIO_FROM"),
+            "BASE_URL": env.str("TWILIO_BASE_URL", default="https://api.twilio.com"),
+        },
+    }
+
+# --- Celery (DESIGN.md section 3.7) ---------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # Far above the horizon: a reserved ETA task must never be redelivered to a second worker
+        # while the first still holds it (the plain-ETA design's double send).
+        "visibility_timeout": env_or_fail(env.int, "BROKER_VISIBILITY_TIMEOUT", default=6 * 3600),
+    }
+else:
+    # No server needed: a broker in files, shared by the processes of one machine.
+    CELERY_BROKER_URL = "filesystem://localhost//"
+    _broker_dir = VAR_DIR / "broker"
+    for _folder in ("queue", "control", "processed"):
+        (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "control_folder": str(_broker_dir / "control"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+        "polling_interval": 0.1,  # ETA precision of the file broker follows its polling interval
+    }
+if DISPATCH_HORIZON.total_seconds() * 2 > CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", float("inf")):
+    raise ImproperlyConfigured("BROKER_VISIBILITY_TIMEOUT must be far above DISPATCH_HORIZON.")
+
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = SEND_TIME_LIMIT
+CELERY_TASK_SOFT_TIME_LIMIT = SEND_TIME_LIMIT - min(5, SEND_TIME_LIMIT // 4)
+CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = 10.0
+CELERY_WORKER_ENABLE_SOFT_SHUTDOWN_ON_IDLE = True
+# Guard: however much is handed over, one worker never holds more ETA tasks than this.
+CELERY_WORKER_ETA_TASK_LIMIT = env_or_fail(env.int, "WORKER_ETA_TASK_LIMIT", default=5000)
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Celery's Django fixup closes the database connection around every task unless this is set: a new
+# PostgreSQL backend per message. Reuse it (Django's CONN_MAX_AGE and health checks still apply).
+CELERY_DB_REUSE_MAX = env_or_fail(env.int, "CELERY_DB_REUSE_MAX", default=1000)
+# Task events for Flower or a Prometheus Celery exporter watching the fleet.
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_TASK_SEND_SENT_EVENT = True
+
+# --- Logging --------------------------------------------------------------------------------
+# JSON lines outside DEBUG (LOG_FORMAT=plain|json overrides); dispatch and webhook lines carry
+# message_id, session_id and the Celery task_id.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"task_id": {"()": "scheduling.logcontext.TaskIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(task_id)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["task_id"]}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # Django's own default handler would print every 4xx a second time.
+    "loggers": {"django": {"handlers": ["console"], "level": "INFO", "propagate": False}},
+}

@@ -1,0 +1,282 @@
+"""The operators' console. Actions go through the same services as the API; no status is editable by hand."""
+
+from functools import partial
+
+from django import forms
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.contrib import admin, messages
+from django.db import models
+from django.utils.html import format_html
+
+from . import services
+from .models import ApiCredential, ApiKey, ChannelAttempt, MessageEvent, ScheduledMessage, Session, WebhookAttempt, WebhookDelivery
+from .transports import transport_names
+from .validation import check_public_url, check_schedule_window, format_instant, parse_instant
+
+
+class RescheduleForm(forms.Form):
+    scheduled_at = forms.CharField(label="New time (ISO 8601; without an offset it is UTC)")
+
+    def clean_scheduled_at(self):
+        when = parse_instant(self.cleaned_data["scheduled_at"])
+        check_schedule_window(when, timezone.now())
+        return when
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """A record to read: history, attempts, keys. Nothing added or removed by hand."""
+
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class SessionForm(forms.ModelForm):
+    transport = forms.ChoiceField(choices=())
+
+    class Meta:
+        model = Session
+        fields = ["name", "webhook_url", "transport", "active"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["transport"].choices = [(name, name) for name in transport_names()]
+
+    def clean_webhook_url(self):
+        url = self.cleaned_data["webhook_url"]
+        if url:
+            check_public_url(url)
+        return url
+
+
+class ApiKeyInline(ReadOnlyInline):
+    model = ApiKey
+    fields = readonly_fields = ["prefix", "label", "created_at", "last_used_at", "revoked_at"]
+    show_change_link = True
+
+
+@admin.register(Session)
+class SessionAdmin(admin.ModelAdmin):
+    form = SessionForm
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    list_display = ["name", "id", "transport", "active", "paused", "webhook_url", "webhooks_stopped", "created_at"]
+    list_filter = ["active", "transport"]
+    search_fields = ["name", "id"]
+    readonly_fields = ["id", "created_at", "paused_at", "webhook_disabled_at"]
+    inlines = [ApiKeyInline]
+    actions = ["issue_api_key", "rotate_api_key", "rotate_webhook_secret", "enable_webhooks", "pause", "resume"]
+
+    @admin.display(boolean=True, description="sending paused")
+    def paused(self, session):
+        return session.paused_at is not None
+
+    @admin.action(description="Rotate the API key: new key (shown once), old keys revoked")
+    def rotate_api_key(self, request, queryset):
+        for session in queryset:
+            raw = services.api_key_rotate(session=session, label=f"rotated by admin:{request.user}")
+            show_once(request, f"New key for {session.name}; its older keys no longer work.", api_key=raw)
+
+    @admin.action(description="Pause sending")
+    def pause(self, request, queryset):
+        for session in queryset:
+            services.session_pause(session=session)
+        messages.success(request, f"Sending paused for {queryset.count()} session(s); due messages wait.")
+
+    @admin.action(description="Resume sending")
+    def resume(self, request, queryset):
+        for session in queryset:
+            services.session_resume(session=session)
+        messages.success(request, f"Sending resumed for {queryset.count()} session(s).")
+
+    @admin.display(boolean=True, description="webhooks stopped (410)")
+    def webhooks_stopped(self, session):
+        return session.webhook_disabled_at is not None
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        created = services.session_create(name=obj.name, webhook_url=obj.webhook_url, transport=obj.transport)
+        obj.pk = created.session.pk
+        obj.active = created.session.active
+        if not form.cleaned_data["active"]:
+            Session.objects.filter(pk=obj.pk).update(active=False)
+        show_once(
+            request, f"Session {obj.pk} created.", api_key=created.api_key, webhook_secret=created.session.webhook_secret,
+            omnimessage_api_username=created.api_username, omnimessage_api_password=created.api_password,
+        )
+
+    @admin.action(description="Issue a new API key (shown once)")
+    def issue_api_key(self, request, queryset):
+        for session in queryset:
+            _, raw = services.api_key_create(session=session, label=f"admin:{request.user}")
+            show_once(request, f"New key for {session.name}.", api_key=raw)
+
+
+    @admin.action(description="Rotate the webhook secret (shown once)")
+    def rotate_webhook_secret(self, request, queryset):
+        for session in queryset:
+            secret = services.session_rotate_webhook_secret(session=session)
+            show_once(request, f"New webhook secret for {session.name}.", webhook_secret=secret)
+
+    @admin.action(description="Resume webhooks stopped by a 410 Gone")
+    def enable_webhooks(self, request, queryset):
+        for session in queryset:
+            services.session_enable_webhooks(session=session)
+        messages.success(request, f"Webhooks resumed for {queryset.count()} session(s).")
+
+
+def show_once(request, headline, **secrets):
+    lines = "".join(f"<br>{name.replace('_', ' ')}: <code>{{{name}}}</code>" for name in secrets)
+    messages.warning(request, format_html(headline + " Copy now: shown only this once." + lines, **secrets))
+
+
+class RevocableAdmin(admin.ModelAdmin):
+    """API keys and credentials: made by sessions' actions, never by hand; revoked through a service."""
+
+    list_filter = ["session"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def revoke_one(self, obj):
+        raise NotImplementedError
+
+    @admin.action(description="Revoke selected")
+    def revoke(self, request, queryset):
+        for obj in queryset:
+            self.revoke_one(obj)
+        messages.success(request, f"Revoked {queryset.count()} {self.opts.verbose_name_plural}.")
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(RevocableAdmin):
+    list_display = ["prefix", "session", "label", "created_at", "last_used_at", "revoked_at"]
+    search_fields = ["prefix", "label", "session__name"]
+    readonly_fields = ["session", "prefix", "created_at", "last_used_at", "revoked_at"]
+    fields = ["session", "prefix", "label", "created_at", "last_used_at", "revoked_at"]
+
+    def revoke_one(self, obj):
+        services.api_key_revoke(api_key=obj)
+
+
+@admin.register(ApiCredential)
+class ApiCredentialAdmin(RevocableAdmin):
+    list_display = ["username", "session", "created_at", "revoked_at"]
+    search_fields = ["username", "session__name"]
+    readonly_fields = fields = ["username", "session", "created_at", "revoked_at"]
+
+    def revoke_one(self, obj):
+        services.api_credential_revoke(credential=obj)
+
+
+class ChannelAttemptInline(ReadOnlyInline):
+    model = ChannelAttempt
+    fields = readonly_fields = [
+        "position", "channel", "sender", "ttl_seconds", "started_at", "status", "error", "status_at", "channel_message_id"
+    ]
+
+
+class MessageEventInline(ReadOnlyInline):
+    model = MessageEvent
+    fields = readonly_fields = ["created_at", "from_status", "to_status", "attempt", "actor", "detail"]
+
+
+@admin.register(ScheduledMessage)
+class ScheduledMessageAdmin(admin.ModelAdmin):
+    list_display = ["id", "session", "to", "type", "status", "scheduled", "sent", "lateness", "attempts"]
+    list_filter = ["status", "type", "session", ("scheduled_at", admin.DateFieldListFilter)]
+    search_fields = ["id", "to", "provider_message_id"]
+    date_hierarchy = "scheduled_at"
+    list_select_related = ["session"]
+    readonly_fields = [field.name for field in ScheduledMessage._meta.fields]
+    inlines = [ChannelAttemptInline, MessageEventInline]
+    actions = ["cancel", "send_now", "retry", "reschedule"]
+
+    # Read-only: status moves only through the actions (the services); the history is never deleted.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(ordering="scheduled_at", description="scheduled (UTC)")
+    def scheduled(self, message):
+        return format_instant(message.scheduled_at)
+
+    @admin.display(ordering="sent_at", description="sent (UTC)")
+    def sent(self, message):
+        return format_instant(message.sent_at) or "-"
+
+    @admin.display(description="lateness")
+    def lateness(self, message):
+        if message.sent_at is None:
+            return "-"
+        return f"{(message.sent_at - message.scheduled_at).total_seconds():.3f} s"
+
+    @admin.action(description="Reschedule (pending only)")
+    def reschedule(self, request, queryset):
+        form = RescheduleForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            return TemplateResponse(request, "admin/scheduling/reschedule.html", {
+                **self.admin_site.each_context(request), "title": "Reschedule", "form": form, "selected": queryset,
+            })
+        self.apply(request, queryset, partial(services.message_update, scheduled_at=form.cleaned_data["scheduled_at"]),
+                   "rescheduled")
+        return None
+
+    @admin.action(description="Cancel (pending only)")
+    def cancel(self, request, queryset):
+        self.apply(request, queryset, services.message_cancel, "cancelled")
+
+    @admin.action(description="Send now (pending only)")
+    def send_now(self, request, queryset):
+        self.apply(request, queryset, services.message_send_now, "due now")
+
+    @admin.action(description="Retry (failed only)")
+    def retry(self, request, queryset):
+        self.apply(request, queryset, services.message_retry, "queued for retry")
+
+    def apply(self, request, queryset, service, outcome):
+        done, refused = 0, []
+        for message in queryset:
+            try:
+                service(message=message, actor=f"admin:{request.user}")
+                done += 1
+            except services.NotAllowed as exc:
+                refused.append(f"{message.id}: {exc}")
+        if done:
+            messages.success(request, f"{done} message(s) {outcome}.")
+        for reason in refused:
+            messages.error(request, reason)
+
+
+class WebhookAttemptInline(ReadOnlyInline):
+    model = WebhookAttempt
+    fields = readonly_fields = ["number", "started_at", "duration_ms", "status_code", "error", "response_excerpt"]
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = ["id", "event", "session", "message", "status", "attempts", "last_status_code", "created_at", "due_at"]
+    list_filter = ["status", "event", "session"]
+    search_fields = ["id", "message__id", "url"]
+    list_select_related = ["session", "message"]
+    readonly_fields = [field.name for field in WebhookDelivery._meta.fields]
+    inlines = [WebhookAttemptInline]
+    actions = ["redeliver"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Redeliver (same webhook-id, fresh retries)")
+    def redeliver(self, request, queryset):
+        for delivery in queryset:
+            services.webhook_redeliver(delivery=delivery)
+        messages.success(request, f"{queryset.count()} delivery(ies) queued again.")

@@ -1,0 +1,43 @@
+"""Errors in Messente's shape: {"errors": [{"title", "detail", "code", "source"}]}, codes as strings."""
+
+from rest_framework import exceptions
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+NOT_FOUND = ("Not found", "101")
+FORBIDDEN = ("Forbidden", "102")
+UNAUTHORIZED = ("Unauthorized", "103")
+INTERNAL = ("Internal Server Error", "104")
+INVALID = ("Invalid data", "105")
+MISSING = ("Missing data", "106")
+METHOD_NOT_ALLOWED = ("Method not allowed", "107")
+
+BY_STATUS = {401: UNAUTHORIZED, 403: FORBIDDEN, 404: NOT_FOUND, 405: METHOD_NOT_ALLOWED}
+
+
+def exception_handler(exc, context):
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        errors = validation_errors(exc)
+    else:
+        title, code = BY_STATUS.get(response.status_code, INVALID if response.status_code < 500 else INTERNAL)
+        errors = [item(title, code, str(getattr(exc, "detail", exc)), None)]
+    headers = {name: response[name] for name in ("WWW-Authenticate", "Allow") if response.has_header(name)}
+    return Response({"errors": errors}, status=response.status_code, headers=headers)
+
+
+def validation_errors(exc: exceptions.ValidationError) -> list[dict]:
+    details = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+    found = []
+    for field, messages in details.items():
+        for message in messages if isinstance(messages, list) else [messages]:
+            title, code = MISSING if getattr(message, "code", "") in ("required", "null") else INVALID
+            source = "payload" if field == "non_field_errors" else f"payload[{field}]"
+            found.append(item(title, code, f"{field}: {message}" if source != "payload" else str(message), source))
+    return found
+
+
+def item(title, code, detail, source):
+    return {"title": title, "detail": detail, "code": code, "source": source}

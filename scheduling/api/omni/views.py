@@ -1,0 +1,91 @@
+"""The Messente-compatible Omnimessage API: thin views over the same services as the session API."""
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import exceptions, serializers, status
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ... import services
+from ...models import ScheduledMessage
+from .auth import OmnimessageAuthentication
+from .errors import exception_handler
+from .serializers import OmnimessageSerializer
+
+ERROR = inline_serializer("OmnimessageError", {"errors": serializers.ListField(child=serializers.DictField())})
+CREATED = inline_serializer("OmnimessageCreated", {
+    "messages": serializers.ListField(child=serializers.DictField()), "to": serializers.CharField(),
+    "omnimessage_id": serializers.CharField(),
+})
+REPORT = inline_serializer("OmnimessageStatus", {
+    "statuses": serializers.ListField(child=serializers.DictField()), "to": serializers.CharField(),
+    "omnimessage_id": serializers.CharField(),
+})
+
+
+class HasCredential(BasePermission):
+    def has_permission(self, request, view):
+        if request.auth is None:
+            raise exceptions.NotAuthenticated("Missing basic auth credentials")
+        return True
+
+
+class OmnimessageBase(APIView):
+    authentication_classes = [OmnimessageAuthentication]
+    permission_classes = [HasCredential]
+
+    def get_exception_handler(self):
+        return exception_handler
+
+    def omnimessage(self, request, omnimessage_id) -> ScheduledMessage:
+        message = (
+            ScheduledMessage.objects.select_related("session")
+            .filter(pk=omnimessage_id, session=request.auth.session, channels__isnull=False)
+            .distinct().first()
+        )
+        if message is None:
+            raise exceptions.NotFound(f"Omnimessage {omnimessage_id} not found")
+        return message
+
+
+class OmnimessageCreateView(OmnimessageBase):
+    @extend_schema(operation_id="omnimessage_send", request=OmnimessageSerializer,
+                   responses={201: CREATED, 400: ERROR, 401: ERROR})
+    def post(self, request):
+        form = OmnimessageSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        message = services.omnimessage_schedule(
+            session=request.auth.session, to=data["to"], channels=data["messages"],
+            scheduled_at=data.get("time_to_send") or timezone.now(), dlr_url=data.get("dlr_url", ""),
+            priority=data.get("priority", ""), text_store=data.get("text_store", ""),
+        )
+        channels = [
+            {"channel": c.channel, "message_id": str(c.channel_message_id), "sender": c.sender} for c in message.channels.all()
+        ]
+        return Response({"messages": channels, "to": f"+{message.to}", "omnimessage_id": message.id}, status=201)
+
+
+class OmnimessageCancelView(OmnimessageBase):
+    @extend_schema(operation_id="omnimessage_cancel", responses={202: None, 401: ERROR, 404: ERROR})
+    def delete(self, request, omnimessage_id):
+        message = self.omnimessage(request, omnimessage_id)
+        try:
+            services.omnimessage_cancel(message=message)
+        except services.NotAllowed:
+            # Messente answers 404 for a message that is no longer scheduled.
+            raise exceptions.NotFound(f"Omnimessage {omnimessage_id} is no longer scheduled ({message.status})") from None
+        return Response(status=status.HTTP_202_ACCEPTED)
+
+
+class OmnimessageStatusView(OmnimessageBase):
+    @extend_schema(operation_id="omnimessage_status", responses={200: REPORT, 401: ERROR, 404: ERROR})
+    def get(self, request, omnimessage_id):
+        message = self.omnimessage(request, omnimessage_id)
+        reached = message.channels.filter(position__lte=message.current_channel)
+        statuses = [
+            {key: value for key, value in services.delivery_report(message, attempt).items() if key not in ("to", "omnimessage_id")}
+            for attempt in reached
+        ]
+        return Response({"statuses": statuses, "to": f"+{message.to}", "omnimessage_id": message.id})

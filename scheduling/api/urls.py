@@ -1,0 +1,16 @@
+from django.urls import path
+
+from . import views
+from .omni import views as omni
+
+urlpatterns = [
+    path("sessions/<str:session_id>/scheduled", views.ScheduledListView.as_view(), name="scheduled-list"),
+    path(
+        "sessions/<str:session_id>/scheduled/<str:scheduled_id>",
+        views.ScheduledDetailView.as_view(), name="scheduled-detail",
+    ),
+    # Messente's Omnichannel API (its clients' host ends in /v1).
+    path("v1/omnimessage", omni.OmnimessageCreateView.as_view(), name="omnimessage"),
+    path("v1/omnimessage/<str:omnimessage_id>", omni.OmnimessageCancelView.as_view(), name="omnimessage-cancel"),
+    path("v1/omnimessage/<str:omnimessage_id>/status", omni.OmnimessageStatusView.as_view(), name="omnimessage-status"),
+]

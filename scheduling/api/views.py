@@ -1,0 +1,147 @@
+"""The session API of the seed: thin views that parse, call one service or selector, and render."""
+
+import uuid
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, status
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .. import selectors, services
+from ..models import MessageStatus
+from .auth import HasSessionKey, SessionKeyAuthentication
+from .errors import Conflict
+from .serializers import (
+    CancelledEnvelope,
+    ErrorEnvelope,
+    ScheduledEnvelope,
+    ScheduledListEnvelope,
+    ScheduledMessageSerializer,
+    ScheduleRequestSerializer,
+)
+
+ERRORS = {code: ErrorEnvelope for code in (400, 401, 403, 404)}
+CANCELLED = "Scheduled message cancelled successfully"
+
+
+class ScheduledPagination(CursorPagination):
+    """Keyset pages in `scheduledAt` order; the `next` link sits beside `scheduled`."""
+
+    ordering = ("scheduled_at", "id")
+    page_size_query_param = "limit"
+
+    def get_page_size(self, request):
+        self.page_size = settings.API_PAGE_SIZE
+        self.max_page_size = settings.API_MAX_PAGE_SIZE
+        return super().get_page_size(request)
+
+    def decode_cursor(self, request):
+        try:
+            return super().decode_cursor(request)
+        except exceptions.NotFound:
+            raise exceptions.ValidationError({"cursor": ["Invalid cursor."]}) from None
+
+    def get_paginated_response(self, data):
+        return Response({"success": True, "scheduled": data, "next": self.get_next_link()})
+
+
+class SessionView(APIView):
+    authentication_classes = [SessionKeyAuthentication]
+    permission_classes = [HasSessionKey]
+
+    def session_of(self, request, session_id):
+        # Another session's key learns nothing: the same 404 as for a session that does not exist.
+        if _as_uuid(session_id) != request.auth.session_id:
+            raise exceptions.NotFound("Session not found")
+        return request.auth.session
+
+    def message_of(self, request, session_id, scheduled_id):
+        message = selectors.message_get(session=self.session_of(request, session_id), message_id=scheduled_id)
+        if message is None:
+            raise exceptions.NotFound("Scheduled message not found")
+        return message
+
+
+def _as_uuid(value):
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def envelope(message, code=status.HTTP_200_OK):
+    return Response({"success": True, "scheduled": ScheduledMessageSerializer(message).data}, status=code)
+
+
+class ScheduledListView(SessionView):
+    @extend_schema(
+        operation_id="schedule_message", request=ScheduleRequestSerializer,
+        responses={201: ScheduledEnvelope, 413: ErrorEnvelope, **ERRORS},
+    )
+    def post(self, request, session_id):
+        session = self.session_of(request, session_id)
+        form = ScheduleRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        message = services.message_schedule(session=session, **form.validated_data)
+        return envelope(message, status.HTTP_201_CREATED)
+
+    @extend_schema(
+        operation_id="list_scheduled_messages",
+        parameters=[
+            OpenApiParameter("status", enum=MessageStatus.values, description="Only messages with this status."),
+            OpenApiParameter("limit", int, description=f"Page size (default {settings.API_PAGE_SIZE}, max {settings.API_MAX_PAGE_SIZE})."),
+            OpenApiParameter("cursor", str, description="From a previous page's `next`."),
+        ],
+        responses={200: ScheduledListEnvelope, **ERRORS},
+    )
+    def get(self, request, session_id):
+        session = self.session_of(request, session_id)
+        wanted = request.query_params.get("status") or None
+        if wanted is not None and wanted not in MessageStatus.values:
+            raise exceptions.ValidationError(
+                {"status": [f"\"{wanted}\" is not a status; use one of {', '.join(MessageStatus.values)}."]}
+            )
+        paginator = ScheduledPagination()
+        page = paginator.paginate_queryset(selectors.message_list(session=session, status=wanted), request, view=self)
+        return paginator.get_paginated_response(ScheduledMessageSerializer(page, many=True).data)
+
+
+class ScheduledDetailView(SessionView):
+    @extend_schema(operation_id="get_scheduled_message", responses={200: ScheduledEnvelope, **ERRORS})
+    def get(self, request, session_id, scheduled_id):
+        return envelope(self.message_of(request, session_id, scheduled_id))
+
+    @extend_schema(
+        operation_id="update_scheduled_message", request=ScheduleRequestSerializer(partial=True),
+        description="Reschedule or edit a pending message. Fields left out keep their value.",
+        responses={200: ScheduledEnvelope, 409: ErrorEnvelope, **ERRORS},
+    )
+    def patch(self, request, session_id, scheduled_id):
+        message = self.message_of(request, session_id, scheduled_id)
+        if not isinstance(request.data, dict):
+            raise exceptions.ValidationError("Expected a JSON object.")
+        form = ScheduleRequestSerializer(data={**current_values(message), **request.data})
+        form.is_valid(raise_exception=True)
+        changes = {k: v for k, v in form.validated_data.items() if getattr(message, k) != v}
+        try:
+            services.message_update(message=message, **changes)
+        except services.NotAllowed as exc:
+            raise Conflict(str(exc)) from None
+        return envelope(message)
+
+    @extend_schema(operation_id="cancel_scheduled_message", responses={200: CancelledEnvelope, 409: ErrorEnvelope, **ERRORS})
+    def delete(self, request, session_id, scheduled_id):
+        message = self.message_of(request, session_id, scheduled_id)
+        try:
+            services.message_cancel(message=message)
+        except services.NotAllowed as exc:
+            raise Conflict(str(exc)) from None
+        return Response({"success": True, "message": CANCELLED})
+
+
+def current_values(message) -> dict:
+    values = {"to": message.to, "type": message.type, "text": message.text, "media": message.media,
+              "caption": message.caption, "scheduledAt": message.scheduled_at.isoformat()}
+    return {key: value for key, value in values.items() if value}

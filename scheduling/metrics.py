@@ -1,0 +1,69 @@
+"""Fleet-wide counters for /metrics, kept in Redis so that every worker process adds to the same ones.
+
+Workers are many processes on many hosts; a per-process prometheus_client registry would show each
+scrape one process's share. Counters here are cheap Redis increments (one pipeline per event) and, like
+any Prometheus counter, may reset (a flushed broker): rate() copes. Without Redis (the zero-configuration
+file broker) events are not counted; the database-derived figures still are.
+"""
+
+import logging
+from functools import cache
+
+import redis
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+LATENESS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+SENDS = "metrics:sends"  # field "transport|outcome" -> count
+LATENESS = "metrics:lateness"  # field "le" -> count of observations in that bucket (not cumulative)
+LATENESS_SUM = "metrics:lateness_sum"
+WEBHOOKS = "metrics:webhook_attempts"  # field outcome -> count
+
+
+@cache
+def _client():
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1) if settings.REDIS_URL else None
+
+
+def _record(*increments):
+    client = _client()
+    if client is None:
+        return
+    try:
+        pipe = client.pipeline(transaction=False)
+        for key, field, amount in increments:
+            if isinstance(amount, float):
+                pipe.hincrbyfloat(key, field, amount)
+            else:
+                pipe.hincrby(key, field, amount)
+        pipe.execute()
+    except redis.RedisError:
+        logger.warning("metrics not recorded: Redis unavailable")  # never fail a send over a metric
+
+
+def count_send(*, transport: str, outcome: str, lateness: float | None = None) -> None:
+    """outcome: sent, retry or failed. Lateness (seconds after scheduledAt) is observed for sends."""
+    increments = [(SENDS, f"{transport}|{outcome}", 1)]
+    if lateness is not None:
+        bucket = next((str(b) for b in LATENESS_BUCKETS if lateness <= b), "+Inf")
+        increments += [(LATENESS, bucket, 1), (LATENESS_SUM, "sum", float(max(lateness, 0.0)))]
+    _record(*increments)
+
+
+def count_webhook_attempt(*, outcome: str) -> None:
+    _record((WEBHOOKS, outcome, 1))
+
+
+def read_all() -> dict:
+    client = _client()
+    if client is None:
+        return {}
+    pipe = client.pipeline(transaction=False)
+    for key in (SENDS, LATENESS, LATENESS_SUM, WEBHOOKS):
+        pipe.hgetall(key)
+    pipe.llen("celery")
+    sends, lateness, lateness_sum, webhooks, queue = pipe.execute()
+    decode = lambda table: {k.decode(): float(v) for k, v in table.items()}  # noqa: E731
+    return {"sends": decode(sends), "lateness": decode(lateness), "lateness_sum": decode(lateness_sum).get("sum", 0.0),
+            "webhooks": decode(webhooks), "queue_depth": queue}

@@ -1,0 +1,253 @@
+"""Fields, choices and constraints only. Every write and status change lives in services.py."""
+
+import secrets
+import uuid
+from datetime import timedelta
+
+from django.db import models
+
+
+def new_message_id():
+    return f"sched_{secrets.token_urlsafe(15)}"
+
+
+def new_webhook_id():
+    return f"msg_{secrets.token_urlsafe(18)}"
+
+
+class Session(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100)
+    webhook_url = models.URLField(max_length=2000, blank=True)
+    # Kept in clear because signing needs it; never logged, shown once in the admin.
+    webhook_secret = models.CharField(max_length=100, editable=False)
+    transport = models.CharField(max_length=50, default="default")
+    channel_transports = models.JSONField(
+        default=dict, blank=True,
+        help_text='Omnimessage channels: {"sms": "<transport>", …}; a channel left out uses CHANNEL_TRANSPORTS.',
+    )
+    active = models.BooleanField(default=True, help_text="Inactive sessions' keys are refused.")
+    paused_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="While set, nothing of this session is sent; due messages wait."
+    )
+    webhook_disabled_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="Set when the endpoint answered 410 Gone; no webhooks until re-enabled."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class ApiKey(models.Model):
+    """A session key `wask_…`: only its prefix (to find it) and SHA-256 (to check it) are kept."""
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="api_keys")
+    prefix = models.CharField(max_length=16, db_index=True, editable=False)
+    hashed_key = models.CharField(max_length=64, editable=False)
+    label = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "API key"
+
+    def __str__(self):
+        return f"{self.prefix}…"
+
+
+class ApiCredential(models.Model):
+    """HTTP basic-auth credentials of the Messente-compatible API; the password is kept as SHA-256 only."""
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="api_credentials")
+    username = models.CharField(max_length=64, unique=True, editable=False)
+    hashed_password = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "Messente API credential"
+
+    def __str__(self):
+        return self.username
+
+
+class MessageType(models.TextChoices):
+    TEXT = "text"
+    IMAGE = "image"
+    VIDEO = "video"
+    DOCUMENT = "document"
+
+
+class MessageStatus(models.TextChoices):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+class ScheduledMessage(models.Model):
+    id = models.CharField(primary_key=True, max_length=40, default=new_message_id, editable=False)
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="messages")
+    to = models.CharField(max_length=64, help_text="E.164 digits without '+', or a WhatsApp group id (…@g.us).")
+    type = models.CharField(max_length=10, choices=MessageType.choices, default=MessageType.TEXT)
+    text = models.TextField(blank=True)
+    media = models.URLField(max_length=2000, blank=True)
+    caption = models.TextField(blank=True)
+    scheduled_at = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=MessageStatus.choices, default=MessageStatus.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    provider_message_id = models.CharField(max_length=200, blank=True)
+    last_error = models.TextField(blank=True)
+    # Bumped by every transition and edit: a queued task for an older version is a no-op.
+    version = models.PositiveIntegerField(default=1)
+    # Dispatch bookkeeping (DESIGN.md section 3).
+    due_at = models.DateTimeField(help_text="When the next send attempt is due (scheduledAt, or a retry).")
+    handed_over_at = models.DateTimeField(null=True, blank=True)
+    task_id = models.CharField(max_length=100, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    # Omnimessages (the Messente-compatible API): channels are tried in order, see ChannelAttempt.
+    dlr_url = models.URLField(max_length=2000, blank=True, help_text="Where channel delivery reports go.")
+    current_channel = models.PositiveSmallIntegerField(default=0)
+    priority = models.CharField(max_length=10, blank=True)
+    text_store = models.CharField(max_length=10, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["session", "scheduled_at", "id"], name="msg_session_schedule"),
+            # The pump's scans touch only live rows: a small index however long history grows.
+            models.Index(
+                fields=["due_at"], name="msg_pending_due", condition=models.Q(status="pending")
+            ),
+            models.Index(
+                fields=["lease_until"], name="msg_sending_lease", condition=models.Q(status="sending")
+            ),
+        ]
+
+    def __str__(self):
+        return self.id
+
+
+class MessageEvent(models.Model):
+    """Append-only history: one row per transition, with who did it and why."""
+
+    message = models.ForeignKey(ScheduledMessage, on_delete=models.CASCADE, related_name="events")
+    created_at = models.DateTimeField(auto_now_add=True)
+    from_status = models.CharField(max_length=10, choices=MessageStatus.choices, blank=True)
+    to_status = models.CharField(max_length=10, choices=MessageStatus.choices)
+    attempt = models.PositiveIntegerField(default=0)
+    actor = models.CharField(max_length=200, blank=True, help_text="Who made the change: api, admin:USER, worker:HOST or pump.")
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return f"{self.from_status or '∅'} → {self.to_status}"
+
+
+class ChannelStatus(models.TextChoices):
+    """Messente's status words, as its delivery reports and status endpoint use them."""
+
+    ACK = "ACK", "ACK (accepted by the provider)"
+    FAILED = "FAILED"
+    EXPIRED = "EXPIRED", "EXPIRED (no success within ttl/validity)"
+    DELETED = "DELETED", "DELETED (cancelled)"
+
+
+class ChannelAttempt(models.Model):
+    """One channel of an omnimessage, in the order the client listed them."""
+
+    message = models.ForeignKey(ScheduledMessage, on_delete=models.CASCADE, related_name="channels")
+    position = models.PositiveSmallIntegerField()
+    channel = models.CharField(max_length=10)
+    channel_message_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    sender = models.CharField(max_length=64)
+    content = models.JSONField(help_text="What this channel sends: type, text, media, caption.")
+    ttl_seconds = models.PositiveIntegerField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=ChannelStatus.choices, blank=True)
+    error = models.TextField(blank=True)
+    err = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Messente's machine error code.")
+    status_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [models.UniqueConstraint(fields=["message", "position"], name="one_attempt_per_position")]
+
+    def __str__(self):
+        return f"{self.position + 1}. {self.channel}"
+
+    @property
+    def deadline(self):
+        if self.started_at is None or self.ttl_seconds is None:
+            return None
+        return self.started_at + timedelta(seconds=self.ttl_seconds)
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    EXHAUSTED = "exhausted", "exhausted (all retries failed)"
+    GONE = "gone", "gone (endpoint answered 410)"
+
+
+class WebhookDelivery(models.Model):
+    """The outbox: one event for one endpoint, written in the transaction of the change it reports."""
+
+    id = models.CharField(primary_key=True, max_length=40, default=new_webhook_id, editable=False,
+                          help_text="The `webhook-id` header: the same on every attempt.")
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="webhook_deliveries")
+    message = models.ForeignKey(ScheduledMessage, null=True, blank=True, on_delete=models.CASCADE, related_name="webhooks")
+    event = models.CharField(max_length=40)
+    url = models.URLField(max_length=2000)
+    payload = models.JSONField()
+    status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    version = models.PositiveIntegerField(default=1)
+    due_at = models.DateTimeField(help_text="When the next attempt is due.")
+    handed_over_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "webhook deliveries"
+        indexes = [
+            models.Index(fields=["due_at"], name="webhook_pending_due", condition=models.Q(status="pending")),
+        ]
+
+    def __str__(self):
+        return f"{self.event} {self.id}"
+
+
+class WebhookAttempt(models.Model):
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField()
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    response_excerpt = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["number"]
+
+
+class PumpHeartbeat(models.Model):
+    """Each dispatch pump's last pass, for /readyz and the pump-lag metric."""
+
+    name = models.CharField(primary_key=True, max_length=200, help_text="host:pid")
+    beat_at = models.DateTimeField()
+
+    def __str__(self):
+        return self.name

@@ -1,0 +1,72 @@
+"""Reads."""
+
+from datetime import datetime, timedelta
+
+from django.db import connection
+from django.utils import timezone
+
+from django.db.models import Count, Max, Min, Q
+
+from .models import MessageStatus, PumpHeartbeat, ScheduledMessage, Session
+
+
+def db_now() -> datetime:
+    """One clock for every host: the database's, so a skewed worker or pump cannot send early."""
+    if connection.vendor != "postgresql":
+        return timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT clock_timestamp()")
+        return cursor.fetchone()[0]
+
+
+def message_list(*, session: Session, status: str | None = None):
+    messages = ScheduledMessage.objects.filter(session=session)
+    if status:
+        messages = messages.filter(status=status)
+    return messages.order_by("scheduled_at", "id")
+
+
+def message_get(*, session: Session, message_id: str) -> ScheduledMessage | None:
+    return ScheduledMessage.objects.select_related("session").filter(session=session, pk=message_id).first()
+
+
+def pump_heartbeat_age() -> float | None:
+    latest = PumpHeartbeat.objects.aggregate(latest=Max("beat_at"))["latest"]
+    return None if latest is None else (timezone.now() - latest).total_seconds()
+
+
+def message_counts_by_status() -> dict:
+    counts = dict(ScheduledMessage.objects.values_list("status").annotate(n=Count("id")).order_by())
+    return {status: counts.get(status, 0) for status in MessageStatus.values}
+
+
+def oldest_due_pending(now: datetime) -> datetime | None:
+    return ScheduledMessage.objects.filter(status=MessageStatus.PENDING, due_at__lte=now).aggregate(m=Min("due_at"))["m"]
+
+
+def pending_due_between(start: datetime, end: datetime) -> int:
+    return ScheduledMessage.objects.filter(status=MessageStatus.PENDING, due_at__gte=start, due_at__lt=end).count()
+
+
+DASHBOARD_COLUMNS = ["pending", "sending", "sent", "cancelled", "failed", "due_next_hour", "late", "failed_last_day"]
+
+
+def dashboard_rows(now: datetime) -> list[dict]:
+    """Per session: counts by status, due within the hour, late (pending a minute past due), failed today."""
+    pending = Q(messages__status=MessageStatus.PENDING)
+    counts = {status: Count("messages", filter=Q(messages__status=status)) for status in MessageStatus.values}
+    rows = Session.objects.annotate(
+        **counts,
+        due_next_hour=Count("messages", filter=pending & Q(messages__due_at__gte=now, messages__due_at__lt=now + timedelta(hours=1))),
+        late=Count("messages", filter=pending & Q(messages__due_at__lt=now - timedelta(minutes=1))),
+        failed_last_day=Count("messages", filter=Q(messages__status=MessageStatus.FAILED, messages__updated_at__gte=now - timedelta(days=1))),
+    ).order_by("name")
+    return [
+        {"session_id": s.pk, "session_name": s.name, "paused": s.paused_at is not None,
+         **{column: getattr(s, column) for column in DASHBOARD_COLUMNS}}
+        for s in rows
+    ]
+
+
+def dashboard_totals(rows: list[dict]) -> dict:
+    return {column: sum(row[column] for row in rows) for column in DASHBOARD_COLUMNS}

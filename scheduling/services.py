@@ -1,0 +1,699 @@
+"""Every write, and every status transition, of scheduled messages and their sessions.
+
+Status changes go through `_transition` only: one guarded UPDATE (matching status and version)
+whose row count says whether this caller won, plus one history row in the same transaction.
+"""
+
+import base64
+import hashlib
+import hmac
+import logging
+import random
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import CharField, F, Q, Value
+from django.db.models.functions import Cast, Concat
+from django.utils import timezone
+
+from . import handover, metrics, selectors, webhooks
+from .models import (
+    ApiCredential,
+    ApiKey,
+    ChannelAttempt,
+    ChannelStatus,
+    DeliveryStatus,
+    MessageEvent,
+    MessageStatus,
+    PumpHeartbeat,
+    ScheduledMessage,
+    Session,
+    WebhookAttempt,
+    WebhookDelivery,
+)
+from .transports import OutgoingMessage, TransportError, get_transport
+from .validation import format_instant
+
+logger = logging.getLogger(__name__)
+
+Status = MessageStatus
+API_KEY_PREFIX = "wask_"
+API_KEY_LOOKUP_CHARS = 12
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class NotAllowed(Exception):
+    """The message is not in a state that allows this action (HTTP 409)."""
+
+
+# --- Sessions and keys ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewSession:
+    session: Session
+    api_key: str  # shown once, never stored
+    api_username: str  # the Messente-compatible API's basic auth
+    api_password: str  # shown once, never stored
+
+
+def session_create(*, name: str, webhook_url: str = "", transport: str = "default") -> NewSession:
+    with transaction.atomic():
+        session = Session.objects.create(
+            name=name, webhook_url=webhook_url, transport=transport, webhook_secret=new_webhook_secret()
+        )
+        _, api_key = api_key_create(session=session, label="initial")
+        credential, password = api_credential_create(session=session)
+    return NewSession(session=session, api_key=api_key, api_username=credential.username, api_password=password)
+
+
+def new_webhook_secret() -> str:
+    # Standard Webhooks form: `whsec_` + base64 of the key bytes.
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def session_rotate_webhook_secret(*, session: Session) -> str:
+    """A new signing secret, in force at once; returned to be shown once."""
+    session.webhook_secret = new_webhook_secret()
+    Session.objects.filter(pk=session.pk).update(webhook_secret=session.webhook_secret)
+    return session.webhook_secret
+
+
+def session_enable_webhooks(*, session: Session) -> None:
+    """Lift the stop a 410 Gone put on the session's endpoint."""
+    session.webhook_disabled_at = None
+    Session.objects.filter(pk=session.pk).update(webhook_disabled_at=None)
+
+
+def session_pause(*, session: Session) -> None:
+    """Hold all sending for the session: due messages stay pending until it resumes."""
+    session.paused_at = timezone.now()
+    Session.objects.filter(pk=session.pk, paused_at__isnull=True).update(paused_at=session.paused_at)
+
+
+def session_resume(*, session: Session) -> None:
+    """Resume sending; what fell due meanwhile goes out at the pump's next pass (late, never lost)."""
+    session.paused_at = None
+    Session.objects.filter(pk=session.pk).update(paused_at=None)
+
+
+def api_key_rotate(*, session: Session, label: str = "") -> str:
+    """A new key, and every older key of the session revoked at once; returned to be shown once."""
+    with transaction.atomic():
+        ApiKey.objects.filter(session=session, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        _, raw = api_key_create(session=session, label=label)
+    return raw
+
+
+def api_key_create(*, session: Session, label: str = "") -> tuple[ApiKey, str]:
+    raw = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    api_key = ApiKey.objects.create(
+        session=session, prefix=raw[:API_KEY_LOOKUP_CHARS], hashed_key=_hash_key(raw), label=label
+    )
+    return api_key, raw
+
+
+def api_key_revoke(*, api_key: ApiKey) -> None:
+    ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+def api_key_authenticate(*, raw: str) -> ApiKey | None:
+    """The live key matching `raw`, compared in constant time; None when there is none."""
+    if not raw.startswith(API_KEY_PREFIX):
+        return None
+    hashed = _hash_key(raw)
+    candidates = ApiKey.objects.select_related("session").filter(
+        prefix=raw[:API_KEY_LOOKUP_CHARS], revoked_at__isnull=True
+    )
+    match = next((key for key in candidates if hmac.compare_digest(key.hashed_key, hashed)), None)
+    if match is not None:
+        _touch_last_used(match)
+    return match
+
+
+def _hash_key(raw: str) -> str:
+    # Keys carry 256 random bits, so a fast hash is safe here (no dictionary to attack).
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _touch_last_used(api_key: ApiKey) -> None:
+    now = timezone.now()
+    if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        api_key.last_used_at = now
+
+
+# --- Scheduling and client-side changes -------------------------------------------------------
+
+
+def message_schedule(*, session: Session, scheduled_at: datetime, actor: str = "api", **content) -> ScheduledMessage:
+    now = timezone.now()
+    message = ScheduledMessage(session=session, scheduled_at=scheduled_at, due_at=scheduled_at, **content)
+    with transaction.atomic():
+        for name, value in _handover_fields(message.id, message.version, message.due_at, now).items():
+            setattr(message, name, value)
+        message.save(force_insert=True)
+        _enqueue_after_commit(message)
+        MessageEvent.objects.create(message=message, to_status=Status.PENDING, actor=actor, detail="scheduled")
+    return message
+
+
+def message_update(*, message: ScheduledMessage, actor: str = "api", **changes) -> ScheduledMessage:
+    """Edit or reschedule a pending message; the task queued for the old version becomes a no-op."""
+    if not changes:
+        return message
+    old_task_id = message.task_id
+    detail = "edited: " + ", ".join(sorted(changes))
+    if "scheduled_at" in changes:
+        changes["due_at"] = changes["scheduled_at"]
+    with transaction.atomic():
+        if not _transition(message, target=Status.PENDING, allowed_from={Status.PENDING}, actor=actor, detail=detail, **changes):
+            raise NotAllowed(_refusal("change", message))
+        transaction.on_commit(partial(handover.revoke, old_task_id), robust=True)
+    return message
+
+
+def message_cancel(*, message: ScheduledMessage, actor: str = "api") -> ScheduledMessage:
+    """pending → cancelled. Cancelling a cancelled message again is harmless."""
+    if message.status == Status.CANCELLED:
+        return message
+    with transaction.atomic():
+        if not _transition(message, target=Status.CANCELLED, allowed_from={Status.PENDING}, actor=actor, detail="cancelled"):
+            message.refresh_from_db()
+            if message.status == Status.CANCELLED:
+                return message
+            raise NotAllowed(_refusal("cancel", message))
+        transaction.on_commit(partial(handover.revoke, message.task_id), robust=True)
+    return message
+
+
+def message_send_now(*, message: ScheduledMessage, actor: str) -> ScheduledMessage:
+    now = timezone.now()
+    with transaction.atomic():
+        if not _transition(message, target=Status.PENDING, allowed_from={Status.PENDING}, actor=actor, detail="send now", due_at=now):
+            raise NotAllowed(_refusal("send now", message))
+    return message
+
+
+def message_retry(*, message: ScheduledMessage, actor: str) -> ScheduledMessage:
+    """failed → pending, due now, with a fresh attempt budget (the history keeps the old attempts)."""
+    now = timezone.now()
+    with transaction.atomic():
+        retried = _transition(
+            message, target=Status.PENDING, allowed_from={Status.FAILED}, actor=actor, detail="retry requested",
+            due_at=now, attempts=0, last_error="",
+        )
+        if not retried:
+            raise NotAllowed(_refusal("retry", message))
+    return message
+
+
+REFUSALS = {
+    "cancel": "only pending messages can be cancelled",
+    "change": "only pending messages can be changed",
+    "send now": "only pending messages can be sent now",
+    "retry": "only failed messages can be retried",
+}
+
+
+def _refusal(action: str, message: ScheduledMessage) -> str:
+    allowed = Status.FAILED if action == "retry" else Status.PENDING
+    if message.status == allowed:
+        return f"Cannot {action} the message: it was changed at the same time, try again"
+    return f"Cannot {action} a message with status '{message.status}'; {REFUSALS[action]}"
+
+
+# --- Dispatch (DESIGN.md section 3) -----------------------------------------------------------
+
+
+def message_dispatch(*, message_id: str, version: int, worker: str) -> None:
+    """Claim, send, record. A task for another version, or a lost race, does nothing."""
+    message = ScheduledMessage.objects.select_related("session").filter(pk=message_id).first()
+    if message is None or message.version != version or message.status != Status.PENDING:
+        return
+    if message.session.paused_at is not None:
+        # Leave it pending and un-handed: the pump hands it over again once the session resumes.
+        ScheduledMessage.objects.filter(pk=message.pk, version=version).update(handed_over_at=None)
+        return
+    actor = f"worker:{worker}"
+    attempt = current_channel(message)
+    if attempt is not None and attempt.deadline and timezone.now() >= attempt.deadline:
+        with transaction.atomic():
+            _give_up_channel(message, attempt, ChannelStatus.EXPIRED, "no success within the channel's ttl", actor)
+        return
+    with transaction.atomic():
+        claimed = _transition(
+            message, target=Status.SENDING, allowed_from={Status.PENDING}, actor=actor, detail="claimed",
+            attempts=message.attempts + 1, lease_until=timezone.now() + settings.DISPATCH_LEASE,
+        )
+        if claimed and attempt is not None and attempt.started_at is None:
+            _channel_started(attempt)
+    if not claimed:
+        return
+    transport = transport_name(message, attempt)
+    try:
+        result = get_transport(transport).send(outgoing_message(message, attempt))
+    except TransportError as error:
+        outcome = _record_send_failure(message, attempt, error, actor)
+        metrics.count_send(transport=transport, outcome=outcome)
+        logger.warning("send %s: %s", outcome, error, extra=_log_context(message, transport=transport))
+        return
+    with transaction.atomic():
+        recorded = _transition(
+            message, target=Status.SENT, allowed_from={Status.SENDING}, actor=actor, detail=f"provider id {result.message_id}",
+            sent_at=timezone.now(), provider_message_id=result.message_id, lease_until=None, last_error="",
+        )
+        if not recorded:  # the lease ran out first and the pump took the message back: cannot happen within time limits
+            logger.error("sent but not recorded: lease lost (provider id %s)", result.message_id, extra=_log_context(message))
+            return
+        if attempt is not None:
+            _channel_report(message, attempt, ChannelStatus.ACK)
+    lateness = (message.sent_at - message.scheduled_at).total_seconds()
+    metrics.count_send(transport=transport, outcome="sent", lateness=lateness)
+    logger.info("message sent", extra=_log_context(message, transport=transport, lateness_ms=int(lateness * 1000)))
+
+
+def _log_context(message: ScheduledMessage, **more) -> dict:
+    return {"message_id": message.id, "session_id": str(message.session_id), **more}
+
+
+def outgoing_message(message: ScheduledMessage, attempt: ChannelAttempt | None = None) -> OutgoingMessage:
+    if attempt is None:
+        return OutgoingMessage(
+            idempotency_key=message.id, to=message.to, type=message.type,
+            text=message.text, media=message.media, caption=message.caption,
+        )
+    return OutgoingMessage(
+        idempotency_key=str(attempt.channel_message_id), to=message.to, channel=attempt.channel,
+        sender=attempt.sender, **attempt.content,
+    )
+
+
+def transport_name(message: ScheduledMessage, attempt: ChannelAttempt | None) -> str:
+    if attempt is None:
+        return message.session.transport
+    return message.session.channel_transports.get(attempt.channel) or settings.CHANNEL_TRANSPORTS[attempt.channel]
+
+
+def current_channel(message: ScheduledMessage) -> ChannelAttempt | None:
+    """The omnimessage channel being tried now; None for a session-API message."""
+    return message.channels.filter(position=message.current_channel).first()
+
+
+def _record_send_failure(message: ScheduledMessage, attempt: ChannelAttempt | None, error: TransportError, actor: str) -> str:
+    """Fail, fall back to the next channel, or schedule a retry; say which ("failed" or "retry")."""
+    now = timezone.now()
+    with transaction.atomic():
+        if error.permanent or message.attempts >= settings.DISPATCH_MAX_ATTEMPTS:
+            reason = str(error) if error.permanent else f"{error} (gave up after {message.attempts} attempts)"
+            if attempt is not None:
+                _give_up_channel(message, attempt, ChannelStatus.FAILED, reason, actor)
+                return "failed"
+            _transition(
+                message, target=Status.FAILED, allowed_from={Status.SENDING}, actor=actor, detail=reason,
+                last_error=reason, lease_until=None,
+            )
+            return "failed"
+        due_at = now + timedelta(seconds=retry_delay(message.attempts, error.retry_after))
+        if attempt is not None and attempt.deadline:
+            due_at = min(due_at, attempt.deadline)  # at the deadline the channel expires and the next one goes
+        _transition(
+            message, target=Status.PENDING, allowed_from={Status.SENDING}, actor=actor,
+            detail=f"temporary error, retry in {(due_at - now).total_seconds():.1f} s: {error}",
+            last_error=str(error), lease_until=None, due_at=due_at,
+        )
+    return "retry"
+
+
+def retry_delay(attempts: int, retry_after: float | None = None) -> float:
+    """Exponential back-off with equal jitter; a provider's Retry-After is a floor."""
+    ceiling = min(settings.DISPATCH_RETRY_MAX, settings.DISPATCH_RETRY_BASE * 2 ** max(0, attempts - 1))
+    delay = random.uniform(ceiling / 2, ceiling)
+    return max(delay, retry_after or 0.0)
+
+
+def dispatch_pump_once() -> int:
+    """Hand over what has entered the horizon, re-hand lost hand-overs, recover expired leases.
+
+    Safe in several replicas: rows are claimed with FOR UPDATE SKIP LOCKED on PostgreSQL.
+    """
+    now = selectors.db_now()
+    backlog = handover.broker_backlog()
+    messages = _hand_over_due(
+        ScheduledMessage.objects.filter(status=Status.PENDING, session__paused_at__isnull=True), handover.enqueue_send, now,
+        backlog=backlog, task_id=Concat(Value("send-"), F("id"), Value("-v"), Cast("version", CharField())),
+    )
+    deliveries = _hand_over_due(
+        WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING), handover.enqueue_webhook, now, backlog=backlog
+    )
+    return messages + deliveries + _recover_expired_leases(now)
+
+
+def _hand_over_due(pending, enqueue, now: datetime, *, backlog: int | None, **bookkeeping) -> int:
+    """Enqueue pending rows due within the horizon that were never handed over, or whose hand-over
+    is still pending well past its time (lost with a flushed broker or a killed worker).
+
+    While the broker still has a backlog, a late task is most likely waiting in it, not lost:
+    re-handing it then would only add duplicates to the queue that is already behind.
+    """
+    stale = now - settings.DISPATCH_STALE_AFTER
+    unhanded = Q(handed_over_at__isnull=True)
+    lost = Q(due_at__lt=stale, handed_over_at__lt=stale)
+    with transaction.atomic():
+        due = list(
+            pending.select_for_update(skip_locked=True, of=("self",))
+            .filter(due_at__lte=now + settings.DISPATCH_HORIZON)
+            .filter(unhanded if backlog else unhanded | lost)
+            .order_by("due_at")
+            .values_list("id", "version", "due_at", "handed_over_at")[: settings.DISPATCH_PUMP_BATCH]
+        )
+        if not due:
+            return 0
+        pending.model.objects.filter(pk__in=[row[0] for row in due]).update(handed_over_at=now, **bookkeeping)
+        lost = [row for row in due if row[3] is not None]
+        if lost:
+            logger.warning("re-handing %d %s row(s) whose hand-over was lost", len(lost), pending.model.__name__)
+        if pending.model is ScheduledMessage:
+            _log_lost_handovers(lost)
+        transaction.on_commit(partial(_enqueue_all, enqueue, due), robust=True)
+    return len(due)
+
+
+def _enqueue_all(enqueue, rows) -> None:
+    for row_id, version, due_at, _ in rows:
+        enqueue(row_id, version, due_at)
+
+
+def _log_lost_handovers(rows) -> None:
+    MessageEvent.objects.bulk_create(
+        MessageEvent(message_id=row[0], from_status=Status.PENDING, to_status=Status.PENDING, actor="pump",
+                     detail=f"hand-over of version {row[1]} presumed lost (broker flushed or worker killed); handed over again")
+        for row in rows
+    )
+
+
+def _recover_expired_leases(now: datetime) -> int:
+    """A worker died mid-send. Resend only where the transport deduplicates; otherwise fail loudly."""
+    expired = ScheduledMessage.objects.select_related("session").filter(status=Status.SENDING, lease_until__lt=now)
+    recovered = 0
+    for message in expired[: settings.DISPATCH_PUMP_BATCH]:
+        with transaction.atomic():
+            recovered += _recover_one(message, now)
+    return recovered
+
+
+def _recover_one(message: ScheduledMessage, now: datetime) -> bool:
+    try:
+        resendable = get_transport(transport_name(message, current_channel(message))).idempotent
+    except TransportError:
+        resendable = False
+    if resendable and message.attempts < settings.DISPATCH_MAX_ATTEMPTS:
+        return _transition(
+            message, target=Status.PENDING, allowed_from={Status.SENDING}, actor="pump", due_at=now, lease_until=None,
+            detail="lease expired (worker lost mid-send); resending with the same idempotency key",
+        )
+    reason = (
+        "Outcome unknown: the worker stopped while sending and the transport cannot deduplicate, "
+        "so the message was not sent again"
+    )
+    return _transition(
+        message, target=Status.FAILED, allowed_from={Status.SENDING}, actor="pump", detail=reason,
+        last_error=reason, lease_until=None,
+    )
+
+
+# --- The one guarded place where a status changes ---------------------------------------------
+
+
+def _transition(message: ScheduledMessage, *, target: str, allowed_from: set, actor: str, detail: str = "", **changes) -> bool:
+    """Move `message` to `target` if it is still in the status and version we read; say whether we won.
+
+    Must run inside a transaction, so that the history row (and any hand-over) commits with it.
+    """
+    if message.status not in allowed_from:
+        return False
+    now = timezone.now()
+    fields = {"status": target, "version": message.version + 1, "updated_at": now, **changes}
+    if target == Status.PENDING:
+        due_at = fields.get("due_at", message.due_at)
+        fields.update(_handover_fields(message.pk, fields["version"], due_at, now))
+    won = ScheduledMessage.objects.filter(pk=message.pk, status=message.status, version=message.version).update(**fields)
+    if not won:
+        return False
+    from_status = message.status
+    for name, value in fields.items():
+        setattr(message, name, value)
+    MessageEvent.objects.create(
+        message=message, from_status=from_status, to_status=target, attempt=message.attempts, actor=actor, detail=detail
+    )
+    if target == Status.PENDING:
+        _enqueue_after_commit(message)
+    if target in WEBHOOK_EVENTS:
+        _record_webhook(message, WEBHOOK_EVENTS[target], now)
+    return True
+
+
+def _handover_fields(message_id: str, version: int, due_at: datetime, now: datetime) -> dict:
+    """A message due within the horizon goes straight to Celery; the rest waits for the pump."""
+    if due_at > now + settings.DISPATCH_HORIZON:
+        return {"handed_over_at": None, "task_id": ""}
+    return {"handed_over_at": now, "task_id": handover.send_task_id(message_id, version)}
+
+
+def _enqueue_after_commit(message: ScheduledMessage) -> None:
+    # robust: a broker outage must not undo or fail the write; the pump re-hands what never arrived.
+    if message.handed_over_at is not None:
+        transaction.on_commit(
+            partial(handover.enqueue_send, message.pk, message.version, message.due_at), robust=True
+        )
+
+
+# --- Webhooks: an outbox written with the change it reports, delivered by workers (DESIGN.md 6) ---
+
+WEBHOOK_EVENTS = {Status.SENT: "message.sent", Status.FAILED: "message.failed", Status.CANCELLED: "message.cancelled"}
+WEBHOOK_STATUS_WORD = {Status.SENT: "success", Status.FAILED: "failed", Status.CANCELLED: "cancelled"}
+
+
+def _record_webhook(message: ScheduledMessage, event: str, now: datetime) -> None:
+    session = message.session
+    if not session.webhook_url or session.webhook_disabled_at:
+        return
+    _queue_delivery(message, event, session.webhook_url, webhook_payload(message, event, now), now)
+
+
+def _queue_delivery(message: ScheduledMessage, event: str, url: str, payload: dict, now: datetime) -> None:
+    """The outbox row, in the caller's transaction; its first attempt is handed over on commit."""
+    delivery = WebhookDelivery.objects.create(
+        session=message.session, message=message, event=event, url=url, payload=payload, due_at=now, handed_over_at=now,
+    )
+    transaction.on_commit(partial(handover.enqueue_webhook, delivery.pk, delivery.version), robust=True)
+
+
+def webhook_payload(message: ScheduledMessage, event: str, now: datetime) -> dict:
+    """`message.sent` is the seed's body exactly; the other events keep its shape."""
+    payload = {
+        "event": event,
+        "sessionId": str(message.session_id),
+        "timestamp": format_instant(now),
+        "scheduledId": message.id,
+        "status": WEBHOOK_STATUS_WORD[message.status],
+        "result": {"messageId": message.provider_message_id, "to": whatsapp_jid(message.to)},
+    }
+    if message.status != Status.SENT:
+        payload["result"] = {"to": whatsapp_jid(message.to)}
+    if message.status == Status.FAILED:
+        payload["error"] = message.last_error
+    return payload
+
+
+def whatsapp_jid(recipient: str) -> str:
+    return recipient if "@" in recipient else f"{recipient}@s.whatsapp.net"
+
+
+def webhook_deliver(*, delivery_id: str, version: int) -> None:
+    """One attempt: claim, POST signed, log the attempt, then delivered / retry later / give up."""
+    delivery = WebhookDelivery.objects.select_related("session").filter(pk=delivery_id).first()
+    if delivery is None or delivery.version != version or delivery.status != DeliveryStatus.PENDING:
+        return
+    now = timezone.now()
+    # The claim parks the row a lease ahead: if this worker dies, the pump re-hands it then.
+    if not _delivery_transition(delivery, attempts=delivery.attempts + 1, due_at=now + settings.DISPATCH_LEASE, handed_over_at=now):
+        return
+    outcome = webhooks.post(
+        webhook_id=delivery.id, url=delivery.url, secret=delivery.session.webhook_secret, payload=delivery.payload,
+        timeout=settings.WEBHOOK_TIMEOUT, allow_private=settings.WEBHOOK_ALLOW_PRIVATE,
+    )
+    with transaction.atomic():
+        WebhookAttempt.objects.create(
+            delivery=delivery, number=delivery.attempts, started_at=now, duration_ms=outcome.duration_ms,
+            status_code=outcome.status_code, error=outcome.error, response_excerpt=outcome.response_excerpt,
+        )
+        result = _record_attempt_outcome(delivery, outcome)
+    metrics.count_webhook_attempt(outcome=result)
+    logger.info(
+        "webhook attempt %s: %s", result, outcome.error or outcome.status_code,
+        extra={"delivery_id": delivery.id, "message_id": delivery.message_id, "session_id": str(delivery.session_id),
+               "event": delivery.event, "status_code": outcome.status_code, "duration_ms": outcome.duration_ms},
+    )
+
+
+def _record_attempt_outcome(delivery: WebhookDelivery, outcome: webhooks.AttemptOutcome) -> str:
+    """Delivered, gone (410), exhausted, or a retry later; returns which, for metrics and logs."""
+    now = timezone.now()
+    result = {"last_status_code": outcome.status_code, "last_error": outcome.error}
+    if outcome.delivered:
+        _delivery_transition(delivery, status=DeliveryStatus.DELIVERED, delivered_at=now, **result)
+        return "delivered"
+    if outcome.gone:
+        _delivery_transition(delivery, status=DeliveryStatus.GONE, **result)
+        Session.objects.filter(pk=delivery.session_id).update(webhook_disabled_at=now)
+        return "gone"
+    if delivery.attempts > len(settings.WEBHOOK_RETRY_SCHEDULE):
+        _delivery_transition(delivery, status=DeliveryStatus.EXHAUSTED, **result)
+        return "exhausted"
+    due_at = now + timedelta(seconds=webhook_retry_delay(delivery.attempts, outcome.retry_after))
+    _delivery_reschedule(delivery, due_at, now, **result)
+    return "retry"
+
+
+def webhook_retry_delay(attempts: int, retry_after: float | None = None) -> float:
+    planned = settings.WEBHOOK_RETRY_SCHEDULE[attempts - 1]
+    return max(planned * random.uniform(0.9, 1.1), retry_after or 0.0)
+
+
+def webhook_redeliver(*, delivery: WebhookDelivery) -> None:
+    """Operator's "redeliver": the same event (same webhook-id) again, with a fresh retry budget."""
+    now = timezone.now()
+    with transaction.atomic():
+        _delivery_reschedule(delivery, now, now, status=DeliveryStatus.PENDING, attempts=0)
+
+
+def _delivery_reschedule(delivery: WebhookDelivery, due_at: datetime, now: datetime, **fields) -> None:
+    """Next attempt at `due_at`: short waits go to Celery with an ETA once the write has won and
+    committed; long ones wait in the database for the pump."""
+    within_horizon = due_at <= now + settings.DISPATCH_HORIZON
+    if _delivery_transition(delivery, due_at=due_at, handed_over_at=now if within_horizon else None, **fields) and within_horizon:
+        transaction.on_commit(partial(handover.enqueue_webhook, delivery.pk, delivery.version, due_at), robust=True)
+
+
+def _delivery_transition(delivery: WebhookDelivery, **fields) -> bool:
+    """The one guarded write of a delivery: it applies only to the version we read."""
+    fields["version"] = delivery.version + 1
+    won = WebhookDelivery.objects.filter(pk=delivery.pk, version=delivery.version).update(**fields)
+    if won:
+        for name, value in fields.items():
+            setattr(delivery, name, value)
+    return bool(won)
+
+
+# --- Omnimessages: channels tried in order, each reported to the dlr_url (Messente's API) ---------
+
+CHANNEL_ERR = {ChannelStatus.ACK: 0, ChannelStatus.FAILED: 1, ChannelStatus.EXPIRED: 2, ChannelStatus.DELETED: 0}
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    channel: str
+    sender: str
+    content: dict  # type, text, media, caption: what OutgoingMessage carries
+    ttl_seconds: int | None = None
+
+
+def omnimessage_schedule(
+    *, session: Session, to: str, channels: list[ChannelSpec], scheduled_at: datetime,
+    dlr_url: str = "", priority: str = "", text_store: str = "",
+) -> ScheduledMessage:
+    first = channels[0].content
+    with transaction.atomic():
+        message = message_schedule(
+            session=session, scheduled_at=scheduled_at, actor="api:omnimessage", to=to, type=first["type"],
+            text=first.get("text", ""), media=first.get("media", ""), caption=first.get("caption", ""),
+            dlr_url=dlr_url, priority=priority, text_store=text_store,
+        )
+        ChannelAttempt.objects.bulk_create(
+            ChannelAttempt(message=message, position=position, channel=spec.channel, sender=spec.sender,
+                           content=spec.content, ttl_seconds=spec.ttl_seconds)
+            for position, spec in enumerate(channels)
+        )
+    return message
+
+
+def omnimessage_cancel(*, message: ScheduledMessage) -> None:
+    """Messente's cancel: only a message still waiting for its time (else NotAllowed)."""
+    if message.status != Status.PENDING:
+        raise NotAllowed(_refusal("cancel", message))
+    with transaction.atomic():
+        message_cancel(message=message, actor="api:omnimessage")
+        attempt = current_channel(message)
+        if attempt is not None:
+            _channel_report(message, attempt, ChannelStatus.DELETED)
+
+
+def _channel_started(attempt: ChannelAttempt) -> None:
+    attempt.started_at = timezone.now()
+    ChannelAttempt.objects.filter(pk=attempt.pk, started_at__isnull=True).update(started_at=attempt.started_at)
+
+
+def _give_up_channel(message: ScheduledMessage, attempt: ChannelAttempt, status: str, reason: str, actor: str) -> None:
+    """This channel failed or expired: fall back to the next one, or fail the message after the last."""
+    _channel_report(message, attempt, status, reason)
+    detail = f"{attempt.channel} {status.lower()}: {reason}"
+    changes = {"actor": actor, "last_error": reason, "lease_until": None}
+    if message.channels.filter(position=attempt.position + 1).exists():
+        _transition(
+            message, target=Status.PENDING, allowed_from={Status.PENDING, Status.SENDING}, detail=f"{detail}; next channel",
+            current_channel=attempt.position + 1, attempts=0, due_at=timezone.now(), **changes,
+        )
+    else:
+        _transition(message, target=Status.FAILED, allowed_from={Status.PENDING, Status.SENDING}, detail=detail, **changes)
+
+
+def _channel_report(message: ScheduledMessage, attempt: ChannelAttempt, status: str, error: str = "") -> None:
+    """Record a channel's status and queue its delivery report, in the caller's transaction."""
+    attempt.status, attempt.error, attempt.err, attempt.status_at = status, error, CHANNEL_ERR[status], timezone.now()
+    attempt.save(update_fields=["status", "error", "err", "status_at"])
+    if message.dlr_url:
+        _queue_delivery(message, "omnimessage.dlr", message.dlr_url, delivery_report(message, attempt), attempt.status_at)
+
+
+def delivery_report(message: ScheduledMessage, attempt: ChannelAttempt) -> dict:
+    """Messente's delivery-report fields (also one entry of the status endpoint)."""
+    return {
+        "status": attempt.status or None,
+        "channel": attempt.channel,
+        "message_id": str(attempt.channel_message_id),
+        "error": attempt.error or None,
+        "err": attempt.err,
+        "timestamp": format_instant(attempt.status_at or attempt.started_at),
+        "sender": attempt.sender,
+        "to": f"+{message.to}",
+        "omnimessage_id": message.id,
+    }
+
+
+def api_credential_create(*, session: Session) -> tuple[ApiCredential, str]:
+    """Basic-auth username and password for the Messente-compatible API; the password is shown once."""
+    password = secrets.token_urlsafe(24)
+    credential = ApiCredential.objects.create(
+        session=session, username=f"om_{secrets.token_hex(8)}", hashed_password=_hash_key(password)
+    )
+    return credential, password
+
+
+def api_credential_revoke(*, credential: ApiCredential) -> None:
+    ApiCredential.objects.filter(pk=credential.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+def api_credential_authenticate(*, username: str, password: str) -> ApiCredential | None:
+    credential = ApiCredential.objects.select_related("session").filter(username=username, revoked_at__isnull=True).first()
+    if credential is None or not hmac.compare_digest(credential.hashed_password, _hash_key(password)):
+        return None
+    return credential
+
+
+def pump_heartbeat(*, name: str) -> None:
+    PumpHeartbeat.objects.update_or_create(pk=name, defaults={"beat_at": timezone.now()})

@@ -1,0 +1,97 @@
+"""What a transport is: it sends one message and returns the provider's id, or raises TransportError.
+
+Transports take a plain OutgoingMessage and import nothing of the models, so they stand alone.
+"""
+
+from dataclasses import dataclass
+
+import requests
+from urllib3.util.retry import Retry
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    idempotency_key: str  # the message id: the same on every attempt, so a provider can deduplicate
+    to: str  # E.164 digits without '+', or a WhatsApp group id `…@g.us`
+    type: str
+    text: str = ""
+    media: str = ""
+    caption: str = ""
+    channel: str = ""  # sms, viber or whatsapp for omnimessages; empty for the session API
+    sender: str = ""
+
+
+@dataclass(frozen=True)
+class SendResult:
+    message_id: str
+
+
+class TransportError(Exception):
+    def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None):
+        super().__init__(message)
+        self.permanent = permanent
+        self.retry_after = retry_after
+
+
+class Transport:
+    # True when sending the same idempotency key twice cannot deliver twice: only then may a
+    # message whose worker died mid-send be sent again (DESIGN.md section 3.6).
+    idempotent = False
+
+    def __init__(self, **options):
+        self.options = options
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        raise NotImplementedError
+
+
+TEMPORARY_STATUSES = {408, 425, 429}
+
+
+class HttpProviderTransport(Transport):
+    """Shared plumbing for providers reached over HTTP: timeouts, no redirects, status mapping."""
+
+    def __init__(self, TIMEOUT=15.0, **options):
+        super().__init__(**options)
+        self.timeout = (min(5.0, TIMEOUT), TIMEOUT)
+        self.http = requests.Session()
+        self.http.trust_env = False  # no proxy/netrc lookups on every send (a quarter of the HTTP time)
+
+    def post(self, url: str, **kwargs) -> requests.Response:
+        try:
+            response = self.http.post(url, timeout=self.timeout, allow_redirects=False, **kwargs)
+        except requests.Timeout:
+            raise TransportError(f"Timed out after {self.timeout[1]:g} s waiting for {url}") from None
+        except requests.ConnectionError as exc:
+            raise TransportError(f"Could not connect to {url}: {exc.__class__.__name__}") from None
+        if response.status_code in TEMPORARY_STATUSES or response.status_code >= 500:
+            raise TransportError(
+                f"Provider answered HTTP {response.status_code}: {response.text[:200]}",
+                retry_after=retry_after_seconds(response),
+            )
+        if not 200 <= response.status_code < 300:
+            raise TransportError(
+                f"Provider refused the message with HTTP {response.status_code}: {response.text[:500]}",
+                permanent=True,
+            )
+        return response
+
+    @staticmethod
+    def json_of(response: requests.Response) -> dict:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise TransportError(f"Provider answered HTTP {response.status_code} without a JSON object", permanent=True)
+        return body
+
+
+def retry_after_seconds(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, Retry().parse_retry_after(value))
+    except Exception:  # an unparseable header is ignored, as browsers do
+        return None

@@ -1,0 +1,89 @@
+import os
+from types import SimpleNamespace
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection
+from rest_framework.test import APIClient
+
+from scheduling import services
+
+from . import support
+from .support import ProviderServer
+
+
+@pytest.fixture
+def new_session(db):
+    """A session and its API key, as `create_session` makes them."""
+    return services.session_create(name="acme")
+
+
+@pytest.fixture
+def api(new_session):
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=new_session.api_key)
+    return client
+
+
+@pytest.fixture
+def scheduled_url(new_session):
+    return f"/sessions/{new_session.session.id}/scheduled"
+
+
+# --- Dispatch: a real provider server, Celery worker and pump ---------------------------------
+
+
+@pytest.fixture(scope="session")
+def provider():
+    server = ProviderServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def channel_providers():
+    """One provider per omnimessage channel, as separate services would be."""
+    servers = {channel: ProviderServer().start() for channel in ("sms", "viber", "whatsapp")}
+    yield servers
+    for server in servers.values():
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def service_env(django_db_setup, provider, channel_providers):
+    """The environment of the worker and pump processes: the test database, the provider."""
+    db = connection.settings_dict
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "TRANSPORT_URL": provider.url,
+        **{f"{channel.upper()}_TRANSPORT_URL": server.url for channel, server in channel_providers.items()},
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+@pytest.fixture(scope="session")
+def broker():
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    client.flushdb()
+    return client
+
+
+@pytest.fixture(scope="session")
+def fleet(service_env, broker):
+    """One worker and one pump, as the Procfile runs them; tests may kill and restart them."""
+    running = SimpleNamespace(worker=support.worker(service_env, "w1").start(), pump=support.pump(service_env).start())
+    yield running
+    running.worker.stop()
+    running.pump.stop()
+
+
+@pytest.fixture
+def dispatch(transactional_db, fleet, provider):
+    """A clean provider record; the test's writes are committed so that the worker sees them."""
+    provider.reset()
+    yield fleet
+    if fleet.worker.popen.poll() is not None:
+        fleet.worker.start()

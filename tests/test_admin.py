@@ -1,0 +1,321 @@
+"""The operators' console: find messages, read their history, cancel, retry, manage sessions and keys."""
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.contrib.admin.utils import quote
+from django.contrib.auth.models import User
+from rest_framework.test import APIClient
+
+from scheduling import services
+from scheduling.models import ApiKey, MessageEvent, ScheduledMessage, Session
+
+MESSAGES = "/admin/scheduling/scheduledmessage/"
+SESSIONS = "/admin/scheduling/session/"
+KEYS = "/admin/scheduling/apikey/"
+NO_INLINE_FORMS = {
+    "api_keys-TOTAL_FORMS": "0", "api_keys-INITIAL_FORMS": "0", "api_keys-MIN_NUM_FORMS": "0", "api_keys-MAX_NUM_FORMS": "1000",
+}
+
+
+@pytest.fixture(autouse=True)
+def static_files_without_manifest(settings):
+    # `make test` runs no collectstatic, and the production storage needs its manifest to render pages.
+    settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+
+
+@pytest.fixture
+def operator(db, client):
+    # No password: hashing one costs most of a second, and force_login needs none.
+    client.force_login(User.objects.create_superuser("boss", "boss@example.com", None))
+    return client
+
+
+def schedule(session, to="919988066776", hours=1, text="Hello"):
+    when = datetime.now(UTC) + timedelta(hours=hours)
+    return services.message_schedule(session=session, scheduled_at=when, to=to, text=text)
+
+
+def act(operator, url, action, *objects):
+    return operator.post(url, {"action": action, "index": "0", "_selected_action": [o.pk for o in objects]}, follow=True)
+
+
+def shown_messages(response):
+    return [str(message) for message in response.context["messages"]]
+
+
+def listed(response):
+    return [message.id for message in response.context["cl"].result_list]
+
+
+def status_of(message):
+    return ScheduledMessage.objects.get(pk=message.pk).status
+
+
+def api_for(key):
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=key)
+    return client
+
+
+# --- Access -----------------------------------------------------------------------------------
+
+
+def test_it_lets_a_staff_superuser_log_in(db, client, settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    User.objects.create_superuser("boss", "boss@example.com", "correct horse battery staple")
+
+    response = client.post(
+        "/admin/login/?next=/admin/", {"username": "boss", "password": "correct horse battery staple", "next": "/admin/"},
+        follow=True,
+    )
+
+    assert response.redirect_chain == [("/admin/", 302)]
+    assert response.status_code == 200
+    assert b"Scheduled messages" in response.content
+
+
+def test_it_sends_a_user_who_is_not_staff_to_the_login_page(db, client):
+    client.force_login(User.objects.create_user("visitor", "visitor@example.com", None))
+
+    response = client.get(MESSAGES)
+
+    assert response.status_code == 302
+    assert response["Location"] == f"/admin/login/?next={MESSAGES}"
+
+
+def test_it_sends_an_anonymous_visitor_to_the_login_page(db, client):
+    response = client.get(MESSAGES)
+
+    assert response.status_code == 302
+    assert response["Location"] == f"/admin/login/?next={MESSAGES}"
+
+
+# --- Finding messages -------------------------------------------------------------------------
+
+
+def test_it_filters_the_message_list_by_status(operator, new_session):
+    pending = schedule(new_session.session)
+    cancelled = services.message_cancel(message=schedule(new_session.session))
+
+    response = operator.get(MESSAGES, {"status__exact": "cancelled"})
+
+    assert listed(response) == [cancelled.id]
+    assert cancelled.id in response.content.decode()
+    assert pending.id not in response.content.decode()
+
+
+def test_it_filters_the_message_list_by_session(operator, new_session):
+    other = services.session_create(name="other").session
+    mine, theirs = schedule(new_session.session), schedule(other)
+
+    response = operator.get(MESSAGES, {"session__id__exact": str(other.pk)})
+
+    assert listed(response) == [theirs.id]
+    assert mine.id not in response.content.decode()
+
+
+def test_it_finds_a_message_by_its_id(operator, new_session):
+    wanted, _ = schedule(new_session.session), schedule(new_session.session)
+
+    response = operator.get(MESSAGES, {"q": wanted.id})
+
+    assert listed(response) == [wanted.id]
+
+
+def test_it_finds_messages_by_recipient(operator, new_session):
+    wanted = schedule(new_session.session, to="4915112345678")
+    schedule(new_session.session, to="919988066776")
+
+    response = operator.get(MESSAGES, {"q": "4915112345678"})
+
+    assert listed(response) == [wanted.id]
+
+
+def test_it_shows_scheduled_times_in_utc_with_z_in_the_list(operator, new_session):
+    message = schedule(new_session.session)
+
+    response = operator.get(MESSAGES)
+
+    assert (message.scheduled_at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{message.scheduled_at.microsecond // 1000:03d}Z") in (
+        response.content.decode()
+    )
+
+
+# --- One message ------------------------------------------------------------------------------
+
+
+def test_it_shows_the_history_on_the_message_page(operator, new_session):
+    message = services.message_cancel(message=schedule(new_session.session))
+
+    response = operator.get(f"{MESSAGES}{quote(message.pk)}/change/")
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "Message events" in page
+    assert "∅ → pending" in page
+    assert "pending → cancelled" in page
+    assert re.search(r'field-detail">\s*<p>scheduled</p>', page)
+    assert re.search(r'field-detail">\s*<p>cancelled</p>', page)
+
+
+def test_it_lets_nobody_edit_a_status_by_hand(operator, new_session):
+    message = schedule(new_session.session)
+
+    response = operator.get(f"{MESSAGES}{quote(message.pk)}/change/")
+
+    assert 'name="status"' not in response.content.decode()
+
+
+def test_it_refuses_a_save_posted_to_the_read_only_message_page(operator, new_session):
+    message = schedule(new_session.session)
+
+    event = MessageEvent.objects.get(message=message)
+    form = {
+        "status": "sent", "_save": "Save", "events-TOTAL_FORMS": "1", "events-INITIAL_FORMS": "1",
+        "events-MIN_NUM_FORMS": "0", "events-MAX_NUM_FORMS": "0", "events-0-id": str(event.pk), "events-0-message": message.pk,
+    }
+
+    response = operator.post(f"{MESSAGES}{quote(message.pk)}/change/", form)
+
+    assert response.status_code == 403
+    assert status_of(message) == "pending"
+
+
+def test_it_offers_no_way_to_add_a_message_by_hand(operator):
+    response = operator.get(f"{MESSAGES}add/")
+
+    assert response.status_code == 403
+
+
+def test_it_explains_who_the_actors_of_the_history_are(operator, new_session):
+    message = schedule(new_session.session)
+
+    response = operator.get(f"{MESSAGES}{quote(message.pk)}/change/")
+
+    assert 'title="api, admin:, worker:, pump"' not in response.content.decode()
+
+
+# --- Actions on messages ----------------------------------------------------------------------
+
+
+def test_it_cancels_a_pending_message_with_the_cancel_action(operator, new_session):
+    message = schedule(new_session.session)
+
+    response = act(operator, MESSAGES, "cancel", message)
+
+    assert status_of(message) == "cancelled"
+    assert shown_messages(response) == ["1 message(s) cancelled."]
+
+
+def test_it_records_who_cancelled_in_the_admin(operator, new_session):
+    message = schedule(new_session.session)
+
+    act(operator, MESSAGES, "cancel", message)
+
+    assert MessageEvent.objects.filter(message=message).latest("id").actor == "admin:boss"
+
+
+def test_it_refuses_to_cancel_a_sent_message_and_says_why(operator, new_session):
+    message = schedule(new_session.session)
+    ScheduledMessage.objects.filter(pk=message.pk).update(status="sent")
+
+    response = act(operator, MESSAGES, "cancel", message)
+
+    assert status_of(message) == "sent"
+    assert shown_messages(response) == [
+        f"{message.id}: Cannot cancel a message with status 'sent'; only pending messages can be cancelled"
+    ]
+
+
+def test_it_puts_a_failed_message_back_to_pending_with_retry(operator, new_session):
+    message = schedule(new_session.session)
+    ScheduledMessage.objects.filter(pk=message.pk).update(status="failed", attempts=6, last_error="Provider down")
+
+    response = act(operator, MESSAGES, "retry", message)
+
+    retried = ScheduledMessage.objects.get(pk=message.pk)
+    assert (retried.status, retried.attempts, retried.last_error) == ("pending", 0, "")
+    assert shown_messages(response) == ["1 message(s) queued for retry."]
+
+
+def test_it_refuses_to_retry_a_pending_message(operator, new_session):
+    message = schedule(new_session.session)
+
+    response = act(operator, MESSAGES, "retry", message)
+
+    assert status_of(message) == "pending"
+    assert shown_messages(response) == [
+        f"{message.id}: Cannot retry a message with status 'pending'; only failed messages can be retried"
+    ]
+
+
+# --- Sessions and keys ------------------------------------------------------------------------
+
+
+def test_it_revokes_keys_with_the_revoke_action(operator, new_session):
+    key = ApiKey.objects.get(session=new_session.session)
+
+    response = act(operator, KEYS, "revoke", key)
+
+    assert ApiKey.objects.get(pk=key.pk).revoked_at is not None
+    assert shown_messages(response) == ["Revoked 1 API keys."]
+
+
+def test_it_refuses_a_key_revoked_in_the_admin_at_the_api(operator, new_session, scheduled_url):
+    act(operator, KEYS, "revoke", ApiKey.objects.get(session=new_session.session))
+
+    response = api_for(new_session.api_key).get(scheduled_url)
+
+    assert response.status_code == 401
+
+
+def test_it_shows_the_key_of_a_session_added_in_the_admin_once(operator):
+    response = operator.post(
+        f"{SESSIONS}add/", {"name": "shop", "webhook_url": "https://example.com/hook", "transport": "default", "active": "on",
+                            **NO_INLINE_FORMS},
+        follow=True,
+    )
+
+    session = Session.objects.get()
+    notice = next(message for message in shown_messages(response) if "wask_" in message)
+    assert notice.startswith(f"Session {session.pk} created.")
+    assert "whsec_" in notice
+
+
+def test_it_shows_a_key_that_works_at_the_api(operator):
+    response = operator.post(
+        f"{SESSIONS}add/", {"name": "shop", "webhook_url": "", "transport": "default", "active": "on", **NO_INLINE_FORMS},
+        follow=True,
+    )
+
+    session = Session.objects.get()
+    key = re.search(r"wask_[A-Za-z0-9_-]+", " ".join(shown_messages(response))).group()
+    assert api_for(key).get(f"/sessions/{session.pk}/scheduled").status_code == 200
+
+
+def test_it_does_not_show_the_key_again_on_the_session_page(operator):
+    added = operator.post(
+        f"{SESSIONS}add/", {"name": "shop", "webhook_url": "", "transport": "default", "active": "on", **NO_INLINE_FORMS},
+        follow=True,
+    )
+    key = re.search(r"wask_[A-Za-z0-9_-]+", " ".join(shown_messages(added))).group()
+
+    response = operator.get(f"{SESSIONS}{Session.objects.get().pk}/change/")
+
+    assert key not in response.content.decode()
+
+
+def test_it_creates_an_inactive_session_when_active_is_unticked(operator):
+    operator.post(f"{SESSIONS}add/", {"name": "shop", "webhook_url": "", "transport": "default", **NO_INLINE_FORMS})
+
+    assert Session.objects.get().active is False
+
+
+def test_it_issues_a_new_working_key_from_the_session_list(operator, new_session, scheduled_url):
+    response = act(operator, SESSIONS, "issue_api_key", new_session.session)
+
+    key = re.search(r"wask_[A-Za-z0-9_-]+", " ".join(shown_messages(response))).group()
+    assert key != new_session.api_key
+    assert api_for(key).get(scheduled_url).status_code == 200

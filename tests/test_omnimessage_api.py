@@ -1,0 +1,234 @@
+"""The Messente-compatible API, driven by Messente's own Python client (messente-api), unchanged."""
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from messente_api import (
+    ApiClient,
+    Configuration,
+    DeliveryReportApi,
+    Omnimessage,
+    OmnimessageApi,
+    OmnimessageMessagesInner,
+    Viber,
+    WhatsApp,
+    WhatsAppText,
+)
+from messente_api import SMS as Sms
+from messente_api.exceptions import BadRequestException, NotFoundException, UnauthorizedException
+
+from scheduling import services
+from scheduling.models import MessageStatus, ScheduledMessage
+
+from .support import ProviderServer, Reply
+
+
+@pytest.fixture
+def account(transactional_db):
+    return services.session_create(name="messente-user")
+
+
+def client_for(live_server, username, password):
+    configuration = Configuration(host=f"{live_server.url}/v1", username=username, password=password)
+    api = ApiClient(configuration)
+    return OmnimessageApi(api), DeliveryReportApi(api)
+
+
+@pytest.fixture
+def messente(live_server, account):
+    return client_for(live_server, account.api_username, account.api_password)
+
+
+def channels():
+    return [
+        OmnimessageMessagesInner(Sms(text="hello by sms", sender="Shop", ttl=60)),
+        OmnimessageMessagesInner(Viber(text="hello by viber", validity=5)),
+        OmnimessageMessagesInner(WhatsApp(text=WhatsAppText(body="hello by whatsapp"))),
+    ]
+
+
+def test_it_schedules_an_omnimessage_with_an_offset(messente):
+    omnimessages, _ = messente
+    when = (datetime.now(UTC) + timedelta(hours=1)).astimezone().replace(microsecond=0)
+
+    response = omnimessages.send_omnimessage(
+        Omnimessage(to="+37255555555", messages=channels(), time_to_send=when.isoformat(), dlr_url="https://example.com/dlr")
+    )
+
+    message = ScheduledMessage.objects.get(pk=response.omnimessage_id)
+    assert response.to == "+37255555555"
+    assert [(m.channel.value, m.sender) for m in response.messages] == [
+        ("sms", "Shop"), ("viber", "Scheduler"), ("whatsapp", "Scheduler")
+    ]
+    assert [m.message_id for m in response.messages] == [str(c.channel_message_id) for c in message.channels.all()]
+    assert message.scheduled_at == when
+    assert message.status == MessageStatus.PENDING
+    assert [c.ttl_seconds for c in message.channels.all()] == [60, 300, None]
+
+
+def test_it_reads_a_naive_time_as_utc(messente):
+    omnimessages, _ = messente
+    naive = (datetime.now(UTC) + timedelta(hours=2)).replace(tzinfo=None, second=0, microsecond=0)
+
+    response = omnimessages.send_omnimessage(
+        Omnimessage(to="+37255555555", messages=channels(), time_to_send=naive.strftime("%Y-%m-%dT%H:%M"))
+    )
+
+    assert ScheduledMessage.objects.get(pk=response.omnimessage_id).scheduled_at == naive.replace(tzinfo=UTC)
+
+
+def test_it_reports_the_status_of_a_scheduled_omnimessage(messente):
+    omnimessages, reports = messente
+    sent = omnimessages.send_omnimessage(
+        Omnimessage(to="+37255555555", messages=channels(), time_to_send=(datetime.now(UTC) + timedelta(hours=1)).isoformat())
+    )
+
+    report = reports.retrieve_delivery_report(sent.omnimessage_id)
+
+    assert report.omnimessage_id == sent.omnimessage_id
+    assert report.to == "+37255555555"
+    assert [(s.channel.value, s.status, s.message_id, s.sender) for s in report.statuses] == [
+        ("sms", None, sent.messages[0].message_id, "Shop")
+    ]
+
+
+def test_it_cancels_a_scheduled_omnimessage_with_202_and_then_404(messente):
+    omnimessages, reports = messente
+    sent = omnimessages.send_omnimessage(
+        Omnimessage(to="+37255555555", messages=channels(), time_to_send=(datetime.now(UTC) + timedelta(hours=1)).isoformat())
+    )
+
+    result = omnimessages.cancel_scheduled_message_with_http_info(sent.omnimessage_id)
+
+    assert result.status_code == 202
+    assert ScheduledMessage.objects.get(pk=sent.omnimessage_id).status == MessageStatus.CANCELLED
+    assert reports.retrieve_delivery_report(sent.omnimessage_id).statuses[0].status.value == "DELETED"
+    with pytest.raises(NotFoundException) as again:
+        omnimessages.cancel_scheduled_message(sent.omnimessage_id)
+    assert again.value.data.errors[0].title.value == "Not found"
+    assert again.value.data.errors[0].code.value == "101"
+
+
+def test_it_answers_404_for_an_unknown_omnimessage(messente):
+    omnimessages, reports = messente
+
+    with pytest.raises(NotFoundException) as caught:
+        reports.retrieve_delivery_report("sched_doesnotexist")
+
+    assert caught.value.data.errors[0].code.value == "101"
+
+
+def test_it_hides_another_accounts_omnimessages(live_server, messente, transactional_db):
+    omnimessages, _ = messente
+    sent = omnimessages.send_omnimessage(Omnimessage(to="+37255555555", messages=channels()))
+    stranger = services.session_create(name="stranger")
+    _, stranger_reports = client_for(live_server, stranger.api_username, stranger.api_password)
+
+    with pytest.raises(NotFoundException):
+        stranger_reports.retrieve_delivery_report(sent.omnimessage_id)
+
+
+@pytest.mark.parametrize("username_password", [("om_nobody", "wrong"), (None, None)])
+def test_it_refuses_bad_credentials_with_401(live_server, account, username_password):
+    omnimessages, _ = client_for(live_server, *username_password)
+
+    with pytest.raises(UnauthorizedException) as caught:
+        omnimessages.send_omnimessage(Omnimessage(to="+37255555555", messages=channels()))
+
+    [error] = caught.value.data.errors
+    assert (error.title.value, error.code.value, error.source) == ("Unauthorized", "103", None)
+    assert ScheduledMessage.objects.count() == 0
+
+
+def test_it_refuses_a_bad_phone_number(messente):
+    omnimessages, _ = messente
+
+    with pytest.raises(BadRequestException) as caught:
+        omnimessages.send_omnimessage(Omnimessage(to="12345", messages=channels()))
+
+    [error] = caught.value.data.errors
+    assert (error.title.value, error.code.value, error.source) == ("Invalid data", "105", "payload[to]")
+    assert ScheduledMessage.objects.count() == 0
+
+
+def test_it_refuses_ttl_and_validity_together(messente):
+    omnimessages, _ = messente
+    both = OmnimessageMessagesInner(Sms(text="hi", ttl=60, validity=5))
+
+    with pytest.raises(BadRequestException) as caught:
+        omnimessages.send_omnimessage(Omnimessage(to="+37255555555", messages=[both]))
+
+    [error] = caught.value.data.errors
+    assert (error.code.value, error.source) == ("105", "payload[messages[0].ttl]")
+    assert error.detail == "messages[0].ttl: Give ttl (seconds) or validity (minutes), not both."
+
+
+def test_it_names_missing_data(messente):
+    omnimessages, _ = messente
+    empty_viber = OmnimessageMessagesInner(Viber(sender="Shop"))
+
+    with pytest.raises(BadRequestException) as caught:
+        omnimessages.send_omnimessage(Omnimessage(to="+37255555555", messages=[empty_viber]))
+
+    [error] = caught.value.data.errors
+    assert (error.title.value, error.code.value, error.source) == ("Missing data", "106", "payload[messages[0].text]")
+
+
+def test_it_refuses_a_time_in_the_past(messente):
+    omnimessages, _ = messente
+
+    with pytest.raises(BadRequestException) as caught:
+        omnimessages.send_omnimessage(Omnimessage(to="+37255555555", messages=channels(), time_to_send="2020-01-01T00:00"))
+
+    [error] = caught.value.data.errors
+    assert (error.code.value, error.source, error.detail) == ("105", "payload[time_to_send]", "time_to_send: must not be in the past.")
+
+
+# --- Channel fallback through the real worker and pump ------------------------------------------------
+
+
+def wait_until(condition, timeout=20.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_it_falls_back_from_sms_to_viber_to_whatsapp(dispatch, live_server, account, channel_providers):
+    receiver = ProviderServer().start()
+    try:
+        sms, viber, whatsapp = (channel_providers[c] for c in ("sms", "viber", "whatsapp"))
+        for server in channel_providers.values():
+            server.reset()
+        sms.script("fallback sms", Reply(400, {"error": "no SMS route to this number"}))
+        viber.script("fallback viber", *[Reply(200, {"id": "late"}, delay=3)] * 3)  # slower than the 2 s timeout
+        omnimessages, reports = client_for(live_server, account.api_username, account.api_password)
+
+        sent = omnimessages.send_omnimessage(Omnimessage(
+            to="+37255555555", dlr_url=receiver.url, messages=[
+                OmnimessageMessagesInner(Sms(text="fallback sms")),
+                OmnimessageMessagesInner(Viber(text="fallback viber", ttl=2)),
+                OmnimessageMessagesInner(WhatsApp(text=WhatsAppText(body="fallback whatsapp"))),
+            ],
+        ))
+
+        assert wait_until(lambda: len(receiver.received) >= 3), [r.body for r in receiver.received]
+        report = reports.retrieve_delivery_report(sent.omnimessage_id)
+    finally:
+        receiver.stop()
+
+    assert [(s.channel.value, s.status.value, s.err) for s in report.statuses] == [
+        ("sms", "FAILED", 1), ("viber", "EXPIRED", 2), ("whatsapp", "ACK", 0)
+    ]
+    assert report.statuses[0].error == 'Provider refused the message with HTTP 400: {"error": "no SMS route to this number"}'
+    assert [(r.body["channel"], r.body["status"]) for r in receiver.received] == [
+        ("sms", "FAILED"), ("viber", "EXPIRED"), ("whatsapp", "ACK")
+    ]
+    assert {r.body["omnimessage_id"] for r in receiver.received} == {sent.omnimessage_id}
+    assert [r.body["text"] for r in whatsapp.received] == ["fallback whatsapp"]
+    assert whatsapp.received[0].body["channel"] == "whatsapp"
+    assert len(viber.received) >= 1
+    assert ScheduledMessage.objects.get(pk=sent.omnimessage_id).status == MessageStatus.SENT

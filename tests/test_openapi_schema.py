@@ -1,0 +1,70 @@
+"""The OpenAPI 3 document at /api/schema/ and the interactive docs at /api/docs/."""
+
+import pytest
+from openapi_spec_validator import validate
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def static_files_without_manifest(settings):
+    # `make test` runs no collectstatic, and the production storage needs its manifest to render pages.
+    settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+
+
+@pytest.fixture
+def schema(client):
+    response = client.get("/api/schema/", {"format": "json"})
+    assert response.status_code == 200
+    return response.json()
+
+
+def test_it_serves_a_valid_openapi_3_document(schema):
+    validate(schema)
+
+    assert schema["openapi"].startswith("3.")
+
+
+def test_it_describes_the_seeds_paths(schema):
+    assert {"/sessions/{session_id}/scheduled", "/sessions/{session_id}/scheduled/{scheduled_id}"} <= set(schema["paths"])
+
+
+def test_it_describes_the_seeds_methods(schema):
+    methods = {path: sorted(set(ops) - {"parameters"}) for path, ops in schema["paths"].items() if path.startswith("/sessions/")}
+
+    assert methods == {
+        "/sessions/{session_id}/scheduled": ["get", "post"],
+        "/sessions/{session_id}/scheduled/{scheduled_id}": ["delete", "get", "patch"],
+    }
+
+
+def test_it_documents_the_request_fields_of_the_seed(schema):
+    request = schema["components"]["schemas"]["ScheduleRequest"]
+
+    assert set(request["properties"]) == {"to", "type", "text", "media", "caption", "scheduledAt"}
+    assert set(request["required"]) == {"to", "scheduledAt"}
+
+
+def test_it_documents_both_ways_of_sending_the_key_and_the_omnimessage_basic_auth(schema):
+    schemes = schema["components"]["securitySchemes"]
+
+    assert sorted((scheme["type"], scheme.get("in"), scheme.get("name"), scheme.get("scheme")) for scheme in schemes.values()) == [
+        ("apiKey", "header", "X-API-Key", None),
+        ("http", None, None, "basic"),
+        ("http", None, None, "bearer"),
+    ]
+
+
+def test_it_serves_the_schema_as_yaml_by_default(client):
+    response = client.get("/api/schema/")
+
+    assert response.status_code == 200
+    assert response.content.startswith(b"openapi: 3.")
+
+
+def test_it_serves_interactive_docs(client):
+    response = client.get("/api/docs/")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+    assert b"swagger" in response.content.lower()
