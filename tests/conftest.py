@@ -13,6 +13,13 @@ from . import support
 from .support import ProviderServer
 
 
+@pytest.hookimpl(trylast=True)  # after pytest-django's own ordering, which this keeps within each group
+def pytest_collection_modifyitems(items):
+    """Tests that start the worker and pump run last. The fleet lives for the rest of the session and
+    works on the test database; the tests before it then never have it sending or pumping under them."""
+    items.sort(key=lambda item: "fleet" in getattr(item, "fixturenames", ()))
+
+
 @pytest.fixture
 def new_session(db):
     """A session and its API key, as `create_session` makes them."""
@@ -61,6 +68,10 @@ def service_env(django_db_setup, provider, channel_providers):
         "TRANSPORT_URL": provider.url,
         **{f"{channel.upper()}_TRANSPORT_URL": server.url for channel, server in channel_providers.items()},
         "PYTHONUNBUFFERED": "1",
+        # Each test's teardown TRUNCATEs every table while the fleet may be mid-transaction: should the two
+        # deadlock, the fleet's side (which detects it first with this) is the one aborted, never the
+        # teardown. A send aborted this way is left to lease recovery, as after any database error.
+        "PGOPTIONS": "-c deadlock_timeout=100ms",
     }
 
 
