@@ -1,24 +1,27 @@
 """Dispatch benchmark: memory with far-future messages, lateness, burst drain, all against real services.
 
     .venv/bin/python bench/dispatch.py [--pending 100000] [--rate 100] [--duration 30] [--burst 10000]
-                                       [--workers 2] [--out bench/results] [--skip-baseline]
+                                       [--workers 2] [--out bench/results] [--baselines celery,rq] [--no-charts]
 
 One run, on one machine, with real PostgreSQL (its own database), real Redis (its own DB indexes),
 real `celery -A project worker` and `manage.py dispatch_pump` processes, and a local provider
 (bench/provider.py) that records when each message arrives. Phases, in order:
 
-1. pending:  N far-future rows (a day ahead): worker RSS, pump RSS and Redis before and after.
+1. pending:  N far-future rows (a day ahead): worker RSS, pump RSS, Redis, PostgreSQL table size.
 2. lateness: rate x duration messages through `services.message_schedule`, due one after another.
 3. burst:    --burst messages due at the same instant: drain rate.
 4. no-op:    the same number of worker processes, the product's Celery settings, --burst no-op tasks.
-5. baseline: the plain design, N x apply_async(eta=now + 1 day) held by one worker (skippable).
+5. celery:   baseline, the plain design (one apply_async(eta=scheduledAt) per message): phases 1-3 again.
+6. rq:       baseline, RQ's scheduler (queue.enqueue_at, rq worker --with-scheduler): phases 1-3 again.
 
-Prints a table and writes <out>/dispatch.json; exits 1 if any message was lost or sent twice.
+Prints a table and writes <out>/dispatch.json, then charts (charts.py) next to it; exits 1 if any of the
+product's messages was lost or sent twice (a baseline's losses are reported, not failed).
 See bench/README.md for what each figure means.
 """
 
 import argparse
 import fcntl
+import importlib.util
 import json
 import math
 import multiprocessing
@@ -30,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -63,10 +67,15 @@ def parse_args(argv=None):
     parser.add_argument("--creators", type=int, default=2, help="processes calling message_schedule")
     parser.add_argument("--workers", type=int, default=2, help="celery worker processes")
     parser.add_argument("--concurrency", type=int, default=2, help="pool processes per worker")
-    parser.add_argument("--skip-baseline", action="store_true", help="skip the plain-ETA baseline (phase 5)")
+    parser.add_argument("--baselines", default="celery,rq",
+                        help="comma-separated baselines to run: celery (phase 5), rq (phase 6); empty for none")
+    parser.add_argument("--skip-baseline", action="store_true", help="skip every baseline (same as --baselines '')")
     parser.add_argument("--baseline-pending", type=int, default=None,
-                        help="plain-ETA tasks (default: --pending, at most 20000: 100k take ~4 min to enqueue and reserve)")
-    parser.add_argument("--baseline-timeout", type=float, default=300.0, help="cap on waiting for the baseline worker to reserve them")
+                        help="far-future messages per baseline (default: --pending, at most 20000: 100k plain-ETA "
+                             "tasks take ~4 min to enqueue and reserve)")
+    parser.add_argument("--baseline-timeout", type=float, default=300.0,
+                        help="cap on waiting for the plain-ETA workers to reserve them")
+    parser.add_argument("--no-charts", action="store_true", help="do not draw the PNG charts (charts.py)")
     parser.add_argument("--horizon", type=float, default=5.0, help="DISPATCH_HORIZON, minutes")
     parser.add_argument("--settings", default="project.settings",
                         help="DJANGO_SETTINGS_MODULE of every process (to try a variant; on PYTHONPATH)")
@@ -74,12 +83,19 @@ def parse_args(argv=None):
     parser.add_argument("--db-name", default="bench_scheduler")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379", help="Redis server URL")
     parser.add_argument("--redis-db", type=int, default=14, help="the product's broker DB (flushed)")
-    parser.add_argument("--bench-redis-db", type=int, default=13, help="the bench's own Celery app DB (flushed)")
+    parser.add_argument("--bench-redis-db", type=int, default=13, help="the bench's own Celery apps' DB (flushed)")
+    parser.add_argument("--rq-redis-db", type=int, default=12, help="the RQ baseline's DB (flushed)")
     parser.add_argument("--keep-db", action="store_true", help="keep the bench database afterwards")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = parser.parse_args(argv)
     if args.baseline_pending is None:
         args.baseline_pending = min(args.pending, 20_000)
+    args.baselines = [] if args.skip_baseline else [name.strip() for name in args.baselines.split(",") if name.strip()]
+    unknown = set(args.baselines) - {"celery", "rq"}
+    if unknown:
+        parser.error(f"unknown baseline(s) {', '.join(sorted(unknown))}: choose from celery, rq")
+    if "rq" in args.baselines and importlib.util.find_spec("rq") is None:
+        parser.error("the rq baseline needs `pip install -r requirements-bench.txt` (or --baselines celery)")
     return args
 
 
@@ -173,6 +189,27 @@ def delivery_report(due_by_id, arrivals):
             "lost_ids": lost[:20], "duplicated_ids": list(duplicated)[:20], **lateness_summary(lateness)}
 
 
+def lateness_samples_ms(due_by_id, arrivals):
+    """Every first arrival minus its due time, sorted, in ms to 0.1: what the charts draw (compact in the JSON)."""
+    return sorted(round((min(times) - due_by_id[key]) * 1000, 1) for key, times in arrivals.items())
+
+
+def table_size(model):
+    """PostgreSQL's on-disk size of a model's table: heap, indexes (each), and the total with TOAST and maps."""
+    from django.db import connection
+
+    table = model._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_total_relation_size(%s::regclass), pg_relation_size(%s::regclass), "
+                       "pg_indexes_size(%s::regclass)", [table] * 3)
+        total, heap, indexes = cursor.fetchone()
+        cursor.execute("SELECT indexrelid::regclass::text, pg_relation_size(indexrelid) FROM pg_index "
+                       "WHERE indrelid = %s::regclass ORDER BY 1", [table])
+        each = dict(cursor.fetchall())
+    return {"table": table, "total_mb": total / MB, "heap_mb": heap / MB, "indexes_mb": indexes / MB,
+            "index_mb": {name: size / MB for name, size in each.items()}}
+
+
 # --- Set-up ------------------------------------------------------------------------------------
 
 
@@ -238,8 +275,19 @@ def machine_and_versions(args):
                      "kombu": kombu.__version__, "redis_py": redis.__version__, "psycopg": psycopg.__version__,
                      "requests": requests.__version__, "postgresql": pg_version,
                      "redis_server": redis.Redis.from_url(args.redis).info("server")["redis_version"],
-                     "git_commit": git("rev-parse", "HEAD"), "git_dirty": bool(git("status", "--porcelain"))},
+                     "git_commit": git("rev-parse", "HEAD"), "git_dirty": bool(git("status", "--porcelain")),
+                     **{name: installed_version(name) for name in ("rq", "matplotlib")}},
     }
+
+
+def installed_version(name):
+    """The baselines' and charts' packages come from requirements-bench.txt and may be absent."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
 
 
 # --- Phase 1: far-future messages cost a row, not memory ------------------------------------
@@ -256,6 +304,7 @@ def phase_pending(args, fleet, pump, broker, session):
 
     time.sleep(3)  # let freshly started processes settle
     before = snapshot(fleet, pump, broker)
+    table_before = table_size(ScheduledMessage)
     first_due = datetime.now(UTC) + timedelta(days=1)
     started = time.perf_counter()
     for offset in range(0, args.pending, 5000):
@@ -269,6 +318,7 @@ def phase_pending(args, fleet, pump, broker, session):
     insert_s = time.perf_counter() - started
     time.sleep(args.pending_settle)
     after = snapshot(fleet, pump, broker)
+    table_after = table_size(ScheduledMessage)  # the rows are what the product holds instead of memory
     handed_over = ScheduledMessage.objects.filter(session=session).exclude(handed_over_at=None).count()
     started = time.perf_counter()
     with connection.cursor() as cursor:
@@ -282,6 +332,10 @@ def phase_pending(args, fleet, pump, broker, session):
         "pump_ran_s": args.pending_settle, "handed_over": handed_over, "before": before, "after": after,
         "worker_growth_mb": workers_growth,
         "max_worker_tree_rss_growth_mb": max(g["tree_rss_mb"] for g in workers_growth.values()),
+        "workers_tree_rss_growth_total_mb": sum(g["tree_rss_mb"] for g in workers_growth.values()),
+        "postgres_before": table_before, "postgres_after": table_after,
+        "postgres_growth_mb": table_after["total_mb"] - table_before["total_mb"],
+        "postgres_bytes_per_message": (table_after["total_mb"] - table_before["total_mb"]) * MB / args.pending,
         "pump_rss_growth_mb": after["pump"]["main_rss_mb"] - before["pump"]["main_rss_mb"],
         "redis_used_memory_growth_mb": after["redis"]["used_memory_mb"] - before["redis"]["used_memory_mb"],
         "redis_db_keys_memory_mb": after["redis"]["db_keys_memory_mb"],
@@ -370,12 +424,14 @@ def phase_lateness(args, provider, session, creators):
     due_by_id = schedule_via_service(creators, session, [t0 + i / args.rate for i in range(count)], "steady")
     created = time.time()
     provider.wait_for(mark, count, last_due=max(due_by_id.values()))
-    report = delivery_report(due_by_id, provider.deliveries(mark, set(due_by_id)))
+    arrivals = provider.deliveries(mark, set(due_by_id))
+    report = delivery_report(due_by_id, arrivals)
     return {
         "rate_per_s": args.rate, "duration_s": args.duration, "created": count, "create_s": created - started,
         "create_per_s": count / (created - started), "creators": args.creators, "lead_s": args.lead,
         "created_before_first_due": created <= t0, **report, "statuses": settled_statuses(session),
         "rehanded_as_lost": rehanded(session), "db_connections_opened": db_sessions_opened() - sessions,
+        "samples_ms": lateness_samples_ms(due_by_id, arrivals),
     }
 
 
@@ -415,6 +471,7 @@ def phase_burst(args, provider, session, fleet, broker, creators):
         "drain_s": drain_s, "drain_per_s": args.burst / drain_s if drain_s else None,
         **report, "held_before_due": held, "statuses": settled_statuses(session),
         "rehanded_as_lost": rehanded(session), "db_connections_opened": db_sessions_opened() - sessions,
+        "samples_ms": lateness_samples_ms(due_by_id, arrivals),
     }
 
 
@@ -447,55 +504,182 @@ def phase_noop(args, log_dir, bench_broker, celery_config):
         for worker in workers:
             worker.stop()
     run_s = max(t[1] for t in times) - min(t[0] for t in times) if len(times) > 1 else None
+    first = min((t[0] for t in times), default=0.0)
     return {
         "tasks": args.burst, "done": len(times), "enqueue_s": enqueue_s, "run_s": run_s,
         "noop_per_s": len(times) / run_s if run_s else None, "celery_config": celery_config,
+        "samples_ms": sorted(round((t[1] - first) * 1000, 1) for t in times),  # finishes since the first start
     }
 
 
-# --- Phase 5: the plain design, for comparison --------------------------------------------------
+# --- Phases 5 and 6: the baselines, measured as the product is ------------------------------------
 
 
-def phase_baseline(args, log_dir, bench_broker):
-    from bench import noop_app
+class Baseline:
+    """What differs between two baselines: their workers, how a message is scheduled, and how to tell
+    that Redis or the workers hold `count` of them ready. The phases below are shared, so both are
+    measured the same way, with the same provider, due times and lead times as the product."""
 
-    bench_broker.flushdb()
-    count = args.baseline_pending
-    worker = celery_worker("plain", "bench.noop_app", noop_env(args, {}), log_dir, args.concurrency)
-    start_all([worker])
+    def __init__(self, name, fleet, enqueue, ready, client):
+        self.name = name
+        self.fleet = fleet  # () -> [Child], not started
+        self.enqueue = enqueue  # ([(message id, due epoch)], label) -> None
+        self.ready = ready  # (count) -> bool
+        self.client = client  # its Redis DB (flushed between phases)
+
+
+def celery_baseline(args, log_dir, provider):
+    """The plain design: the product's worker setup (--workers x --concurrency pool processes), Celery's
+    defaults otherwise (prefetch 4, early ack, …), on the bench's own Redis DB."""
+    import redis
+
+    from bench import baseline_celery
+
+    url = f"{args.redis}/{args.bench_redis_db}"
+    client = redis.Redis.from_url(url)
+
+    def fleet():
+        return [celery_worker(f"celery{i + 1}", "bench.baseline_celery", noop_env(args, {}), log_dir, args.concurrency)
+                for i in range(args.workers)]
+
+    def ready(count):  # every ETA task reserved by a worker, none left in the queue
+        state = redis_state(client)
+        return state["queued"] == 0 and state["unacked"] >= count
+
+    return Baseline("celery", fleet, lambda items, label: baseline_celery.enqueue(url, provider.url, items, label),
+                    ready, client)
+
+
+def rq_baseline(args, log_dir, provider):
+    """RQ's scheduler: as many `rq worker --with-scheduler` processes (default Worker, one job at a time
+    each) as the product has pool processes, so both run the same number of sends at once."""
+    from bench import baseline_rq
+
+    url = f"{args.redis}/{args.rq_redis_db}"
+    queue = baseline_rq.queue(url)
+    env = {**noop_env(args, {}), "PYTHONPATH": str(ROOT)}
+
+    def fleet():
+        return [Child(f"rq{i + 1}", baseline_rq.worker_argv(f"rq{i + 1}", url), env, log_dir, ready="Listening on")
+                for i in range(args.workers * args.concurrency)]
+
+    return Baseline("rq", fleet, lambda items, label: baseline_rq.enqueue(url, provider.url, items, label),
+                    lambda count: baseline_rq.scheduled(queue) >= count, queue.connection)
+
+
+def fleet_memory(fleet):
+    return {w.name: memory_of(w) for w in fleet}
+
+
+def baseline_pending(args, base):
+    """--baseline-pending messages a day ahead: how fast they are scheduled, then what the workers (each
+    process tree) and Redis hold once all are in place. The fleet is killed afterwards with what it holds."""
+    base.client.flushdb()
+    fleet = start_all(base.fleet())
     try:
-        time.sleep(3)
-        before = {"worker": memory_of(worker), "redis": redis_state(bench_broker)}
-        app = noop_app.make_app(f"{args.redis}/{args.bench_redis_db}", {})
-        eta = datetime.now(UTC) + timedelta(days=1)
+        time.sleep(3)  # let freshly started processes settle
+        before = {"workers": fleet_memory(fleet), "redis": redis_state(base.client)}
+        first_due = time.time() + 86400
+        items = [(str(uuid.uuid4()), first_due + i / 1000) for i in range(args.baseline_pending)]
         started = time.perf_counter()
-        with app.producer_or_acquire() as producer:
-            for _ in range(count):
-                app.send_task("bench.noop", eta=eta, producer=producer)  # what noop.apply_async(eta=…) sends
+        base.enqueue(items, "pending")
         enqueue_s = time.perf_counter() - started
         deadline = time.time() + args.baseline_timeout
-        while time.time() < deadline:
-            state = redis_state(bench_broker)
-            if state["queued"] == 0 and state["unacked"] >= count:
-                break
+        while not base.ready(len(items)) and time.time() < deadline:  # Celery: until the workers reserved them
             time.sleep(1)
-        reserved_s = time.perf_counter() - started
-        time.sleep(2)
-        after = {"worker": memory_of(worker), "redis": redis_state(bench_broker)}
+        held_s = time.perf_counter() - started
+        all_held = base.ready(len(items))
+        time.sleep(3)  # RQ's scheduler polls every second: a few passes over them
+        after = {"workers": fleet_memory(fleet), "redis": redis_state(base.client)}
     finally:
-        worker.kill()  # its 1-day tasks are never due; the DB is flushed next
-        bench_broker.flushdb()
-    rss_growth = after["worker"]["tree_rss_mb"] - before["worker"]["tree_rss_mb"]
+        for worker in fleet:
+            worker.kill()  # their messages are never due; the DB is flushed next
+        base.client.flushdb()
+    keys = ["main_rss_mb", "tree_rss_mb", "tree_pss_mb"]
+    workers_growth = {name: growth(before["workers"][name], after["workers"][name], keys) for name in before["workers"]}
+    rss_total = sum(g["tree_rss_mb"] for g in workers_growth.values())
     return {
-        "messages": count, "enqueue_s": enqueue_s, "enqueue_per_s": count / enqueue_s,
-        "all_reserved": after["redis"]["queued"] == 0 and after["redis"]["unacked"] >= count,
-        "reserved_after_s": reserved_s, "before": before, "after": after, "worker_tree_rss_growth_mb": rss_growth,
-        "worker_main_rss_growth_mb": after["worker"]["main_rss_mb"] - before["worker"]["main_rss_mb"],
-        "rss_per_message_kb": rss_growth * 1024 / count,
+        "messages": len(items), "workers": len(fleet), "enqueue_s": enqueue_s, "enqueue_per_s": len(items) / enqueue_s,
+        "all_held": all_held, "held_after_s": held_s, "before": before, "after": after,
+        "worker_growth_mb": workers_growth,
+        "max_worker_tree_rss_growth_mb": max(g["tree_rss_mb"] for g in workers_growth.values()),
+        "workers_tree_rss_growth_total_mb": rss_total, "rss_per_message_kb": rss_total * 1024 / len(items),
         "redis_used_memory_growth_mb": after["redis"]["used_memory_mb"] - before["redis"]["used_memory_mb"],
         "redis_db_keys_memory_mb": after["redis"]["db_keys_memory_mb"],
+        "redis_bytes_per_message": after["redis"]["db_keys_memory_mb"] * MB / len(items),
         "redis_messages_held": after["redis"]["messages_held"],
     }
+
+
+def baseline_steady(args, base, provider):
+    """Phase 2's due times for a baseline, scheduled from this process before the first is due."""
+    count = round(args.rate * args.duration)
+    mark = provider.count()
+    started = time.time()
+    t0 = started + args.lead
+    items = [(str(uuid.uuid4()), t0 + i / args.rate) for i in range(count)]
+    base.enqueue(items, "steady")
+    created = time.time()
+    due_by_id = dict(items)
+    provider.wait_for(mark, count, last_due=items[-1][1])
+    arrivals = provider.deliveries(mark, set(due_by_id))
+    return {
+        "rate_per_s": args.rate, "duration_s": args.duration, "created": count, "create_s": created - started,
+        "create_per_s": count / (created - started), "lead_s": args.lead, "created_before_first_due": created <= t0,
+        **delivery_report(due_by_id, arrivals), "samples_ms": lateness_samples_ms(due_by_id, arrivals),
+    }
+
+
+def baseline_burst(args, base, provider, fleet):
+    """Phase 3 for a baseline: --burst messages due at the same whole second, --burst-lead ahead."""
+    mark = provider.count()
+    started = time.time()
+    due = math.ceil(started + args.burst_lead)
+    items = [(str(uuid.uuid4()), due) for _ in range(args.burst)]
+    base.enqueue(items, "burst")
+    created = time.time()
+    ready_at = None
+    while time.time() < due:
+        if base.ready(args.burst):
+            ready_at = time.time()
+            break
+        time.sleep(0.2)
+    held = None
+    if time.time() < due - 2:  # what the workers hold with the whole burst scheduled
+        time.sleep(max(0.0, due - 2 - time.time()))
+        held = {"workers": fleet_memory(fleet)}
+    provider.wait_for(mark, args.burst, last_due=due)
+    arrivals = provider.deliveries(mark, set(item[0] for item in items))
+    due_by_id = dict(items)
+    last = max((t for times in arrivals.values() for t in times), default=None)
+    drain_s = (last - due) if last else None
+    return {
+        "messages": args.burst, "lead_s": due - started, "create_s": created - started,
+        "create_per_s": args.burst / (created - started),
+        "ready_s": None if ready_at is None else ready_at - started, "ready_before_due": ready_at is not None,
+        "drain_s": drain_s, "drain_per_s": args.burst / drain_s if drain_s else None,
+        **delivery_report(due_by_id, arrivals), "held_before_due": held,
+        "samples_ms": lateness_samples_ms(due_by_id, arrivals),
+    }
+
+
+def phase_baseline(args, base, provider):
+    """Phases 1-3 for one baseline: pending with one fleet, then steady and burst with a fresh one."""
+    print(f"  {base.name}: {args.baseline_pending} far-future messages", flush=True)
+    results = {"pending": baseline_pending(args, base)}
+    fleet = start_all(base.fleet())
+    try:
+        time.sleep(2)
+        print(f"  {base.name}: {args.rate:g}/s for {args.duration:g} s", flush=True)
+        results["lateness"] = baseline_steady(args, base, provider)
+        print(f"  {base.name}: burst of {args.burst}", flush=True)
+        results["burst"] = baseline_burst(args, base, provider, fleet)
+        results["fleet_after"] = fleet_memory(fleet)
+    finally:
+        for worker in fleet:
+            worker.stop()
+        base.client.flushdb()
+    return results
 
 
 # --- Report ---------------------------------------------------------------------------------------
@@ -503,12 +687,13 @@ def phase_baseline(args, log_dir, bench_broker):
 
 def table(results):
     p, late, burst = results["pending"], results["lateness"], results["burst"]
-    noop, base = results["noop"], results.get("baseline")
+    noop, pg = results["noop"], results["pending"]["postgres_after"]
     yes = lambda ok: "yes" if ok else "NO"  # noqa: E731
     fmt = lambda v, f="{:.1f}": "n/a" if v is None else f.format(v)  # noqa: E731
     rows = [
         ("PENDING (far future, 1 day ahead)", "", "", ""),
-        ("  rows inserted (bulk_create)", f"{p['messages']} in {p['insert_s']:.1f} s", "", ""),
+        ("  rows created (bulk_create, 5000 a batch)",
+         f"{p['messages']} in {p['insert_s']:.1f} s ({p['insert_per_s']:.0f} rows/s)", "", ""),
         ("  worker RSS growth, per worker (tree)",
          ", ".join(f"{n} {g['tree_rss_mb']:+.1f} MB" for n, g in p["worker_growth_mb"].items()), "< 50 MB",
          yes(p["max_worker_tree_rss_growth_mb"] < TARGETS["pending_worker_rss_growth_mb"])),
@@ -520,19 +705,10 @@ def table(results):
         ("  Redis used_memory growth (server); DB keys", f"{p['redis_used_memory_growth_mb']:+.2f} MB;"
          f" {p['redis_db_keys_memory_mb']:.3f} MB", "", ""),
         ("  handed over by the pump", str(p["handed_over"]), "0", yes(p["handed_over"] == 0)),
+        (f"  PostgreSQL {pg['table']} (table + indexes)",
+         f"{pg['total_mb']:.1f} MB: heap {pg['heap_mb']:.1f} MB, indexes {pg['indexes_mb']:.1f} MB"
+         f" ({p['postgres_bytes_per_message']:.0f} B/message grown)", "", ""),
     ]
-    if base:
-        rows += [
-            (f"PLAIN ETA BASELINE ({base['messages']} x apply_async(eta=+1 day), 1 worker)", "", "", ""),
-            ("  enqueue / all reserved after", f"{base['enqueue_s']:.1f} s / {base['reserved_after_s']:.1f} s"
-             + ("" if base["all_reserved"] else " (NOT all reserved)"), "", ""),
-            ("  worker RSS growth (tree; main)",
-             f"{base['worker_tree_rss_growth_mb']:+.1f} MB; {base['worker_main_rss_growth_mb']:+.1f} MB"
-             f" ({base['rss_per_message_kb']:.1f} KB/message)", "", ""),
-            ("  Redis messages held / used_memory growth; DB keys",
-             f"{base['redis_messages_held']} / {base['redis_used_memory_growth_mb']:+.1f} MB;"
-             f" {base['redis_db_keys_memory_mb']:.1f} MB", "", ""),
-        ]
     rows += [
         (f"LATENESS ({late['rate_per_s']:g}/s for {late['duration_s']:g} s, {args_workers(results)})", "", "", ""),
         (f"  created via message_schedule ({late['creators']} processes)",
@@ -571,14 +747,86 @@ def table(results):
         ("RATIO drain rate / no-op rate", fmt(results["drain_to_noop_ratio"], "{:.2f}"), ">= 0.5",
          yes(results["drain_to_noop_ratio"] is not None and results["drain_to_noop_ratio"] >= 0.5)),
     ]
-    widths = [max(len(r[i]) for r in rows + [("figure", "value", "target", "met")]) for i in range(4)]
-    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
-    return "\n".join([line(("figure", "value", "target", "met")), line(["-" * w for w in widths]), *map(line, rows)])
+    return render(("figure", "value", "target", "met"), rows)
 
 
 def args_workers(results):
     a = results["args"]
     return f"{a['workers']} workers x concurrency {a['concurrency']}"
+
+
+def render(header, rows):
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def held_bytes_per_message(pending):
+    """Everything a far-future message costs while it waits: workers' RSS, Redis keys, PostgreSQL rows."""
+    mb = pending["workers_tree_rss_growth_total_mb"] + pending["redis_db_keys_memory_mb"] + pending.get("postgres_growth_mb", 0)
+    return mb * MB / pending["messages"]
+
+
+def comparison(results):
+    """The product and each baseline side by side, each measured as the product is, and product/baseline
+    where the ratio means something (rates, lateness, memory per message); "" without baselines."""
+    systems = {"product": {phase: results[phase] for phase in ("pending", "lateness", "burst")}, **results.get("baselines", {})}
+    if len(systems) == 1:
+        return ""
+    noop = results["noop"]["noop_per_s"]
+    rss_held = lambda s: sum(m["tree_rss_mb"] for m in s["burst"]["held_before_due"]["workers"].values())  # noqa: E731
+    trio = lambda r: f"{r['sent']} / {r['lost']} / {r['duplicated']}"  # noqa: E731
+    rows = [  # (label, value from one system's phases, format, ratio); a KeyError or None shows as n/a
+        ("PENDING (far future, 1 day ahead)", None, "", False),
+        ("  messages", lambda s: s["pending"]["messages"], "{}", False),
+        ("  created per s (product: bulk_create rows)",
+         lambda s: s["pending"].get("enqueue_per_s") or s["pending"]["insert_per_s"], "{:.0f}", True),
+        ("  all held by the workers / Redis after, s", lambda s: s["pending"]["held_after_s"], "{:.1f}", False),
+        ("  workers' RSS growth, all trees, MB", lambda s: s["pending"]["workers_tree_rss_growth_total_mb"], "{:+.1f}", False),
+        ("  Redis DB keys, MB", lambda s: s["pending"]["redis_db_keys_memory_mb"], "{:.2f}", False),
+        ("  Redis used_memory growth (server), MB", lambda s: s["pending"]["redis_used_memory_growth_mb"], "{:+.2f}", False),
+        ("  PostgreSQL table + indexes growth, MB", lambda s: s["pending"]["postgres_growth_mb"], "{:.2f}", False),
+        ("  bytes held per message (all of the above)", lambda s: held_bytes_per_message(s["pending"]), "{:.0f}", True),
+        (f"LATENESS ({results['lateness']['rate_per_s']:g}/s for {results['lateness']['duration_s']:g} s)", None, "", False),
+        ("  created per s (product: message_schedule)", lambda s: s["lateness"]["create_per_s"], "{:.0f}", True),
+        ("  sent / lost / duplicated", lambda s: trio(s["lateness"]), "{}", False),
+        *[(f"  lateness {k}, ms", lambda s, k=k: s["lateness"][f"{k}_ms"], "{:.1f}", True) for k in ("p50", "p95", "p99", "max")],
+        ("  lateness min, ms (early: messages sent early)",
+         lambda s: f"{s['lateness']['min_ms']:.1f} (early {s['lateness']['early']})", "{}", False),
+        (f"BURST ({results['burst']['messages']} due at the same instant)", None, "", False),
+        ("  sent / lost / duplicated", lambda s: trio(s["burst"]), "{}", False),
+        ("  held ready for the due time after, s",
+         lambda s: s["burst"]["ready_s"] if "ready_s" in s["burst"] else s["burst"]["handed_over_and_reserved_s"], "{:.1f}", False),
+        ("  workers' RSS holding the burst, MB", rss_held, "{:.1f}", True),
+        ("  drain: last arrival - due, s", lambda s: s["burst"]["drain_s"], "{:.2f}", True),
+        ("  drain rate, msg/s", lambda s: s["burst"]["drain_per_s"], "{:.1f}", True),
+        ("  drain rate / raw Celery no-op rate", lambda s: s["burst"]["drain_per_s"] / noop, "{:.2f}", True),
+        ("  lateness p50 / p99, ms", lambda s: f"{s['burst']['p50_ms']:.0f} / {s['burst']['p99_ms']:.0f}", "{}", False),
+    ]
+
+    def value(getter, system):
+        try:
+            v = getter(system)
+        except (KeyError, TypeError, ZeroDivisionError):
+            return None
+        return v
+
+    baselines = [name for name in systems if name != "product"]
+    out = []
+    for label, getter, form, ratio in rows:
+        if getter is None:
+            out.append((label, *[""] * (len(systems) + len(baselines))))
+            continue
+        values = {name: value(getter, phases) for name, phases in systems.items()}
+        cells = ["n/a" if v is None else form.format(v) for v in values.values()]
+        ratios = []
+        for name in baselines:
+            p, b = values["product"], values[name]
+            ok = ratio and isinstance(p, (int, float)) and isinstance(b, (int, float)) and b > 0 and p >= 0
+            ratios.append(f"{p / b:.2f}" if ok else "")
+        out.append((label, *cells, *ratios))
+    header = ("product vs baselines", *systems, *[f"product/{name}" for name in baselines])
+    return render(header, out)
 
 
 # --- Main -----------------------------------------------------------------------------------------
@@ -641,10 +889,13 @@ def run(args, results):
     results["noop"] = phase_noop(args, log_dir, bench_broker, product_celery_config())
     drain, noop = results["burst"]["drain_per_s"], results["noop"]["noop_per_s"]
     results["drain_to_noop_ratio"] = drain / noop if drain and noop else None
-    if not args.skip_baseline:
-        results["loadavg_1m_before"]["baseline"] = os.getloadavg()[0]
-        print(f"phase 5: plain-ETA baseline, {args.baseline_pending} tasks", flush=True)
-        results["baseline"] = phase_baseline(args, log_dir, bench_broker)
+    results["baselines"] = {}
+    for number, name in ((5, "celery"), (6, "rq")):
+        if name in args.baselines:
+            results["loadavg_1m_before"][name] = os.getloadavg()[0]
+            print(f"phase {number}: {name} baseline", flush=True)
+            make = celery_baseline if name == "celery" else rq_baseline
+            results["baselines"][name] = phase_baseline(args, make(args, log_dir, provider), provider)
 
 
 def main(argv=None):
@@ -655,11 +906,11 @@ def main(argv=None):
     results = {"command": shlex.join(Path("/proc/self/cmdline").read_text().split("\0")[:-1]), "cwd": os.getcwd(),
                "args": vars(args), "started_at": datetime.now(UTC).isoformat(), "targets": TARGETS}
     failed = False
-    lock = open(Path(tempfile.gettempdir()) / "bench-dispatch.lock", "w")
+    lock = open(Path(tempfile.gettempdir()) / f"bench-dispatch-{args.db_name}.lock", "w")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # two runs would drop each other's database
     except BlockingIOError:
-        print("another bench/dispatch.py run is in progress", file=sys.stderr)
+        print(f"another bench/dispatch.py run on database {args.db_name} is in progress", file=sys.stderr)
         return 1
     try:
         run(args, results)
@@ -676,14 +927,56 @@ def main(argv=None):
     results["ok"] = lost_or_dup == 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "dispatch.json").write_text(json.dumps(results, indent=2, default=str))
+    write_results(out / "dispatch.json", results)
     print()
     print(table(results))
+    if compared := comparison(results):
+        print()
+        print(compared)
     print(f"\n{results['command']}\ntook {results['elapsed_s']:.0f} s; results in {out / 'dispatch.json'}")
+    if not args.no_charts:
+        draw_charts(out / "dispatch.json")
     if lost_or_dup:
         print(f"FAILED: {lost_or_dup} message(s) lost or duplicated", file=sys.stderr)
         return 1
     return 0
+
+
+def take_samples(results):
+    """Move the per-message samples out of the phases into results["samples"], which the charts read:
+    steady lateness and burst arrivals since the due time (no-op: finishes since the first start), in ms."""
+    systems = {"product": results, **results.get("baselines", {})}
+    samples = {"steady_lateness_ms": {}, "burst_offsets_ms": {}}
+    for name, phases in systems.items():
+        for phase, key in (("lateness", "steady_lateness_ms"), ("burst", "burst_offsets_ms")):
+            if phase in phases:
+                samples[key][name] = phases[phase].pop("samples_ms")
+    if "noop" in results:
+        samples["burst_offsets_ms"]["noop"] = results["noop"].pop("samples_ms")
+    results["samples"] = samples
+
+
+def write_results(path, results):
+    """dispatch.json, indented, except the samples: one compact line per list (tens of thousands of numbers)."""
+    take_samples(results)
+    samples = results.pop("samples")
+    text = json.dumps(results, indent=2, default=str)
+    lists = ",\n".join(f'    {json.dumps(kind)}: {{' + ", ".join(f"{json.dumps(name)}: {json.dumps(values, separators=(',', ':'))}"
+                                                           for name, values in by_system.items()) + "}"
+                       for kind, by_system in samples.items())
+    path.write_text(text[:-2] + ',\n  "samples": {\n' + lists + "\n  }\n}\n")
+    results["samples"] = samples
+
+
+def draw_charts(path):
+    """charts.py's PNGs next to the JSON; a missing matplotlib (requirements-bench.txt) skips them, no failure."""
+    try:
+        import charts
+    except ImportError as exc:
+        print(f"no charts: {exc} (pip install -r requirements-bench.txt)", file=sys.stderr)
+        return
+    for written in charts.draw(path):
+        print(f"chart {written}")
 
 
 def interrupt(*_):
@@ -693,7 +986,7 @@ def interrupt(*_):
 def cleanup(args):
     import redis
 
-    for db in (args.redis_db, args.bench_redis_db):
+    for db in (args.redis_db, args.bench_redis_db, args.rq_redis_db):
         try:
             redis.Redis.from_url(f"{args.redis}/{db}").flushdb()
         except Exception as exc:  # never mask the run's own error
