@@ -165,6 +165,8 @@ DISPATCH_RETRY_BASE = env_or_fail(env.float, "DISPATCH_RETRY_BASE_SECONDS", defa
 DISPATCH_RETRY_MAX = env_or_fail(env.float, "DISPATCH_RETRY_MAX_SECONDS", default=300.0)
 DISPATCH_PUMP_INTERVAL = env_or_fail(env.float, "DISPATCH_PUMP_INTERVAL_SECONDS", default=0.5)
 DISPATCH_PUMP_BATCH = env_or_fail(env.int, "DISPATCH_PUMP_BATCH", default=1000)
+# Messages due at the same instant are handed to one task in groups of this many (1: never group).
+DISPATCH_SEND_BATCH = env_or_fail(env.int, "DISPATCH_SEND_BATCH", default=20)
 SEND_TIME_LIMIT = env_or_fail(env.int, "SEND_TIME_LIMIT_SECONDS", default=60)
 if DISPATCH_LEASE.total_seconds() <= SEND_TIME_LIMIT:
     raise ImproperlyConfigured("DISPATCH_LEASE_SECONDS must exceed SEND_TIME_LIMIT_SECONDS.")

@@ -117,6 +117,8 @@ class ScheduledMessage(models.Model):
     # Omnimessages (the Messente-compatible API): channels are tried in order, see ChannelAttempt.
     dlr_url = models.URLField(max_length=2000, blank=True, help_text="Where channel delivery reports go.")
     current_channel = models.PositiveSmallIntegerField(default=0)
+    # How many ChannelAttempt rows it has: 0 for a session-API message, so its dispatch skips that lookup.
+    channel_count = models.PositiveSmallIntegerField(default=0, editable=False)
     priority = models.CharField(max_length=10, blank=True)
     text_store = models.CharField(max_length=10, blank=True)
 

@@ -2,6 +2,7 @@
 
 Status changes go through `_transition` only: one guarded UPDATE (matching status and version)
 whose row count says whether this caller won, plus one history row in the same transaction.
+`_claim_batch`, beside it, is its form for claiming several messages handed over together.
 """
 
 import base64
@@ -10,9 +11,12 @@ import hmac
 import logging
 import random
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
+from itertools import groupby
+from operator import itemgetter
 
 from django.conf import settings
 from django.db import transaction
@@ -252,8 +256,31 @@ def message_dispatch(*, message_id: str, version: int, worker: str) -> None:
         )
         if claimed and attempt is not None and attempt.started_at is None:
             _channel_started(attempt)
-    if not claimed:
-        return
+    if claimed:
+        _send_claimed(message, attempt, actor)
+
+
+def message_dispatch_batch(*, batch: list[tuple[str, int]], worker: str) -> None:
+    """Send messages handed over together (due at the same instant): one claim for all, then each
+    is sent and recorded in turn, as message_dispatch does for one. The rest of a batch that takes
+    too long goes back to be handed over one by one, so a batch always ends within its time limit."""
+    actor = f"worker:{worker}"
+    claimed = _claim_batch(batch, actor=actor)
+    for message_id, version in batch:  # omnimessages, paused sessions, stale or lost races: the one-message path
+        if message_id not in claimed:
+            message_dispatch(message_id=message_id, version=version, worker=worker)
+    budget_ends = time.monotonic() + settings.SEND_TIME_LIMIT / 3
+    waiting = list(claimed.values())
+    while waiting and time.monotonic() < budget_ends:
+        _send_claimed(waiting.pop(0), None, actor)
+    for message in waiting:
+        with transaction.atomic():
+            _transition(message, target=Status.PENDING, allowed_from={Status.SENDING}, actor=actor, due_at=timezone.now(),
+                        lease_until=None, attempts=message.attempts - 1, detail="batch ran out of time; handed over alone")
+
+
+def _send_claimed(message: ScheduledMessage, attempt: ChannelAttempt | None, actor: str) -> None:
+    """Send a message this worker has claimed (status sending) and record the outcome."""
     transport = transport_name(message, attempt)
     try:
         result = get_transport(transport).send(outgoing_message(message, attempt))
@@ -301,6 +328,8 @@ def transport_name(message: ScheduledMessage, attempt: ChannelAttempt | None) ->
 
 def current_channel(message: ScheduledMessage) -> ChannelAttempt | None:
     """The omnimessage channel being tried now; None for a session-API message."""
+    if not message.channel_count:
+        return None
     return message.channels.filter(position=message.current_channel).first()
 
 
@@ -344,11 +373,11 @@ def dispatch_pump_once() -> int:
     now = selectors.db_now()
     backlog = handover.broker_backlog()
     messages = _hand_over_due(
-        ScheduledMessage.objects.filter(status=Status.PENDING, session__paused_at__isnull=True), handover.enqueue_send, now,
+        ScheduledMessage.objects.filter(status=Status.PENDING, session__paused_at__isnull=True), _enqueue_sends, now,
         backlog=backlog, task_id=Concat(Value("send-"), F("id"), Value("-v"), Cast("version", CharField())),
     )
     deliveries = _hand_over_due(
-        WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING), handover.enqueue_webhook, now, backlog=backlog
+        WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING), _enqueue_deliveries, now, backlog=backlog
     )
     return messages + deliveries + _recover_expired_leases(now)
 
@@ -379,13 +408,37 @@ def _hand_over_due(pending, enqueue, now: datetime, *, backlog: int | None, **bo
             logger.warning("re-handing %d %s row(s) whose hand-over was lost", len(lost), pending.model.__name__)
         if pending.model is ScheduledMessage:
             _log_lost_handovers(lost)
-        transaction.on_commit(partial(_enqueue_all, enqueue, due), robust=True)
+        transaction.on_commit(partial(enqueue, due), robust=True)
     return len(due)
 
 
-def _enqueue_all(enqueue, rows) -> None:
+BATCHES_PER_GROUP = 16  # a group splits into at least this many batches (more than a fleet's pool processes)
+
+
+def _enqueue_sends(rows) -> None:
+    """Messages due at the same instant (a campaign) go in batches: one task, one claim for many."""
+    for group in _same_due_batches(rows, settings.DISPATCH_SEND_BATCH):
+        if len(group) == 1:
+            row_id, version, due_at, _ = group[0]
+            handover.enqueue_send(row_id, version, due_at)
+        else:
+            handover.enqueue_send_batch([(row[0], row[1]) for row in group], group[0][2])
+
+
+def _same_due_batches(rows, most: int):
+    """Split rows (ordered by due time) into batches of one due time each. A small group stays in
+    small batches, so that all of the fleet's processes start on it at once; a campaign of
+    thousands goes `most` at a time."""
+    for _, same_due in groupby(rows, key=itemgetter(2)):
+        group = list(same_due)
+        size = max(1, min(most, len(group) // BATCHES_PER_GROUP))
+        for start in range(0, len(group), size):
+            yield group[start:start + size]
+
+
+def _enqueue_deliveries(rows) -> None:
     for row_id, version, due_at, _ in rows:
-        enqueue(row_id, version, due_at)
+        handover.enqueue_webhook(row_id, version, due_at)
 
 
 def _log_lost_handovers(rows) -> None:
@@ -455,6 +508,32 @@ def _transition(message: ScheduledMessage, *, target: str, allowed_from: set, ac
     if target in WEBHOOK_EVENTS:
         _record_webhook(message, WEBHOOK_EVENTS[target], now)
     return True
+
+
+def _claim_batch(batch: list[tuple[str, int]], *, actor: str) -> dict[str, ScheduledMessage]:
+    """`_transition(target=SENDING)` for a batch: lock the rows still pending at the version they were
+    handed over for (skipping rows another transaction holds), move them all in one UPDATE, and write
+    one history row each. Omnimessages and paused sessions are left to the one-message path."""
+    versions = dict(batch)
+    now = timezone.now()
+    with transaction.atomic():
+        rows = (ScheduledMessage.objects.select_related("session").select_for_update(skip_locked=True, of=("self",))
+                .filter(pk__in=versions, status=Status.PENDING, channel_count=0, session__paused_at__isnull=True))
+        claimed = {message.pk: message for message in rows if message.version == versions[message.pk]}
+        if not claimed:
+            return {}
+        fields = {"status": Status.SENDING, "updated_at": now, "lease_until": now + settings.DISPATCH_LEASE}
+        ScheduledMessage.objects.filter(pk__in=claimed).update(version=F("version") + 1, attempts=F("attempts") + 1, **fields)
+        for message in claimed.values():
+            message.version, message.attempts = message.version + 1, message.attempts + 1
+            for name, value in fields.items():
+                setattr(message, name, value)
+        MessageEvent.objects.bulk_create(
+            MessageEvent(message=message, from_status=Status.PENDING, to_status=Status.SENDING, attempt=message.attempts,
+                         actor=actor, detail="claimed (batch)")
+            for message in claimed.values()
+        )
+    return claimed
 
 
 def _handover_fields(message_id: str, version: int, due_at: datetime, now: datetime) -> dict:
@@ -612,7 +691,7 @@ def omnimessage_schedule(
         message = message_schedule(
             session=session, scheduled_at=scheduled_at, actor="api:omnimessage", to=to, type=first["type"],
             text=first.get("text", ""), media=first.get("media", ""), caption=first.get("caption", ""),
-            dlr_url=dlr_url, priority=priority, text_store=text_store,
+            dlr_url=dlr_url, priority=priority, text_store=text_store, channel_count=len(channels),
         )
         ChannelAttempt.objects.bulk_create(
             ChannelAttempt(message=message, position=position, channel=spec.channel, sender=spec.sender,

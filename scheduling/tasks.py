@@ -5,7 +5,7 @@ import socket
 from celery import shared_task
 
 from . import services
-from .handover import SEND_TASK, WEBHOOK_TASK
+from .handover import SEND_BATCH_TASK, SEND_TASK, WEBHOOK_TASK
 
 WORKER = socket.gethostname()
 
@@ -13,6 +13,11 @@ WORKER = socket.gethostname()
 @shared_task(name=SEND_TASK, ignore_result=True)
 def send_message(message_id: str, version: int) -> None:
     services.message_dispatch(message_id=message_id, version=version, worker=WORKER)
+
+
+@shared_task(name=SEND_BATCH_TASK, ignore_result=True)
+def send_messages(batch: list[list]) -> None:
+    services.message_dispatch_batch(batch=[(message_id, version) for message_id, version in batch], worker=WORKER)
 
 
 @shared_task(name=WEBHOOK_TASK, ignore_result=True)

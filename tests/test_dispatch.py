@@ -170,3 +170,24 @@ def test_it_resends_with_the_same_key_when_a_worker_dies_mid_send(dispatch, prov
     assert keys == [message_id, message_id]  # the provider can deduplicate: exactly-once effect
     assert shown["status"] == "sent"
     assert ScheduledMessage.objects.get(pk=message_id).events.filter(actor="pump", to_status=MessageStatus.PENDING).exists()
+
+
+def test_a_campaign_due_at_one_instant_goes_out_on_time_once_each_in_batches(dispatch, provider, api, scheduled_url):
+    due = at(5)  # beyond the 3 s horizon: the pump hands the campaign over, grouped into batch tasks
+    message_ids = [schedule(api, scheduled_url, due, text=f"Campaign {n}") for n in range(40)]
+    cancelled = message_ids.pop(7)
+    assert api.delete(f"{scheduled_url}/{cancelled}").status_code == 200
+
+    for message_id in message_ids:
+        provider.wait_for(message_id)
+    time.sleep(1.0)
+
+    for message_id in message_ids:
+        received = provider.requests_for(message_id)
+        assert len(received) == 1, history(message_id, dispatch)
+        assert 0 <= received[0].at - due.timestamp() < 1.0, history(message_id, dispatch)
+    assert provider.requests_for(cancelled) == []
+    statuses = {read(api, scheduled_url, message_id)["status"] for message_id in message_ids}
+    assert statuses == {"sent"}
+    claims = ScheduledMessage.objects.get(pk=message_ids[0]).events.filter(to_status=MessageStatus.SENDING)
+    assert [event.detail for event in claims] == ["claimed (batch)"]
