@@ -4,8 +4,11 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import requests
 from messente_api import (
     ApiClient,
+    BulkMessagingApi,
+    BulkOmnimessage,
     Configuration,
     DeliveryReportApi,
     Omnimessage,
@@ -183,6 +186,51 @@ def test_it_refuses_a_time_in_the_past(messente):
 
     [error] = caught.value.data.errors
     assert (error.code.value, error.source, error.detail) == ("105", "payload[time_to_send]", "time_to_send: must not be in the past.")
+
+
+# --- Bulk: POST /v1/omnimessages ------------------------------------------------------------------
+
+
+def test_it_schedules_a_bulk_and_answers_each_omnimessage_in_its_place(live_server, account, messente):
+    bulk = BulkMessagingApi(ApiClient(Configuration(host=f"{live_server.url}/v1", username=account.api_username,
+                                                    password=account.api_password)))
+    when = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
+
+    response = bulk.send_bulk_omnimessage(BulkOmnimessage(messages=[
+        Omnimessage(to="+37255555555", messages=channels(), time_to_send=when.isoformat()),
+        Omnimessage(to="12345", messages=channels()),
+        Omnimessage(to="+37255555556", messages=channels()[:1], time_to_send=when.isoformat()),
+    ]))
+
+    first, refused, third = (answer.actual_instance for answer in response.messages)
+    assert (first.to, third.to) == ("+37255555555", "+37255555556")
+    [error] = refused.errors
+    assert (error.title.value, error.code.value, error.source) == ("Invalid data", "105", "payload[to]")
+    stored = ScheduledMessage.objects.order_by("to")
+    assert [(m.id, m.to, m.scheduled_at, m.channels.count()) for m in stored] == [
+        (first.omnimessage_id, "37255555555", when, 3), (third.omnimessage_id, "37255555556", when, 1)
+    ]
+    assert omnimessage_status(messente, first.omnimessage_id) == ["sms"]
+
+
+def omnimessage_status(messente, omnimessage_id):
+    _, reports = messente
+    return [entry.channel.value for entry in reports.retrieve_delivery_report(omnimessage_id).statuses]
+
+
+def test_it_refuses_an_empty_or_oversized_bulk_and_stores_nothing(live_server, account, settings):
+    settings.OMNIMESSAGE_BULK_MAX = 2
+    url = f"{live_server.url}/v1/omnimessages"
+    auth = (account.api_username, account.api_password)
+    one = {"to": "+37255555555", "messages": [{"channel": "sms", "text": "hi"}]}
+
+    empty = requests.post(url, json={"messages": []}, auth=auth, timeout=10)
+    too_many = requests.post(url, json={"messages": [one, one, one]}, auth=auth, timeout=10)
+    not_a_list = requests.post(url, json={"messages": one}, auth=auth, timeout=10)
+
+    assert [r.status_code for r in (empty, too_many, not_a_list)] == [400, 400, 400]
+    assert [e["source"] for r in (empty, too_many, not_a_list) for e in r.json()["errors"]] == ["payload[messages]"] * 3
+    assert ScheduledMessage.objects.count() == 0
 
 
 # --- Channel fallback through the real worker and pump ------------------------------------------------

@@ -10,8 +10,10 @@ from .errors import PayloadTooLarge
 class LimitedJSONParser(JSONParser):
     """JSON with a size limit (DRF streams the body past Django's DATA_UPLOAD_MAX_MEMORY_SIZE)."""
 
+    setting = "API_MAX_BODY_BYTES"
+
     def parse(self, stream, media_type=None, parser_context=None):
-        limit = settings.API_MAX_BODY_BYTES
+        limit = getattr(settings, self.setting)
         request = parser_context["request"]
         declared = request.META.get("CONTENT_LENGTH") or "0"
         if declared.isdigit() and int(declared) > limit:
@@ -24,3 +26,9 @@ class LimitedJSONParser(JSONParser):
         except ParseError as exc:
             raise ParseError(str(exc.detail).replace("JSON parse error", "Malformed JSON")) from None
 
+
+
+class BulkJSONParser(LimitedJSONParser):
+    """The same, with the larger limit of a bulk request."""
+
+    setting = "API_MAX_BULK_BODY_BYTES"

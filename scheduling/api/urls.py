@@ -11,6 +11,7 @@ urlpatterns = [
     ),
     # Messente's Omnichannel API (its clients' host ends in /v1).
     path("v1/omnimessage", omni.OmnimessageCreateView.as_view(), name="omnimessage"),
+    path("v1/omnimessages", omni.OmnimessageBulkCreateView.as_view(), name="omnimessage-bulk"),
     path("v1/omnimessage/<str:omnimessage_id>", omni.OmnimessageCancelView.as_view(), name="omnimessage-cancel"),
     path("v1/omnimessage/<str:omnimessage_id>/status", omni.OmnimessageStatusView.as_view(), name="omnimessage-status"),
 ]

@@ -155,3 +155,13 @@ def public_url(value, field):
     except serializers.ValidationError as exc:
         raise ChannelError(field, " ".join(map(str, exc.detail))) from None
     return value
+
+
+class BulkOmnimessageSerializer(serializers.Serializer):
+    messages = serializers.ListField(child=serializers.JSONField(), allow_empty=False,
+                                     help_text="Omnimessages, each as POST /v1/omnimessage takes one (OMNIMESSAGE_BULK_MAX, 500, at most).")
+
+    def validate_messages(self, messages):
+        if len(messages) > settings.OMNIMESSAGE_BULK_MAX:
+            raise serializers.ValidationError(f"At most {settings.OMNIMESSAGE_BULK_MAX} omnimessages in one request.")
+        return messages

@@ -1,5 +1,6 @@
 """The Messente-compatible Omnimessage API: thin views over the same services as the session API."""
 
+from django.db import transaction
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
@@ -10,13 +11,18 @@ from rest_framework.views import APIView
 from ... import services
 from ...models import ScheduledMessage
 from .auth import OmnimessageAuthentication
-from .errors import exception_handler
-from .serializers import OmnimessageSerializer
+from ..parsers import BulkJSONParser
+from .errors import exception_handler, validation_errors
+from .serializers import BulkOmnimessageSerializer, OmnimessageSerializer
 
 ERROR = inline_serializer("OmnimessageError", {"errors": serializers.ListField(child=serializers.DictField())})
 CREATED = inline_serializer("OmnimessageCreated", {
     "messages": serializers.ListField(child=serializers.DictField()), "to": serializers.CharField(),
     "omnimessage_id": serializers.CharField(),
+})
+BULK_CREATED = inline_serializer("BulkOmnimessageCreated", {
+    "messages": serializers.ListField(child=serializers.DictField(), help_text="Per omnimessage, in the order sent: "
+                                      "what POST /v1/omnimessage answers, or its errors ({\"errors\": […]})."),
 })
 REPORT = inline_serializer("OmnimessageStatus", {
     "statuses": serializers.ListField(child=serializers.DictField()), "to": serializers.CharField(),
@@ -41,8 +47,8 @@ class OmnimessageBase(APIView):
     def omnimessage(self, request, omnimessage_id) -> ScheduledMessage:
         message = (
             ScheduledMessage.objects.select_related("session")
-            .filter(pk=omnimessage_id, session=request.auth.session, channels__isnull=False)
-            .distinct().first()
+            .filter(pk=omnimessage_id, session=request.auth.session, channel_count__gt=0)
+            .first()
         )
         if message is None:
             raise exceptions.NotFound(f"Omnimessage {omnimessage_id} not found")
@@ -55,16 +61,41 @@ class OmnimessageCreateView(OmnimessageBase):
     def post(self, request):
         form = OmnimessageSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        data = form.validated_data
-        message = services.omnimessage_schedule(
-            session=request.auth.session, to=data["to"], channels=data["messages"],
-            scheduled_at=data.get("time_to_send") or timezone.now(), dlr_url=data.get("dlr_url", ""),
-            priority=data.get("priority", ""), text_store=data.get("text_store", ""),
-        )
-        channels = [
-            {"channel": c.channel, "message_id": str(c.channel_message_id), "sender": c.sender} for c in message.channels.all()
-        ]
-        return Response({"messages": channels, "to": f"+{message.to}", "omnimessage_id": message.id}, status=201)
+        return Response(schedule(request.auth.session, form.validated_data), status=201)
+
+
+class OmnimessageBulkCreateView(OmnimessageBase):
+    """Messente's bulk endpoint: each omnimessage is checked on its own and answered in its place,
+    scheduled or with its errors; the valid ones are stored together in one transaction."""
+
+    parser_classes = [BulkJSONParser]
+
+    @extend_schema(operation_id="omnimessage_send_bulk", request=BulkOmnimessageSerializer,
+                   responses={201: BULK_CREATED, 400: ERROR, 401: ERROR, 413: ERROR})
+    def post(self, request):
+        bulk = BulkOmnimessageSerializer(data=request.data)
+        bulk.is_valid(raise_exception=True)
+        forms = [OmnimessageSerializer(data=item) for item in bulk.validated_data["messages"]]
+        with transaction.atomic():
+            answers = [
+                schedule(request.auth.session, form.validated_data) if form.is_valid()
+                else {"errors": validation_errors(exceptions.ValidationError(form.errors))}
+                for form in forms
+            ]
+        return Response({"messages": answers}, status=201)
+
+
+def schedule(session, data: dict) -> dict:
+    """Schedule one validated omnimessage; Messente's answer to it."""
+    message = services.omnimessage_schedule(
+        session=session, to=data["to"], channels=data["messages"],
+        scheduled_at=data.get("time_to_send") or timezone.now(), dlr_url=data.get("dlr_url", ""),
+        priority=data.get("priority", ""), text_store=data.get("text_store", ""),
+    )
+    channels = [
+        {"channel": c.channel, "message_id": str(c.channel_message_id), "sender": c.sender} for c in message.channels.all()
+    ]
+    return {"messages": channels, "to": f"+{message.to}", "omnimessage_id": message.id}
 
 
 class OmnimessageCancelView(OmnimessageBase):
