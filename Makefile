@@ -7,7 +7,7 @@ PORT ?= 3000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test bench chaos install install-dev clean
+.PHONY: run test bench bench-api chaos install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,13 +36,24 @@ test: install-dev
 
 # Dispatch benchmark (bench/README.md): pending capacity, lateness, burst drain vs raw Celery.
 # Needs PostgreSQL and Redis on 127.0.0.1; BENCH_ARGS="--pending 20000" for a quicker run.
-bench: install-dev
+# The RQ baseline and the charts need requirements-bench.txt (rq, matplotlib); `make test` does not.
+$(VENV)/.installed-bench: requirements.txt requirements-dev.txt requirements-bench.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-bench.txt
+	touch $@ $(VENV)/.installed-dev $(VENV)/.installed
+
+bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/dispatch.py $(BENCH_ARGS)
 
 # Chaos run: workers SIGKILLed and restarted, the broker flushed, the pump restarted, mid-flight;
 # then checks that nothing was lost or sent twice (exit 1 if so). CHAOS_ARGS="--messages 1500" is quicker.
 chaos: install-dev
 	$(BIN)/python bench/chaos.py $(CHAOS_ARGS)
+
+# API load benchmark (bench/README.md): create, list, cancel and omnimessage create under concurrent load
+# (locust, its own process) against gunicorn; req/s, p50/p99, a page-size and a concurrency sweep, PNG charts.
+# Needs PostgreSQL and Redis on 127.0.0.1; about 4 minutes; BENCH_API_ARGS="--quick" for a smoke run.
+bench-api: $(VENV)/.installed-bench
+	$(BIN)/python bench/api.py $(BENCH_API_ARGS)
 
 clean:
 	rm -rf $(VENV) var staticfiles
