@@ -412,7 +412,9 @@ def _hand_over_due(pending, enqueue, now: datetime, *, backlog: int | None, **bo
     return len(due)
 
 
-BATCHES_PER_GROUP = 16  # a group splits into at least this many batches (more than a fleet's pool processes)
+# A group of messages due together is split into at least this many batches (while it has that many
+# messages): more than a small fleet has pool processes, so all of them start on it at once.
+BATCHES_PER_GROUP = 16
 
 
 def _enqueue_sends(rows) -> None:
