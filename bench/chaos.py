@@ -13,7 +13,9 @@ pointed at a receiver in this process (which records every `webhook-id`).
 due evenly over `--spread` seconds from about `--lead` (10) seconds after they are all written. While
 they fall due, a random worker that is up is SIGKILLed (its whole process group, as an OOM kill or a
 lost host would) every `--kill-min`..`--kill-max` seconds and started again at once, the broker DB is
-flushed once (half-way) and the pump is SIGKILLed and started again once (a third of the way). Then
+flushed once (half-way) and the pump is SIGKILLed and started again once (a third of the way).
+`--campaign` (1000) more messages are all due at one instant, 40 % of the way: stored as rows beyond
+the horizon, so the pump hands them over in batches (one task claims up to DISPATCH_SEND_BATCH). Then
 the run waits until every message is final and every webhook delivered (at most `--timeout` after the
 last due time, or until nothing changed for `--stall` seconds), checks the provider's record and the
 database, and prints one line:
@@ -71,6 +73,8 @@ def parse_args(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=5000, help="messages to schedule")
     parser.add_argument("--spread", type=float, default=60.0, help="seconds over which they fall due")
+    parser.add_argument("--campaign", type=int, default=1000,
+                        help="more messages, all due at one instant mid-run (stored rows the pump hands over in batches)")
     parser.add_argument("--workers", type=int, default=3, help="worker processes (each --concurrency 2)")
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--lead", type=float, default=10.0, help="the first is due this long after all are written")
@@ -242,6 +246,17 @@ def schedule_messages(session, first_due, spread, count):
     return ids
 
 
+def store_campaign(session, due, count):
+    """Rows as message_schedule stores messages due beyond the horizon, so the pump hands them over,
+    in batches since they share their due time: how a campaign scheduled days ahead goes out."""
+    from scheduling.models import ScheduledMessage
+
+    at = datetime.fromtimestamp(due, UTC)
+    rows = [ScheduledMessage(session=session, to=TO, text=f"campaign {i}", scheduled_at=at, due_at=at) for i in range(count)]
+    ScheduledMessage.objects.bulk_create(rows, batch_size=5000)
+    return {row.id: due for row in rows}
+
+
 def calibrate(session, sample=100):
     """Seconds per message_schedule call for a message due within the horizon (so handed to Celery on
     commit, as the run's messages are). The calibration messages are cancelled at once: their tasks,
@@ -313,6 +328,11 @@ def run(args, state):
     print(f"scheduling {args.messages} messages due over {args.spread:g} s from {first_due - created_at:.1f} s on"
           f" ({per_message * 1000:.2f} ms per message_schedule measured)", flush=True)
     due_by_id = schedule_messages(session, first_due, args.spread, args.messages)
+    if args.campaign:
+        campaign_due = first_due + args.spread * 0.4  # after the pump restart, before the flush
+        due_by_id.update(store_campaign(session, campaign_due, args.campaign))
+        print(f"campaign: {args.campaign} more messages due together {campaign_due - first_due:+.1f} s after the first",
+              flush=True)
     written = time.time()
     state.update(session=session, due_by_id=due_by_id, provider=provider, receiver=receiver,
                  write_s=written - created_at, lead_after_written_s=first_due - written)
