@@ -35,6 +35,8 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -515,17 +517,17 @@ def phase_noop(args, log_dir, bench_broker, celery_config):
 # --- Phases 5 and 6: the baselines, measured as the product is ------------------------------------
 
 
+@dataclass
 class Baseline:
     """What differs between two baselines: their workers, how a message is scheduled, and how to tell
     that Redis or the workers hold `count` of them ready. The phases below are shared, so both are
     measured the same way, with the same provider, due times and lead times as the product."""
 
-    def __init__(self, name, fleet, enqueue, ready, client):
-        self.name = name
-        self.fleet = fleet  # () -> [Child], not started
-        self.enqueue = enqueue  # ([(message id, due epoch)], label) -> None
-        self.ready = ready  # (count) -> bool
-        self.client = client  # its Redis DB (flushed between phases)
+    name: str
+    fleet: Callable[[], list]  # its workers as Child objects, not started
+    enqueue: Callable[[list, str], None]  # ([(message id, due epoch)], label)
+    ready: Callable[[int], bool]  # (count)
+    client: object  # a redis.Redis on its DB, flushed between phases
 
 
 def celery_baseline(args, log_dir, provider):
@@ -649,8 +651,8 @@ def baseline_burst(args, base, provider, fleet):
         time.sleep(max(0.0, due - 2 - time.time()))
         held = {"workers": fleet_memory(fleet)}
     provider.wait_for(mark, args.burst, last_due=due)
-    arrivals = provider.deliveries(mark, set(item[0] for item in items))
     due_by_id = dict(items)
+    arrivals = provider.deliveries(mark, set(due_by_id))
     last = max((t for times in arrivals.values() for t in times), default=None)
     drain_s = (last - due) if last else None
     return {
@@ -797,19 +799,18 @@ def comparison(results):
         ("  sent / lost / duplicated", lambda s: trio(s["burst"]), "{}", False),
         ("  held ready for the due time after, s",
          lambda s: s["burst"]["ready_s"] if "ready_s" in s["burst"] else s["burst"]["handed_over_and_reserved_s"], "{:.1f}", False),
-        ("  workers' RSS holding the burst, MB", rss_held, "{:.1f}", True),
+        ("  workers' RSS holding the burst (absolute), MB", rss_held, "{:.1f}", False),  # Django's share included
         ("  drain: last arrival - due, s", lambda s: s["burst"]["drain_s"], "{:.2f}", True),
         ("  drain rate, msg/s", lambda s: s["burst"]["drain_per_s"], "{:.1f}", True),
-        ("  drain rate / raw Celery no-op rate", lambda s: s["burst"]["drain_per_s"] / noop, "{:.2f}", True),
+        ("  drain rate / raw Celery no-op rate", lambda s: s["burst"]["drain_per_s"] / noop, "{:.2f}", False),
         ("  lateness p50 / p99, ms", lambda s: f"{s['burst']['p50_ms']:.0f} / {s['burst']['p99_ms']:.0f}", "{}", False),
     ]
 
     def value(getter, system):
         try:
-            v = getter(system)
-        except (KeyError, TypeError, ZeroDivisionError):
+            return getter(system)
+        except (KeyError, TypeError, ZeroDivisionError):  # a figure this system lacks, or None
             return None
-        return v
 
     baselines = [name for name in systems if name != "product"]
     out = []
@@ -986,7 +987,8 @@ def interrupt(*_):
 def cleanup(args):
     import redis
 
-    for db in (args.redis_db, args.bench_redis_db, args.rq_redis_db):
+    # Only the DBs this run used: another run may be using the RQ DB while this one skips RQ.
+    for db in (args.redis_db, args.bench_redis_db, *([args.rq_redis_db] if "rq" in args.baselines else [])):
         try:
             redis.Redis.from_url(f"{args.redis}/{db}").flushdb()
         except Exception as exc:  # never mask the run's own error

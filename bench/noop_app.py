@@ -1,9 +1,9 @@
-"""The benchmark's own tiny Celery app: no Django, no database, two tasks that do (almost) nothing.
+"""The benchmark's own tiny Celery app: no Django, no database, one task that does (almost) nothing.
 
 Its worker runs as `celery -A bench.noop_app worker …`, configured from the environment:
-BENCH_BROKER_URL (its own Redis DB) and BENCH_CELERY_CONFIG, a JSON object of Celery settings:
-`{}` for the plain-ETA baseline (Celery's defaults), or the product's CELERY_* settings when it
-measures raw no-op throughput with the same worker setup as the product.
+BENCH_BROKER_URL (its own Redis DB) and BENCH_CELERY_CONFIG, a JSON object of Celery settings: the
+product's CELERY_* settings, to measure raw no-op throughput with the same worker setup as the product.
+(The plain-ETA baseline has its own app, baseline_celery.py, whose task sends like the product.)
 """
 
 import json
@@ -28,11 +28,6 @@ app = make_app(
     json.loads(os.environ.get("BENCH_CELERY_CONFIG", "{}")),
 )
 _redis = None
-
-
-@app.task(name="bench.noop", ignore_result=True)
-def noop():
-    """The plain-ETA baseline's task: it is never due during the run."""
 
 
 @app.task(name="bench.noop_timed", ignore_result=True)
