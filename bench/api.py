@@ -29,7 +29,6 @@ import http.client
 import json
 import math
 import os
-import platform
 import resource
 import shlex
 import signal
@@ -41,7 +40,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from common import ROOT, Child, create_database, drop_database
+from common import ROOT, Child, create_database, machine_facts, proc_field, process_tree, release_scratch
 
 sys.path.insert(0, str(ROOT))
 
@@ -150,22 +149,6 @@ def wait_serving(port, timeout=60.0):
         time.sleep(0.2)
 
 
-def process_tree(pid):
-    children = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    tree, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        tree.append(current)
-        todo.extend(children.get(current, []))
-    return tree
-
-
 def cpu_seconds(pid):
     """utime + stime of a process tree, in seconds."""
     ticks = os.sysconf("SC_CLK_TCK")
@@ -180,15 +163,7 @@ def cpu_seconds(pid):
 
 
 def rss_mb(pid):
-    total = 0
-    for member in process_tree(pid):
-        try:
-            for line in Path(f"/proc/{member}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-        except (FileNotFoundError, ProcessLookupError):
-            pass
-    return total / MB
+    return sum(proc_field(member, "VmRSS") for member in process_tree(pid)) / MB
 
 
 # --- Set-up ---------------------------------------------------------------------------------------
@@ -340,26 +315,16 @@ def machine_and_versions(args):
     import rest_framework
     from django.db import connection
 
-    meminfo = Path("/proc/meminfo").read_text().split()
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
     with connection.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        pg_version = cursor.fetchone()[0]
         cursor.execute("SHOW max_connections")
         pg_max_connections = cursor.fetchone()[0]
-    git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()  # noqa: E731
-    return {
-        "machine": {"nproc": os.cpu_count(), "usable_cpus": len(os.sched_getaffinity(0)), "cpu": cpu,
-                    "memory_total_mb": int(meminfo[meminfo.index("MemTotal:") + 1]) // 1024,
-                    "platform": platform.platform()},
-        "versions": {"python": platform.python_version(), "django": django.get_version(),
-                     "djangorestframework": rest_framework.VERSION, "gunicorn": version("gunicorn"),
-                     "locust": version("locust"), "gevent": version("gevent"), "psycopg": psycopg.__version__, "redis_py": redis.__version__,
-                     "postgresql": pg_version, "postgresql_max_connections": pg_max_connections,
-                     "redis_server": redis.Redis.from_url(args.redis).info("server")["redis_version"],
-                     "git_commit": git("rev-parse", "HEAD"), "git_dirty": bool(git("status", "--porcelain"))},
-    }
+    facts = machine_facts(args.redis)
+    facts["versions"].update({
+        "django": django.get_version(), "djangorestframework": rest_framework.VERSION, "gunicorn": version("gunicorn"),
+        "locust": version("locust"), "gevent": version("gevent"), "psycopg": psycopg.__version__,
+        "redis_py": redis.__version__, "postgresql_max_connections": pg_max_connections,
+    })
+    return facts
 
 
 def fmt(value, digits=1):
@@ -626,23 +591,7 @@ def interrupt(*_):
 
 
 def cleanup(args):
-    import redis
-
-    try:
-        redis.Redis.from_url(f"{args.redis}/{args.redis_db}").flushdb()
-    except Exception as exc:  # never mask the run's own error
-        print(f"could not flush Redis DB {args.redis_db}: {exc}", file=sys.stderr)
-    if not args.keep_db:
-        try:
-            from django.db import connections
-
-            connections.close_all()
-        except Exception:
-            pass
-        try:
-            drop_database(args.pg, args.db_name)
-        except Exception as exc:
-            print(f"could not drop database {args.db_name}: {exc}", file=sys.stderr)
+    release_scratch(args.pg, args.db_name, [f"{args.redis}/{args.redis_db}"], drop_db=not args.keep_db)
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from common import ROOT, Child, Provider, celery_worker, create_database, dispatch_pump, drop_database, take_request
+from common import ROOT, Child, Provider, celery_worker, create_database, dispatch_pump, release_scratch, take_request
 
 sys.path.insert(0, str(ROOT))
 
@@ -546,23 +546,8 @@ def interrupt(*_):
 
 
 def cleanup(args, state, keep_db):
-    import redis
-
-    try:
-        redis.Redis.from_url(f"{args.redis}/{args.redis_db}").flushdb()
-    except Exception as exc:  # never mask the run's own error
-        print(f"could not flush Redis DB {args.redis_db}: {exc}", file=sys.stderr)
-    if state.get("db_created") and not keep_db:
-        try:
-            from django.db import connections
-
-            connections.close_all()
-        except Exception:
-            pass
-        try:
-            drop_database(args.pg, args.db_name)
-        except Exception as exc:
-            print(f"could not drop database {args.db_name}: {exc}", file=sys.stderr)
+    drop = bool(state.get("db_created")) and not keep_db
+    release_scratch(args.pg, args.db_name, [f"{args.redis}/{args.redis_db}"], drop_db=drop)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ and the little HTTP/1.1 request framing of the local servers."""
 import http.client
 import json
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -171,3 +172,79 @@ def take_request(buffer: bytes):
     if len(buffer) < body_end:
         return None
     return lines[0], headers, buffer[head_end + 4:body_end], buffer[body_end:]
+
+
+def release_scratch(pg_url, db_name, redis_urls, drop_db=True):
+    """The end of a run: flush its Redis DBs and drop its database, never masking the run's own error."""
+    import redis
+
+    for url in redis_urls:
+        try:
+            redis.Redis.from_url(url).flushdb()
+        except Exception as exc:
+            print(f"could not flush Redis {url}: {exc}", file=sys.stderr)
+    if not drop_db:
+        return
+    try:
+        from django.db import connections
+
+        connections.close_all()
+    except Exception:
+        pass
+    try:
+        drop_database(pg_url, db_name)
+    except Exception as exc:
+        print(f"could not drop database {db_name}: {exc}", file=sys.stderr)
+
+
+def machine_facts(redis_url):
+    """The machine, PostgreSQL's and Redis's versions and the code's commit, for a run's JSON (after django.setup())."""
+    import redis
+    from django.db import connection
+
+    meminfo = Path("/proc/meminfo").read_text().split()
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        pg_version = cursor.fetchone()[0]
+
+    def git(*argv):
+        return subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    return {
+        "machine": {"nproc": os.cpu_count(), "usable_cpus": len(os.sched_getaffinity(0)), "cpu": cpu,
+                    "memory_total_mb": int(meminfo[meminfo.index("MemTotal:") + 1]) // 1024,
+                    "platform": platform.platform()},
+        "versions": {"python": platform.python_version(), "postgresql": pg_version,
+                     "redis_server": redis.Redis.from_url(redis_url).info("server")["redis_version"],
+                     "git_commit": git("rev-parse", "HEAD"), "git_dirty": bool(git("status", "--porcelain"))},
+    }
+
+
+def proc_field(pid, name, file="status"):
+    """A `kB` field of /proc/PID/status (or smaps_rollup), in bytes; 0 once the process is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/{file}").read_text().splitlines():
+            if line.startswith(name + ":"):
+                return int(line.split()[1]) * 1024
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return 0
+
+
+def process_tree(pid):
+    """pid and all its descendants (a Celery worker's pool, gunicorn's workers)."""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree

@@ -26,7 +26,6 @@ import json
 import math
 import multiprocessing
 import os
-import platform
 import shlex
 import signal
 import subprocess
@@ -40,7 +39,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from common import ROOT, Child, Provider, celery_worker, create_database, dispatch_pump, drop_database, start_all
+from common import (ROOT, Child, Provider, celery_worker, create_database, dispatch_pump, machine_facts, proc_field,
+                    process_tree, release_scratch, start_all)
 sys.path.insert(0, str(ROOT))
 
 MB = 1024 * 1024
@@ -104,40 +104,14 @@ def parse_args(argv=None):
 # --- Measuring ------------------------------------------------------------------------------------
 
 
-def _proc_field(pid, name, file="status"):
-    try:
-        for line in Path(f"/proc/{pid}/{file}").read_text().splitlines():
-            if line.startswith(name + ":"):
-                return int(line.split()[1]) * 1024
-    except (FileNotFoundError, ProcessLookupError):
-        pass
-    return 0
-
-
-def process_tree(pid):
-    children = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    tree, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        tree.append(current)
-        todo.extend(children.get(current, []))
-    return tree
-
-
 def memory_of(child):
     """RSS of the main process and of its whole tree (prefork pool children included); PSS beside it."""
     tree = process_tree(child.pid)
     return {
         "processes": len(tree),
-        "main_rss_mb": _proc_field(child.pid, "VmRSS") / MB,
-        "tree_rss_mb": sum(_proc_field(pid, "VmRSS") for pid in tree) / MB,
-        "tree_pss_mb": sum(_proc_field(pid, "Pss", "smaps_rollup") for pid in tree) / MB,
+        "main_rss_mb": proc_field(child.pid, "VmRSS") / MB,
+        "tree_rss_mb": sum(proc_field(pid, "VmRSS") for pid in tree) / MB,
+        "tree_pss_mb": sum(proc_field(pid, "Pss", "smaps_rollup") for pid in tree) / MB,
     }
 
 
@@ -260,26 +234,14 @@ def machine_and_versions(args):
     import psycopg
     import redis
     import requests
-    from django.db import connection
 
-    meminfo = Path("/proc/meminfo").read_text().split()
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        pg_version = cursor.fetchone()[0]
-    git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()  # noqa: E731
-    return {
-        "machine": {"nproc": os.cpu_count(), "usable_cpus": len(os.sched_getaffinity(0)), "cpu": cpu,
-                    "memory_total_mb": int(meminfo[meminfo.index("MemTotal:") + 1]) // 1024,
-                    "platform": platform.platform()},
-        "versions": {"python": platform.python_version(), "django": django.get_version(), "celery": celery.__version__,
-                     "kombu": kombu.__version__, "redis_py": redis.__version__, "psycopg": psycopg.__version__,
-                     "requests": requests.__version__, "postgresql": pg_version,
-                     "redis_server": redis.Redis.from_url(args.redis).info("server")["redis_version"],
-                     "git_commit": git("rev-parse", "HEAD"), "git_dirty": bool(git("status", "--porcelain")),
-                     **{name: installed_version(name) for name in ("rq", "matplotlib")}},
-    }
+    facts = machine_facts(args.redis)
+    facts["versions"].update({
+        "django": django.get_version(), "celery": celery.__version__, "kombu": kombu.__version__,
+        "redis_py": redis.__version__, "psycopg": psycopg.__version__, "requests": requests.__version__,
+        **{name: installed_version(name) for name in ("rq", "matplotlib")},
+    })
+    return facts
 
 
 def installed_version(name):
@@ -985,25 +947,9 @@ def interrupt(*_):
 
 
 def cleanup(args):
-    import redis
-
     # Only the DBs this run used: another run may be using the RQ DB while this one skips RQ.
-    for db in (args.redis_db, args.bench_redis_db, *([args.rq_redis_db] if "rq" in args.baselines else [])):
-        try:
-            redis.Redis.from_url(f"{args.redis}/{db}").flushdb()
-        except Exception as exc:  # never mask the run's own error
-            print(f"could not flush Redis DB {db}: {exc}", file=sys.stderr)
-    if not args.keep_db:
-        try:
-            from django.db import connections
-
-            connections.close_all()
-        except Exception:
-            pass
-        try:
-            drop_database(args.pg, args.db_name)
-        except Exception as exc:
-            print(f"could not drop database {args.db_name}: {exc}", file=sys.stderr)
+    dbs = (args.redis_db, args.bench_redis_db, *([args.rq_redis_db] if "rq" in args.baselines else []))
+    release_scratch(args.pg, args.db_name, [f"{args.redis}/{db}" for db in dbs], drop_db=not args.keep_db)
 
 
 if __name__ == "__main__":
