@@ -270,7 +270,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = SEND_TIME_LIMIT
 CELERY_TASK_SOFT_TIME_LIMIT = SEND_TIME_LIMIT - min(5, SEND_TIME_LIMIT // 4)
-CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = 10.0
+# On SIGTERM a worker gives its running sends this long to finish before it hands everything it holds
+# back to the broker; keep it below the platform's kill timeout (30 s on most, 5 s under honcho).
+CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = env_or_fail(env.float, "WORKER_SOFT_SHUTDOWN_TIMEOUT_SECONDS", default=10.0)
 CELERY_WORKER_ENABLE_SOFT_SHUTDOWN_ON_IDLE = True
 # Guard: however much is handed over, one worker never holds more ETA tasks than this.
 CELERY_WORKER_ETA_TASK_LIMIT = env_or_fail(env.int, "WORKER_ETA_TASK_LIMIT", default=5000)
@@ -290,7 +292,10 @@ LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"task_id": {"()": "scheduling.logcontext.TaskIdFilter"}},
+    "filters": {
+        "task_id": {"()": "scheduling.logcontext.TaskIdFilter"},
+        "revoke_without_backend": {"()": "scheduling.logcontext.RevokeWithoutBackendFilter"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
         "json": {
@@ -302,5 +307,8 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["task_id"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # Django's own default handler would print every 4xx a second time.
-    "loggers": {"django": {"handlers": ["console"], "level": "INFO", "propagate": False}},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "celery.worker.control": {"filters": ["revoke_without_backend"]},
+    },
 }

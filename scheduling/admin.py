@@ -36,6 +36,8 @@ class ReadOnlyInline(admin.TabularInline):
 
 class SessionForm(forms.ModelForm):
     transport = forms.ChoiceField(choices=())
+    # Declared, not generated: a URL typed without a scheme is https (Django 6's default, said now).
+    webhook_url = forms.URLField(max_length=2000, required=False, assume_scheme="https")
 
     class Meta:
         model = Session

@@ -10,3 +10,12 @@ class TaskIdFilter(logging.Filter):
         task = current_task
         record.task_id = task.request.id if task and task.request and task.request.id else None
         return True
+
+
+class RevokeWithoutBackendFilter(logging.Filter):
+    """Drops Celery's warning that a revoked task could not be marked in the result backend: this
+    service runs without one on purpose (state lives in the database), so every cancel logged it."""
+
+    def filter(self, record):
+        return not (record.msg.startswith("Failed to mark task %s as revoked in backend")
+                    and "No result backend" in str(record.args[-1]))

@@ -132,8 +132,9 @@ def test_it_refuses_an_image_message_without_media(api, scheduled_url):
     assert ScheduledMessage.objects.count() == 0
 
 
-def test_it_refuses_media_that_is_not_an_http_url(api, scheduled_url):
-    response = post(api, scheduled_url, valid(type="image", text=None, media="ftp://example.com/image.jpg"))
+@pytest.mark.parametrize("media", ["ftp://example.com/image.jpg", "not a url"])
+def test_it_refuses_media_that_is_not_an_http_url_with_one_message(api, scheduled_url, media):
+    response = post(api, scheduled_url, valid(type="image", text=None, media=media))
 
     assert response.status_code == 400
     assert response.json() == field_error("media", "must be an http(s) URL.")

@@ -37,6 +37,16 @@ class InstantField(serializers.Field):
         return format_instant(value)
 
 
+class HttpUrlField(serializers.URLField):
+    """An http(s) URL, with one message for anything else (not DRF's "Enter a valid URL." beside ours)."""
+
+    default_error_messages = {"invalid": "must be an http(s) URL."}
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.validators[-1] = URLValidator(schemes=["http", "https"], message=self.error_messages["invalid"])
+
+
 class ScheduleRequestSerializer(serializers.Serializer):
     to = serializers.CharField(help_text="Phone number in international format (e.g. 919988066776) or a group id `…@g.us`.")
     type = serializers.ChoiceField(
@@ -44,9 +54,7 @@ class ScheduleRequestSerializer(serializers.Serializer):
         error_messages={"invalid_choice": f"\"{{input}}\" is not a message type; use one of {', '.join(MessageType.values)}."},
     )
     text = serializers.CharField(required=False, max_length=TEXT_MAX, trim_whitespace=False)
-    media = serializers.URLField(
-        required=False, max_length=2000, validators=[URLValidator(schemes=["http", "https"], message="must be an http(s) URL.")]
-    )
+    media = HttpUrlField(required=False, max_length=2000)
     caption = serializers.CharField(required=False, max_length=CAPTION_MAX, trim_whitespace=False)
     scheduledAt = InstantField(source="scheduled_at", help_text="ISO 8601; an offset is honoured, a naive time is UTC.")
 

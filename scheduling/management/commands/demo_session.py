@@ -33,7 +33,9 @@ class Command(BaseCommand):
     def pretty(credentials, port):
         base = f"http://localhost:{port}"
         return (
-            f"\nDemo session id: {credentials['id']}\nDemo API key:    {credentials['apiKey']}\n\n"
+            f"\nDemo session id: {credentials['id']}\nDemo API key:    {credentials['apiKey']}\n"
+            f"Omnimessage API (basic auth, {base}/v1): {credentials['apiUsername']} / {credentials['apiPassword']}\n"
+            f"Webhook secret:  {credentials['webhookSecret']}\n\n"
             f"Try it:\n  curl -X POST {base}/sessions/{credentials['id']}/scheduled \\\n"
             f"    -H \"X-API-Key: {credentials['apiKey']}\" -H \"Content-Type: application/json\" \\\n"
             f"    -d '{{\"to\": \"919988066776\", \"text\": \"Hello\", \"scheduledAt\": \"'$(date -u -d '+1 min' +%FT%TZ)'\"}}'\n"
