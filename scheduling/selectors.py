@@ -19,6 +19,14 @@ def db_now() -> datetime:
         return cursor.fetchone()[0]
 
 
+def dispatch_front(now: datetime) -> datetime:
+    """How far the fleet has got: the latest due time among the messages it is sending right now
+    (under a live lease), or `now` when it sends nothing. A campaign draining late keeps it behind."""
+    in_flight = ScheduledMessage.objects.filter(status=MessageStatus.SENDING, lease_until__gt=now)
+    latest = in_flight.aggregate(latest=Max("due_at"))["latest"]
+    return now if latest is None else min(latest, now)
+
+
 def message_list(*, session: Session, status: str | None = None):
     messages = ScheduledMessage.objects.filter(session=session)
     if status:

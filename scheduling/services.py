@@ -374,7 +374,8 @@ def dispatch_pump_once() -> int:
     backlog = handover.broker_backlog()
     messages = _hand_over_due(
         ScheduledMessage.objects.filter(status=Status.PENDING, session__paused_at__isnull=True), _enqueue_sends, now,
-        backlog=backlog, task_id=Concat(Value("send-"), F("id"), Value("-v"), Cast("version", CharField())),
+        backlog=backlog, front=selectors.dispatch_front(now),
+        task_id=Concat(Value("send-"), F("id"), Value("-v"), Cast("version", CharField())),
     )
     deliveries = _hand_over_due(
         WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING), _enqueue_deliveries, now, backlog=backlog
@@ -382,16 +383,18 @@ def dispatch_pump_once() -> int:
     return messages + deliveries + _recover_expired_leases(now)
 
 
-def _hand_over_due(pending, enqueue, now: datetime, *, backlog: int | None, **bookkeeping) -> int:
+def _hand_over_due(pending, enqueue, now: datetime, *, backlog: int | None, front: datetime | None = None,
+                   **bookkeeping) -> int:
     """Enqueue pending rows due within the horizon that were never handed over, or whose hand-over
     is still pending well past its time (lost with a flushed broker or a killed worker).
 
-    While the broker still has a backlog, a late task is most likely waiting in it, not lost:
-    re-handing it then would only add duplicates to the queue that is already behind.
+    A late task is most likely still waiting, not lost, while the broker has a backlog, or while
+    the fleet is still sending messages due before it (`front`: a campaign draining late, its tasks
+    held by the workers): re-handing it then would only add duplicates to work that is already behind.
     """
     stale = now - settings.DISPATCH_STALE_AFTER
     unhanded = Q(handed_over_at__isnull=True)
-    lost = Q(due_at__lt=stale, handed_over_at__lt=stale)
+    lost = Q(due_at__lt=(front or now) - settings.DISPATCH_STALE_AFTER, handed_over_at__lt=stale)
     with transaction.atomic():
         due = list(
             pending.select_for_update(skip_locked=True, of=("self",))

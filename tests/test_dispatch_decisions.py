@@ -1,0 +1,87 @@
+"""Dispatch decisions checked in this process, against the real database and the local provider:
+a campaign batch keeps within its task's time limit, and the pump tells a lost hand-over from one
+the fleet has not reached yet."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from scheduling import services
+from scheduling.models import MessageStatus, ScheduledMessage
+
+from .support import Reply
+
+
+def test_a_slow_batch_hands_back_what_it_could_not_start_in_time(transactional_db, settings, provider):
+    provider.reset()
+    settings.SEND_TIME_LIMIT = 3  # a batch starts sends for a third of it: 1 s
+    settings.TRANSPORTS = {**settings.TRANSPORTS, "slow-provider": {
+        "BACKEND": "scheduling.transports.http.HttpTransport", "OPTIONS": {"URL": provider.url, "TIMEOUT": 5}}}
+    session = services.session_create(name="campaign", transport="slow-provider").session
+    due = timezone.now() + timedelta(hours=1)  # beyond the horizon: no task of its own
+    messages = [services.message_schedule(session=session, scheduled_at=due, to="919988066776", text=f"slow {n}")
+                for n in range(3)]
+    for message in messages:
+        provider.script(message.text, Reply(body={"messageId": f"id-{message.id}"}, delay=0.6))
+
+    services.message_dispatch_batch(batch=[(m.id, m.version) for m in messages], worker="test")
+
+    stored = {m.id: m for m in ScheduledMessage.objects.filter(pk__in=[m.id for m in messages])}
+    sent = [m for m in stored.values() if m.status == MessageStatus.SENT]
+    [handed_back] = [m for m in stored.values() if m.status == MessageStatus.PENDING]
+    assert len(sent) == 2
+    arrived = [r.body["id"] for r in provider.received if r.body.get("id") in stored]
+    assert sorted(arrived) == sorted(m.id for m in sent)  # each sent once, the third not at all
+    assert handed_back.attempts == 0 and handed_back.handed_over_at is not None
+    assert handed_back.due_at <= timezone.now()
+    assert handed_back.events.last().detail == "batch ran out of time; handed over alone"
+
+
+def overdue_hand_over(session, *, late_by):
+    """A pending message due `late_by` seconds ago whose hand-over happened then and never ran."""
+    message = services.message_schedule(session=session, scheduled_at=timezone.now() + timedelta(hours=1),
+                                        to="919988066776", text="late")
+    then = timezone.now() - timedelta(seconds=late_by)
+    ScheduledMessage.objects.filter(pk=message.pk).update(scheduled_at=then, due_at=then, handed_over_at=then)
+    return message
+
+
+def in_flight(session, *, due_seconds_ago):
+    """A message a worker is sending right now, due `due_seconds_ago`."""
+    message = services.message_schedule(session=session, scheduled_at=timezone.now() + timedelta(hours=1),
+                                        to="919988066776", text="in flight")
+    due = timezone.now() - timedelta(seconds=due_seconds_ago)
+    ScheduledMessage.objects.filter(pk=message.pk).update(
+        status=MessageStatus.SENDING, due_at=due, lease_until=timezone.now() + timedelta(minutes=1))
+
+
+def presumed_lost(message):
+    return message.events.filter(detail__contains="presumed lost").exists()
+
+
+@pytest.fixture
+def empty_queue(broker):
+    broker.delete("celery")  # nothing waiting in the broker: a late hand-over is not queued behind others
+
+
+def test_the_pump_re_hands_an_overdue_hand_over_the_fleet_has_passed(transactional_db, empty_queue):
+    session = services.session_create(name="pump").session
+    lost = overdue_hand_over(session, late_by=10)  # the stale limit is 2 s in the tests
+    in_flight(session, due_seconds_ago=0.5)  # the fleet is sending what is due now
+
+    services.dispatch_pump_once()
+
+    assert presumed_lost(lost)
+    assert ScheduledMessage.objects.get(pk=lost.pk).handed_over_at > timezone.now() - timedelta(seconds=5)
+
+
+def test_the_pump_leaves_an_overdue_hand_over_alone_while_the_fleet_is_still_behind_it(transactional_db, empty_queue):
+    session = services.session_create(name="pump").session
+    waiting = overdue_hand_over(session, late_by=10)
+    in_flight(session, due_seconds_ago=9)  # a campaign draining late: the workers are at messages due 9 s ago
+
+    services.dispatch_pump_once()
+
+    assert not presumed_lost(waiting)
+    assert ScheduledMessage.objects.get(pk=waiting.pk).handed_over_at < timezone.now() - timedelta(seconds=9)
