@@ -157,8 +157,9 @@ SCHEDULE_PAST_TOLERANCE = timedelta(seconds=env_or_fail(env.float, "SCHEDULE_PAS
 
 # Dispatch (DESIGN.md section 3). Only work due within the horizon ever reaches the broker.
 DISPATCH_HORIZON = timedelta(minutes=env_or_fail(env.float, "DISPATCH_HORIZON", default=5))
-# A hand-over whose due time is this far past while the message is still pending is taken as
-# lost (broker flushed, worker killed holding it) and handed over again.
+# A hand-over whose due time is this far behind the fleet's front (the latest due time being sent,
+# or now) while the message is still pending is taken as lost (broker flushed, worker killed
+# holding it) and handed over again.
 DISPATCH_STALE_AFTER = timedelta(seconds=env_or_fail(env.float, "DISPATCH_STALE_AFTER_SECONDS", default=60))
 # A worker holds a claimed message this long at most; past it the pump recovers the message.
 DISPATCH_LEASE = timedelta(seconds=env_or_fail(env.float, "DISPATCH_LEASE_SECONDS", default=120))
