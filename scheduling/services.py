@@ -522,9 +522,15 @@ def _claim_batch(batch: list[tuple[str, int]], *, actor: str) -> dict[str, Sched
     versions = dict(batch)
     now = timezone.now()
     with transaction.atomic():
-        rows = (ScheduledMessage.objects.select_related("session").select_for_update(skip_locked=True, of=("self",))
-                .filter(pk__in=versions, status=Status.PENDING, channel_count=0, session__paused_at__isnull=True))
-        claimed = {message.pk: message for message in rows if message.version == versions[message.pk]}
+        # Rows by primary key only, the rest checked here: given `status='pending'` too, the planner may
+        # pick the pending-rows index right after a campaign's bulk insert (stale statistics) and read
+        # every pending row for each batch.
+        rows = ScheduledMessage.objects.select_related("session").select_for_update(skip_locked=True, of=("self",))
+        claimed = {
+            message.pk: message for message in rows.filter(pk__in=versions)
+            if message.status == Status.PENDING and message.version == versions[message.pk]
+            and not message.channel_count and message.session.paused_at is None
+        }
         if not claimed:
             return {}
         fields = {"status": Status.SENDING, "updated_at": now, "lease_until": now + settings.DISPATCH_LEASE}
