@@ -17,5 +17,7 @@ class RevokeWithoutBackendFilter(logging.Filter):
     service runs without one on purpose (state lives in the database), so every cancel logged it."""
 
     def filter(self, record):
-        return not (record.msg.startswith("Failed to mark task %s as revoked in backend")
-                    and "No result backend" in str(record.args[-1]))
+        message = record.msg if isinstance(record.msg, str) else ""
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not (message.startswith("Failed to mark task %s as revoked in backend")
+                    and any("No result backend" in str(arg) for arg in args))

@@ -7,7 +7,7 @@ def count_channels(apps, schema_editor):
     ChannelAttempt = apps.get_model("scheduling", "ChannelAttempt")
     counts = (ChannelAttempt.objects.filter(message=OuterRef("pk")).values("message")
               .annotate(n=Count("pk")).values("n"))
-    ScheduledMessage.objects.filter(channels__isnull=False).distinct().update(channel_count=Subquery(counts))
+    ScheduledMessage.objects.filter(pk__in=ChannelAttempt.objects.values("message")).update(channel_count=Subquery(counts))
 
 
 class Migration(migrations.Migration):
