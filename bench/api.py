@@ -24,23 +24,21 @@ request failed (any answer outside 2xx). See bench/README.md.
 """
 
 import argparse
-import fcntl
 import http.client
 import json
 import math
 import os
 import resource
 import shlex
-import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from common import ROOT, Child, create_database, machine_facts, proc_field, process_tree, release_scratch
+from common import (ROOT, Child, create_database, machine_facts, proc_field, process_tree, release_scratch,
+                    run_exclusively)
 
 sys.path.insert(0, str(ROOT))
 
@@ -542,29 +540,13 @@ def run(args, results):
 
 def main(argv=None):
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, interrupt)  # a `kill` stops the run like Ctrl-C: through the finally below
     started = time.time()
     results = {"command": shlex.join(Path("/proc/self/cmdline").read_text().split("\0")[:-1]), "cwd": os.getcwd(),
                "args": vars(args), "started_at": datetime.now(UTC).isoformat()}
-    lock = open(Path(tempfile.gettempdir()) / f"bench-api-{args.db_name}.lock", "w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # two runs would drop each other's database
-    except BlockingIOError:
-        print(f"another bench/api.py run on database {args.db_name} is in progress", file=sys.stderr)
-        return 1
-    interrupted = False
-    try:
-        run(args, results)
-    except KeyboardInterrupt:
-        print("interrupted; stopping child processes", file=sys.stderr)
-        interrupted = True
-    finally:
-        Child.stop_all()
-        cleanup(args)
-    if interrupted:
+    if not run_exclusively(f"api-{args.db_name}", lambda: run(args, results), lambda: cleanup(args)):
         return 1
     results["elapsed_s"] = round(time.time() - started, 1)
-    runs = [*results["scenarios"].values(), *results["sweeps"]["list_limit"], *results["sweeps"]["create_users"]]
+    runs = [*results["scenarios"].values(), *(r for sweep in results["sweeps"].values() for r in sweep)]
     failures = sum(r["failures"] for r in {id(r): r for r in runs}.values()) + len(results["warmup_failures"])
     results["failures_total"] = failures
     results["ok"] = failures == 0 and not results["scenarios"]["cancel"]["ran_out_of_ids"]
@@ -584,10 +566,6 @@ def main(argv=None):
               "error_samples)", file=sys.stderr)
         return 1
     return 0
-
-
-def interrupt(*_):
-    raise KeyboardInterrupt
 
 
 def cleanup(args):

@@ -46,22 +46,20 @@ after a failed one (`--keep-db` keeps it always), for a look at the messages' hi
 import argparse
 import asyncio
 import atexit
-import fcntl
 import json
 import os
 import random
 import re
-import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from common import ROOT, Child, Provider, celery_worker, create_database, dispatch_pump, release_scratch, take_request
+from common import (ROOT, Child, Provider, celery_worker, create_database, dispatch_pump, release_scratch,
+                    run_exclusively, take_request)
 
 sys.path.insert(0, str(ROOT))
 
@@ -503,28 +501,17 @@ def main(argv=None):
     args = parse_args(argv)
     if args.seed is None:
         args.seed = random.randrange(1 << 30)
-    signal.signal(signal.SIGTERM, interrupt)
-    signal.signal(signal.SIGINT, interrupt)  # also when started in the background, where SIGINT is ignored
     atexit.register(Child.stop_all, graceful=False)  # whatever else happens, no child outlives this process
     started = time.time()
-    lock = open(Path(tempfile.gettempdir()) / "bench-chaos.lock", "w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # two runs would drop each other's database
-    except BlockingIOError:
-        print("another bench/chaos.py run is in progress", file=sys.stderr)
-        return 1
-    state, ok, line = {}, False, None
+    state = {}
     print(f"chaos run, seed {args.seed}", flush=True)
-    try:
+
+    def run_and_check():
         run(args, state)
-        line, details, ok = check(args, state)
-    except KeyboardInterrupt:
-        print("interrupted; stopping child processes", file=sys.stderr)
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second Ctrl-C or kill must not cut the clean-up short
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        Child.stop_all(graceful=False)
-        cleanup(args, state, keep_db=args.keep_db or not ok)
+        state["line"], state["details"], state["ok"] = check(args, state)
+
+    run_exclusively("chaos", run_and_check, lambda: cleanup(args, state, keep_db=args.keep_db or not state.get("ok")))
+    line, details, ok = state.get("line"), state.get("details"), state.get("ok")
     if line is None:
         return 1
     wall = time.time() - started
@@ -539,10 +526,6 @@ def main(argv=None):
         print(f"FAILED; the database {args.db_name} is kept for a look at the messages' history", file=sys.stderr)
         return 1
     return 0
-
-
-def interrupt(*_):
-    raise KeyboardInterrupt
 
 
 def cleanup(args, state, keep_db):

@@ -1,6 +1,7 @@
 """What the benchmark and the chaos run share: child processes, the provider, scratch databases,
 and the little HTTP/1.1 request framing of the local servers."""
 
+import fcntl
 import http.client
 import json
 import os
@@ -8,6 +9,7 @@ import platform
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -248,3 +250,32 @@ def process_tree(pid):
         tree.append(current)
         todo.extend(children.get(current, []))
     return tree
+
+
+def run_exclusively(lock_name, body, cleanup) -> bool:
+    """Run body() while no other run holds the same lock (two runs would drop each other's database).
+    Ctrl-C or a kill stops it through cleanup(), which a second signal cannot cut short, and no child
+    process outlives it. False when another run holds the lock or this one was interrupted."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)  # also when started in the background, where SIGINT is ignored
+    lock = open(Path(tempfile.gettempdir()) / f"bench-{lock_name}.lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"another run holding bench-{lock_name}.lock is in progress", file=sys.stderr)
+        return False
+    try:
+        body()
+        return True
+    except KeyboardInterrupt:
+        print("interrupted; stopping child processes", file=sys.stderr)
+        return False
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        Child.stop_all(graceful=False)
+        cleanup()
+
+
+def _interrupt(*_):
+    raise KeyboardInterrupt

@@ -20,17 +20,14 @@ See bench/README.md for what each figure means.
 """
 
 import argparse
-import fcntl
 import importlib.util
 import json
 import math
 import multiprocessing
 import os
 import shlex
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -40,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from common import (ROOT, Child, Provider, celery_worker, create_database, dispatch_pump, machine_facts, proc_field,
-                    process_tree, release_scratch, start_all)
+                    process_tree, release_scratch, run_exclusively, start_all)
 sys.path.insert(0, str(ROOT))
 
 MB = 1024 * 1024
@@ -863,27 +860,11 @@ def run(args, results):
 
 def main(argv=None):
     args = parse_args(argv)
-    # A `kill` stops the run like Ctrl-C does: through the finally below.
-    signal.signal(signal.SIGTERM, interrupt)
     started = time.time()
     results = {"command": shlex.join(Path("/proc/self/cmdline").read_text().split("\0")[:-1]), "cwd": os.getcwd(),
                "args": vars(args), "started_at": datetime.now(UTC).isoformat(), "targets": TARGETS}
-    failed = False
-    lock = open(Path(tempfile.gettempdir()) / f"bench-dispatch-{args.db_name}.lock", "w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # two runs would drop each other's database
-    except BlockingIOError:
-        print(f"another bench/dispatch.py run on database {args.db_name} is in progress", file=sys.stderr)
-        return 1
-    try:
-        run(args, results)
-    except KeyboardInterrupt:
-        print("interrupted; stopping child processes", file=sys.stderr)
-        failed = True
-    finally:
-        Child.stop_all()
-        cleanup(args)
-    if failed or "noop" not in results:
+    finished = run_exclusively(f"dispatch-{args.db_name}", lambda: run(args, results), lambda: cleanup(args))
+    if not finished or "noop" not in results:
         return 1
     results["elapsed_s"] = time.time() - started
     lost_or_dup = sum(results[p][k] for p in ("lateness", "burst") for k in ("lost", "duplicated"))
@@ -940,10 +921,6 @@ def draw_charts(path):
         return
     for written in charts.draw(path):
         print(f"chart {written}")
-
-
-def interrupt(*_):
-    raise KeyboardInterrupt
 
 
 def cleanup(args):
