@@ -7,7 +7,7 @@ PORT ?= 3000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test bench bench-api chaos install install-dev clean
+.PHONY: run test smoke bench bench-api chaos install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,18 @@ run: install
 
 test: install-dev
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest $(PYTEST_ARGS)
+
+# Deploy smoke test (tests/deploy_smoke.py): a fresh venv from requirements.txt alone, DEBUG=0, the Procfile's
+# release, web, worker and pump against PostgreSQL and Redis on 127.0.0.1; the seed's example sent and its
+# webhook verified. A runtime dependency that only the test tools bring in fails it.
+SMOKE_VENV := var/smoke-venv
+smoke:
+	rm -rf $(SMOKE_VENV)
+	$(PYTHON) -m venv $(SMOKE_VENV)
+	$(SMOKE_VENV)/bin/pip install --quiet --upgrade pip
+	$(SMOKE_VENV)/bin/pip install --quiet -r requirements.txt
+	$(SMOKE_VENV)/bin/pip check
+	$(SMOKE_VENV)/bin/python tests/deploy_smoke.py
 
 # Dispatch benchmark (bench/README.md): pending capacity, lateness, burst drain vs raw Celery.
 # Needs PostgreSQL and Redis on 127.0.0.1; BENCH_ARGS="--pending 20000" for a quicker run.
