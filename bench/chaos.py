@@ -1,9 +1,12 @@
-"""Chaos run: workers SIGKILLed and restarted, the broker flushed, the pump restarted, mid-flight.
+"""Chaos run: workers SIGKILLed and restarted, the broker flushed, stopped for 30 s and started empty,
+PostgreSQL restarted, the pump restarted, mid-flight.
 
-    .venv/bin/python bench/chaos.py [--messages 5000] [--spread 60] [--workers 3]
+    .venv/bin/python bench/chaos.py [--messages 5000] [--spread 90] [--workers 3]
 
-Everything is real and local: PostgreSQL (its own database, `chaos_scheduler`, dropped and created,
-then migrated), Redis (its own DB index, 12, flushed at the start and the end), `--workers` x
+Everything is real and local, and the services it takes away are its own: a PostgreSQL cluster
+(initdb in a scratch directory, on a free port; the database migrated) and a `redis-server` (a free
+port, nothing kept on disk, so a restart comes back empty, as the shared one would), never the
+machine's shared ones. `--workers` x
 `celery -A project worker --concurrency 2` and one `manage.py dispatch_pump`, as the Procfile runs
 them, with the `http` transport pointed at bench/provider.py (which records every request with its
 `Idempotency-Key` and deduplicates nothing, so a double send shows) and the session's webhook URL
@@ -13,7 +16,10 @@ pointed at a receiver in this process (which records every `webhook-id`).
 due evenly over `--spread` seconds from about `--lead` (10) seconds after they are all written. While
 they fall due, a random worker that is up is SIGKILLed (its whole process group, as an OOM kill or a
 lost host would) every `--kill-min`..`--kill-max` seconds and started again at once, the broker DB is
-flushed once (half-way) and the pump is SIGKILLed and started again once (a third of the way).
+flushed once (half-way), the pump is SIGKILLed and started again once (a third of the way),
+PostgreSQL is restarted (`pg_ctl restart -m fast`, a fifth of the way) and Redis is stopped for
+`--redis-outage` (30) seconds from 60 % of the way, then started again, empty. The fleet itself is
+never restarted for these: the workers and the pump must reconnect on their own.
 `--campaign` (1000) more messages are all due at one instant, 40 % of the way: stored as rows beyond
 the horizon, so the pump hands them over in batches (one task claims up to DISPATCH_SEND_BATCH). Then
 the run waits until every message is final and every webhook delivered (at most `--timeout` after the
@@ -31,16 +37,21 @@ database, and prints one line:
   deduplicating provider applies it once: that is the design, and it is reported as such.
   A duplicate that no lease recovery explains is a bug.
 - webhooks: distinct `webhook-id`s received; missing: final messages whose event never arrived.
+- recovery: how long after the broker came back (or after its due time, if later) each message due
+  during the outage (or in the 10 s after it) reached the provider; and the lateness of the messages
+  due in the 10 s after the flush and after the PostgreSQL restart. p50 and max of each.
+- a worker or pump that exited on its own (not killed by the run) fails the run.
 
 Recovery timings are shortened (RECOVERY_ENV below; `--stale-after`, `--lease`) so that a killed
 worker's messages are recovered within seconds instead of the production minutes. Every other
 setting is the production default. On 2 shared cores the default run (5,000 in 60 s plus the
-campaign) falls behind under this chaos and settles about 30 s after the last due time: about 2 minutes
-in all (126 s on 2026-11-22).
+campaign) falls behind under this chaos and settles some seconds after the last due time: about 2.5
+minutes in all.
 
-Exits 1 on any lost message, missing webhook or unexplained duplicate. Process logs go to
-`--out`/logs (bench/results/chaos/logs). The database is dropped after a clean run and kept
-after a failed one (`--keep-db` keeps it always), for a look at the messages' history.
+Exits 1 on any lost message, missing webhook, unexplained duplicate or process that died on its own.
+Process logs go to `--out`/logs (bench/results/chaos/logs). The PostgreSQL cluster is removed after a
+clean run and left running after a failed one (`--keep-db` keeps it always), for a look at the
+messages' history; the run prints its URL and how to stop it.
 """
 
 import argparse
@@ -58,10 +69,11 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from common import (ROOT, Child, Provider, celery_worker, create_database, dispatch_pump, release_scratch,
-                    run_exclusively, take_request)
+from common import ROOT, Child, Provider, celery_worker, create_database, dispatch_pump, run_exclusively, take_request
 
 sys.path.insert(0, str(ROOT))
+
+from tests.servers import PostgresServer, RedisServer  # noqa: E402
 
 TO = "15550001234"
 
@@ -70,7 +82,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=5000, help="messages to schedule")
-    parser.add_argument("--spread", type=float, default=60.0, help="seconds over which they fall due")
+    parser.add_argument("--spread", type=float, default=90.0, help="seconds over which they fall due")
     parser.add_argument("--campaign", type=int, default=1000,
                         help="more messages, all due at one instant mid-run (stored rows the pump hands over in batches)")
     parser.add_argument("--workers", type=int, default=3, help="worker processes (each --concurrency 2)")
@@ -81,6 +93,9 @@ def parse_args(argv=None):
     parser.add_argument("--no-flush", action="store_true", help="do not flush the broker")
     parser.add_argument("--no-pump-restart", action="store_true", help="do not restart the pump")
     parser.add_argument("--no-kill", action="store_true", help="do not kill workers (a control run)")
+    parser.add_argument("--redis-outage", type=float, default=30.0,
+                        help="seconds Redis is stopped for, from 60 %% of the spread (0: never stopped)")
+    parser.add_argument("--no-pg-restart", action="store_true", help="do not restart PostgreSQL")
     parser.add_argument("--timeout", type=float, default=180.0,
                         help="after the last due time, wait at most this long for every message to be final")
     parser.add_argument("--stall", type=float, default=60.0,
@@ -88,11 +103,8 @@ def parse_args(argv=None):
     parser.add_argument("--stale-after", type=float, default=5.0, help="DISPATCH_STALE_AFTER_SECONDS (default 60 in production)")
     parser.add_argument("--lease", type=float, default=20.0, help="DISPATCH_LEASE_SECONDS (default 120 in production)")
     parser.add_argument("--seed", type=int, default=None, help="random seed of the kill schedule")
-    parser.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432", help="PostgreSQL server URL")
     parser.add_argument("--db-name", default="chaos_scheduler")
-    parser.add_argument("--redis", default="redis://127.0.0.1:6379", help="Redis server URL")
-    parser.add_argument("--redis-db", type=int, default=12, help="the broker DB (flushed)")
-    parser.add_argument("--keep-db", action="store_true", help="keep the database after a clean run too")
+    parser.add_argument("--keep-db", action="store_true", help="keep the PostgreSQL cluster after a clean run too")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "chaos"))
     return parser.parse_args(argv)
 
@@ -170,7 +182,7 @@ def product_env(args, provider_url):
         "DJANGO_SETTINGS_MODULE": "project.settings",
         "SECRET_KEY": "chaos",
         "DATABASE_URL": f"{args.pg}/{args.db_name}",
-        "REDIS_URL": f"{args.redis}/{args.redis_db}",
+        "REDIS_URL": args.redis,
         "TRANSPORT_URL": provider_url,
         **RECOVERY_ENV,
         "DISPATCH_STALE_AFTER_SECONDS": f"{args.stale_after:g}",
@@ -222,6 +234,10 @@ class Fleet:
         self.worker_restarts += 1
         self.events.append((time.time(), f"SIGKILL {victim.name}{'' if was_ready else ' (none was up: killed one still starting)'};"
                                          f" started {self.workers[slot].name}"))
+
+    def died_on_their_own(self):
+        """The processes of the fleet now running that exited without being killed by this run."""
+        return [child.name for child in [*self.workers, self.pump] if child.popen.poll() is not None]
 
     def restart_pump(self):
         old = self.pump
@@ -283,6 +299,14 @@ def pending_deliveries(session):
     return WebhookDelivery.objects.filter(session=session, status=DeliveryStatus.PENDING).count()
 
 
+def start_servers(args, state):
+    """The run's own Redis and PostgreSQL, which it stops and restarts."""
+    state["redis_server"] = redis_server = RedisServer().start()
+    state["pg_server"] = pg_server = PostgresServer().start()
+    args.redis, args.pg = redis_server.url, pg_server.url.rsplit("/", 1)[0]
+    create_database(args.pg, args.db_name)
+
+
 def run(args, state):
     import redis
 
@@ -292,15 +316,14 @@ def run(args, state):
     log_dir.mkdir(parents=True, exist_ok=True)
     for old in log_dir.glob("*.log"):
         old.unlink()
-    broker = redis.Redis.from_url(f"{args.redis}/{args.redis_db}")
-    broker.flushdb()
+    start_servers(args, state)
+    broker = redis.Redis.from_url(args.redis)
 
     provider = Provider(log_dir)
     receiver = WebhookReceiver()
     env = product_env(args, provider.url)
-    print(f"database {args.db_name}: create and migrate; broker {args.redis}/{args.redis_db}; logs in {log_dir}", flush=True)
-    create_database(args.pg, args.db_name)
-    state["db_created"] = True
+    print(f"own PostgreSQL at {args.pg} (database {args.db_name}), own Redis at {args.redis}; logs in {log_dir}",
+          flush=True)
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
     os.environ.update({key: env[key] for key in ("DJANGO_SETTINGS_MODULE", "SECRET_KEY", "DATABASE_URL", "REDIS_URL",
                                                  "TRANSPORT_URL", *RECOVERY_ENV)})
@@ -308,6 +331,8 @@ def run(args, state):
     import django
 
     django.setup()
+    from django.db import close_old_connections
+
     from scheduling import services
 
     session = services.session_create(name="chaos", webhook_url=receiver.url).session
@@ -348,18 +373,15 @@ def run(args, state):
         plan.append((first_due + args.spread / 3, "pump"))
     if not args.no_flush:
         plan.append((first_due + args.spread / 2, "flush"))
+    if not args.no_pg_restart:
+        plan.append((first_due + args.spread / 5, "pg-restart"))
+    if args.redis_outage:
+        plan.append((first_due + args.spread * 0.6, "redis-stop"))
+        plan.append((first_due + args.spread * 0.6 + args.redis_outage, "redis-start"))
     plan.sort()
     for at, action in plan:
         time.sleep(max(0.0, at - time.time()))
-        if action == "kill":
-            fleet.kill_random_worker(rng)
-        elif action == "pump":
-            fleet.restart_pump()
-        else:
-            keys = broker.dbsize()
-            broker.flushdb()
-            state["flushes"] = state.get("flushes", 0) + 1
-            fleet.events.append((time.time(), f"FLUSHDB of the broker ({keys} keys)"))
+        act(action, fleet, broker, rng, state)
         print(f"  t={time.time() - first_due:+6.1f} s  {fleet.events[-1][1]}", flush=True)
     time.sleep(max(0.0, last_due - time.time()))
     print(f"last message due; waiting (at most {args.timeout:g} s) for every message to be final", flush=True)
@@ -367,6 +389,7 @@ def run(args, state):
     deadline, previous, progress_at = last_due + args.timeout, None, time.time()
     state["timed_out"] = state["stalled"] = False
     while True:
+        close_old_connections()  # ours, too, was cut by the PostgreSQL restart: health-checked, reopened
         counts = (status_counts(session), pending_deliveries(session))
         if not (counts[0]["pending"] or counts[0]["sending"]) and not counts[1]:
             break
@@ -381,6 +404,50 @@ def run(args, state):
         time.sleep(1.0)
     state["settled_after_last_due_s"] = time.time() - last_due
     time.sleep(1.0)  # let the last requests' records land
+
+
+def act(action, fleet, broker, rng, state):
+    """One step of the chaos plan; each service event's time is kept for the recovery figures."""
+    if action == "kill":
+        return fleet.kill_random_worker(rng)
+    if action == "pump":
+        return fleet.restart_pump()
+    if action == "flush":
+        keys = broker.dbsize()
+        broker.flushdb()
+        description = f"FLUSHDB of the broker ({keys} keys)"
+        state["flushes"] = state.get("flushes", 0) + 1
+    elif action == "pg-restart":
+        state["pg_server"].restart()
+        description = "PostgreSQL restarted (pg_ctl restart -m fast)"
+    elif action == "redis-stop":
+        state["redis_server"].stop()
+        description = "Redis stopped (connections refused)"
+    else:
+        state["redis_server"].start()
+        description = "Redis started again, empty"
+    state.setdefault("service_events", {})[action] = time.time()
+    fleet.events.append((time.time(), description))
+
+
+def recovery_figures(state, first_arrival):
+    """p50 and max of how long the messages each service event hit took to reach the provider."""
+    events, due_by_id = state.get("service_events", {}), state["due_by_id"]
+
+    def delays(start, end, counted_from):
+        return sorted(first_arrival.get(key, float("inf")) - counted_from(due) for key, due in due_by_id.items()
+                      if start <= due < end)
+
+    phases = []
+    if "redis-start" in events:
+        back = events["redis-start"]
+        phases.append((f"after the broker came back ({back - events['redis-stop']:.0f} s stopped)",
+                       delays(events["redis-stop"], back + 10, lambda due: max(due, back))))
+    for action, name in (("flush", "after the flush"), ("pg-restart", "after the PostgreSQL restart")):
+        if action in events:
+            phases.append((f"{name} (lateness)", delays(events[action], events[action] + 10, lambda due: due)))
+    return [f"{name}: {len(values)} messages, p50 {percentile(values, 50):.2f} s, max {percentile(values, 100):.2f} s"
+            for name, values in phases]
 
 
 def check(args, state):
@@ -452,9 +519,11 @@ def check(args, state):
         f"statuses: {dict(status_counts(session))}; webhook deliveries: {dict(delivery_status)};"
         f" webhook ids received more than once: {redelivered}; messages with two events of one kind: {len(repeated_events)}",
         f"chaos: {fleet.kills} worker SIGKILLs, {fleet.worker_restarts} worker restarts, {state.get('flushes', 0)}"
-        f" broker flush(es), {fleet.pump_restarts} pump restart(s)",
+        f" broker flush(es), {fleet.pump_restarts} pump restart(s), {0 if args.no_pg_restart else 1} PostgreSQL"
+        f" restart(s), Redis stopped for {args.redis_outage:g} s",
         f"lateness (first arrival - due): p50 {percentile(lateness, 50):.2f} s, p95 {percentile(lateness, 95):.2f} s,"
         f" p99 {percentile(lateness, 99):.2f} s, max {percentile(lateness, 100):.2f} s, min {percentile(lateness, 0):+.3f} s",
+        *("recovery " + figure for figure in recovery_figures(state, first_arrival)),
         f"task runs (from the worker logs; a killed worker's last tasks may be missing): {task_runs(Path(args.out) / 'logs')}",
         "settings: " + ", ".join(f"{key}={value}" for key, value in state["settings"].items()),
         f"timing: written in {state['write_s']:.1f} s, first due {state['lead_after_written_s']:.1f} s after;"
@@ -470,7 +539,10 @@ def check(args, state):
         details.append(f"MISSING WEBHOOKS {len(missing)}: e.g. {', '.join(missing[:5])}")
     if repeated_events:
         details.append("TWO EVENTS OF ONE KIND FOR ONE MESSAGE: " + ", ".join(f"{m} {e}" for m, e in repeated_events[:10]))
-    ok = not lost_count and not missing and not unexplained and not repeated_events
+    died = fleet.died_on_their_own()
+    if died:
+        details.append(f"EXITED ON THEIR OWN (not killed by the run): {', '.join(died)}")
+    ok = not lost_count and not missing and not unexplained and not repeated_events and not died
     state["report"] = {"line": line, "details": details, "ok": ok, "lost": {k: v for k, v in lost.items()},
                        "duplicated": duplicated, "unexplained": unexplained, "missing": missing,
                        "events": fleet.events}
@@ -529,8 +601,21 @@ def main(argv=None):
 
 
 def cleanup(args, state, keep_db):
-    drop = bool(state.get("db_created")) and not keep_db
-    release_scratch(args.pg, args.db_name, [f"{args.redis}/{args.redis_db}"], drop_db=drop)
+    """Stop the run's own servers; a failed run's PostgreSQL is left running for a look at the history."""
+    if "django" in sys.modules and state.get("session") is not None:
+        from django.db import connections
+
+        connections.close_all()
+    if "redis_server" in state:
+        state["redis_server"].stop()
+    pg_server = state.get("pg_server")
+    if pg_server is None:
+        return
+    if keep_db:
+        print(f"PostgreSQL kept: {pg_server.url.rsplit('/', 1)[0]}/{args.db_name}; stop it with"
+              f" `runuser -u postgres -- pg_ctl -D {pg_server.data} stop` (or `pg_ctl` as yourself)", file=sys.stderr)
+    else:
+        pg_server.remove()
 
 
 if __name__ == "__main__":
