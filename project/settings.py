@@ -246,6 +246,9 @@ if REDIS_URL:
         # Far above the horizon: a reserved ETA task must never be redelivered to a second worker
         # while the first still holds it (the plain-ETA design's double send).
         "visibility_timeout": env_or_fail(env.int, "BROKER_VISIBILITY_TIMEOUT", default=6 * 3600),
+        # A broker that is unreachable (not only refusing) must not hold a write or a worker for minutes.
+        "socket_connect_timeout": 3,
+        "socket_timeout": 10,
     }
 else:
     # No server needed: a broker in files, shared by the processes of one machine.
@@ -265,6 +268,11 @@ if DISPATCH_HORIZON.total_seconds() * 2 > CELERY_BROKER_TRANSPORT_OPTIONS.get("v
     raise ImproperlyConfigured("BROKER_VISIBILITY_TIMEOUT must be far above DISPATCH_HORIZON.")
 
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Workers never give up on the broker (Celery's default stops them after 100 attempts): once it is
+# back they reconnect on their own, within a second (project/celery.py), and carry on.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# A send running when the broker connection drops finishes and is recorded: its outcome lives in the database.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -177,7 +177,7 @@ def message_update(*, message: ScheduledMessage, actor: str = "api", **changes) 
     with transaction.atomic():
         if not _transition(message, target=Status.PENDING, allowed_from={Status.PENDING}, actor=actor, detail=detail, **changes):
             raise NotAllowed(_refusal("change", message))
-        transaction.on_commit(partial(handover.revoke, old_task_id), robust=True)
+        handover.after_commit(handover.revoke, old_task_id)
     return message
 
 
@@ -191,7 +191,7 @@ def message_cancel(*, message: ScheduledMessage, actor: str = "api") -> Schedule
             if message.status == Status.CANCELLED:
                 return message
             raise NotAllowed(_refusal("cancel", message))
-        transaction.on_commit(partial(handover.revoke, message.task_id), robust=True)
+        handover.after_commit(handover.revoke, message.task_id)
     return message
 
 
@@ -365,12 +365,29 @@ def retry_delay(attempts: int, retry_after: float | None = None) -> float:
     return max(delay, retry_after or 0.0)
 
 
-def dispatch_pump_once() -> int:
+@dataclass(frozen=True)
+class PumpPass:
+    moved: int  # messages and webhook deliveries handed over or recovered
+    broker_reachable: bool
+
+
+def dispatch_pump_once() -> PumpPass:
     """Hand over what has entered the horizon, re-hand lost hand-overs, recover expired leases.
+    While the broker cannot be reached, only the leases (database work) are seen to.
 
     Safe in several replicas: rows are claimed with FOR UPDATE SKIP LOCKED on PostgreSQL.
     """
     now = selectors.db_now()
+    lost_work = handover.broker_lost_work()
+    if lost_work is None:
+        return PumpPass(moved=_recover_expired_leases(now), broker_reachable=False)
+    if lost_work:
+        _hand_over_everything_again(now)
+        handover.broker_keeps_work()
+    return PumpPass(moved=_hand_over_all_due(now) + _recover_expired_leases(now), broker_reachable=True)
+
+
+def _hand_over_all_due(now: datetime) -> int:
     backlog = handover.broker_backlog()
     messages = _hand_over_due(
         ScheduledMessage.objects.filter(status=Status.PENDING, session__paused_at__isnull=True), _enqueue_sends, now,
@@ -380,7 +397,30 @@ def dispatch_pump_once() -> int:
     deliveries = _hand_over_due(
         WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING), _enqueue_deliveries, now, backlog=backlog
     )
-    return messages + deliveries + _recover_expired_leases(now)
+    return messages + deliveries
+
+
+def _hand_over_everything_again(now: datetime) -> None:
+    """The broker may have lost every task it held (a new, flushed or failed-over Redis, or a worker
+    that reconnected and dropped its ETA tasks): mark every outstanding hand-over as not made, so this
+    very pass makes them again. A task that was not lost after all finds its message claimed: a no-op."""
+    with transaction.atomic():
+        messages = ScheduledMessage.objects.select_for_update(skip_locked=True).filter(
+            status=Status.PENDING, handed_over_at__lt=now
+        )
+        message_rows = list(messages.values_list("id", "version"))
+        ScheduledMessage.objects.filter(pk__in=[row[0] for row in message_rows]).update(handed_over_at=None)
+        MessageEvent.objects.bulk_create(
+            MessageEvent(message_id=message_id, from_status=Status.PENDING, to_status=Status.PENDING, actor="pump",
+                         detail=f"the broker may have lost the hand-over of version {version} (new or flushed"
+                                " broker, or a worker reconnected); handing over again")
+            for message_id, version in message_rows
+        )
+        deliveries = WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, handed_over_at__lt=now)
+        delivery_count = deliveries.update(handed_over_at=None)
+    if message_rows or delivery_count:
+        logger.warning("the broker may have lost its tasks: handing over %d message(s) and %d webhook delivery(ies)"
+                       " again", len(message_rows), delivery_count)
 
 
 def _hand_over_due(pending, enqueue, now: datetime, *, backlog: int | None, front: datetime | None = None,
@@ -411,7 +451,7 @@ def _hand_over_due(pending, enqueue, now: datetime, *, backlog: int | None, fron
             logger.warning("re-handing %d %s row(s) whose hand-over was lost", len(lost), pending.model.__name__)
         if pending.model is ScheduledMessage:
             _log_lost_handovers(lost)
-        transaction.on_commit(partial(enqueue, due), robust=True)
+        handover.after_commit(enqueue, due, undo=partial(_forget_handovers, pending.model, [row[0] for row in due], now))
     return len(due)
 
 
@@ -555,11 +595,15 @@ def _handover_fields(message_id: str, version: int, due_at: datetime, now: datet
 
 
 def _enqueue_after_commit(message: ScheduledMessage) -> None:
-    # robust: a broker outage must not undo or fail the write; the pump re-hands what never arrived.
     if message.handed_over_at is not None:
-        transaction.on_commit(
-            partial(handover.enqueue_send, message.pk, message.version, message.due_at), robust=True
-        )
+        handover.after_commit(handover.enqueue_send, message.pk, message.version, message.due_at,
+                              undo=partial(_forget_handovers, ScheduledMessage, [message.pk], message.handed_over_at))
+
+
+def _forget_handovers(model, ids: list, handed_over_at: datetime) -> None:
+    """The broker never got these hand-overs: mark the rows not handed over (unless they have been
+    handed over again since), so the pump's next pass after the broker is back hands them over."""
+    model.objects.filter(pk__in=ids, handed_over_at=handed_over_at).update(handed_over_at=None)
 
 
 # --- Webhooks: an outbox written with the change it reports, delivered by workers (DESIGN.md 6) ---
@@ -580,7 +624,8 @@ def _queue_delivery(message: ScheduledMessage, event: str, url: str, payload: di
     delivery = WebhookDelivery.objects.create(
         session=message.session, message=message, event=event, url=url, payload=payload, due_at=now, handed_over_at=now,
     )
-    transaction.on_commit(partial(handover.enqueue_webhook, delivery.pk, delivery.version), robust=True)
+    handover.after_commit(handover.enqueue_webhook, delivery.pk, delivery.version,
+                          undo=partial(_forget_handovers, WebhookDelivery, [delivery.pk], now))
 
 
 def webhook_payload(message: ScheduledMessage, event: str, now: datetime) -> dict:
@@ -667,7 +712,8 @@ def _delivery_reschedule(delivery: WebhookDelivery, due_at: datetime, now: datet
     committed; long ones wait in the database for the pump."""
     within_horizon = due_at <= now + settings.DISPATCH_HORIZON
     if _delivery_transition(delivery, due_at=due_at, handed_over_at=now if within_horizon else None, **fields) and within_horizon:
-        transaction.on_commit(partial(handover.enqueue_webhook, delivery.pk, delivery.version, due_at), robust=True)
+        handover.after_commit(handover.enqueue_webhook, delivery.pk, delivery.version, due_at,
+                              undo=partial(_forget_handovers, WebhookDelivery, [delivery.pk], now))
 
 
 def _delivery_transition(delivery: WebhookDelivery, **fields) -> bool:

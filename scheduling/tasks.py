@@ -1,25 +1,43 @@
-"""Celery entry points: an id in, one service call. Retries live in the database, not the broker."""
+"""Celery entry points: an id in, one service call. Retries live in the database, not the broker,
+except while the database itself cannot be reached: then the task comes back a moment later."""
 
 import socket
 
 from celery import shared_task
+from celery.signals import task_prerun
+from django.db import InterfaceError, OperationalError, close_old_connections
 
 from . import services
 from .handover import SEND_BATCH_TASK, SEND_TASK, WEBHOOK_TASK
 
 WORKER = socket.gethostname()
 
+# A PostgreSQL restart or failover mid-task: try again within 1, 2, then every 4 seconds (jittered), for as
+# long as it takes. Every task is safe to run twice: the guarded claim makes the second run a no-op.
+WHILE_THE_DATABASE_IS_AWAY = {
+    "autoretry_for": (OperationalError, InterfaceError), "retry_backoff": 1, "retry_backoff_max": 4,
+    "retry_jitter": True, "max_retries": None,
+}
 
-@shared_task(name=SEND_TASK, ignore_result=True)
+
+@task_prerun.connect
+def replace_broken_database_connections(**_):
+    # Celery's Django fixup keeps connections across tasks (CELERY_DB_REUSE_MAX) without looking at
+    # them: after a database restart every task would fail on the dead one. Django checks them at the
+    # start of each web request; this does the same before each task (CONN_HEALTH_CHECKS applies).
+    close_old_connections()
+
+
+@shared_task(name=SEND_TASK, ignore_result=True, **WHILE_THE_DATABASE_IS_AWAY)
 def send_message(message_id: str, version: int) -> None:
     services.message_dispatch(message_id=message_id, version=version, worker=WORKER)
 
 
-@shared_task(name=SEND_BATCH_TASK, ignore_result=True)
+@shared_task(name=SEND_BATCH_TASK, ignore_result=True, **WHILE_THE_DATABASE_IS_AWAY)
 def send_messages(batch: list[list]) -> None:
     services.message_dispatch_batch(batch=[(message_id, version) for message_id, version in batch], worker=WORKER)
 
 
-@shared_task(name=WEBHOOK_TASK, ignore_result=True)
+@shared_task(name=WEBHOOK_TASK, ignore_result=True, **WHILE_THE_DATABASE_IS_AWAY)
 def deliver_webhook(delivery_id: str, version: int) -> None:
     services.webhook_deliver(delivery_id=delivery_id, version=version)

@@ -1,6 +1,9 @@
 import os
+import signal
+import sys
 from types import SimpleNamespace
 
+import psycopg
 import pytest
 import redis
 from django.conf import settings
@@ -11,6 +14,51 @@ from scheduling import services
 
 from . import support
 from .support import ProviderServer
+
+
+def pytest_configure(config):
+    # A stopped run (CI's timeout, `kill`) unwinds like Ctrl-C, so that fixtures stop the processes and
+    # throwaway servers they started instead of leaving them running.
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(*_):
+    raise KeyboardInterrupt
+
+
+def pytest_sessionstart(session):
+    """Without PostgreSQL or Redis every test would fail with a connection traceback: say once, at the
+    start, which one is missing and what to do, and stop."""
+    missing = [problem for problem in (postgres_problem(), redis_problem()) if problem]
+    if missing:
+        print("\n".join(["", *missing, HOW_TO_GET_THEM]), file=sys.stderr)
+        pytest.exit("no test was run: PostgreSQL or Redis is missing (above)", returncode=3)
+
+
+HOW_TO_GET_THEM = (
+    "make test needs PostgreSQL (user postgres, trust auth) and Redis. Start them (on Debian:"
+    " `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` and"
+    " `redis-server --daemonize yes`; packages postgresql and redis-server), or point TEST_DATABASE_URL and"
+    " TEST_REDIS_URL at running ones."
+)
+
+
+def postgres_problem() -> str | None:
+    db = settings.DATABASES["default"]
+    try:
+        psycopg.connect(host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"], password=db["PASSWORD"],
+                        dbname=db["NAME"], connect_timeout=3).close()
+    except psycopg.Error as exc:
+        return f"PostgreSQL at {db['HOST']}:{db['PORT'] or 5432} cannot be used: {str(exc).splitlines()[0]}"
+    return None
+
+
+def redis_problem() -> str | None:
+    try:
+        redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=3).ping()
+    except redis.RedisError as exc:
+        return f"Redis at {settings.REDIS_URL} cannot be used: {exc}"
+    return None
 
 
 @pytest.hookimpl(trylast=True)  # after pytest-django's own ordering, which this keeps within each group

@@ -10,7 +10,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -138,13 +137,13 @@ def procfile_commands(path: Path = ROOT / "Procfile") -> dict[str, str]:
 
 
 class ProcfileProcess:
-    """One Procfile line run as a platform runs it: `sh -c` with the environment, in its own process group,
-    `python`, `gunicorn` and `celery` taken from the interpreter's own environment (the venv under test)."""
+    """One Procfile line run as a platform runs it: `sh -c` with the environment (whose PATH says which
+    `python`, `gunicorn` and `celery` are meant), in its own process group."""
 
     def __init__(self, name: str, env: dict, log_dir: Path, ready: str):
         self.name, self.ready = name, ready
         self.command = procfile_commands()[name]
-        self.env = {**env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"}
+        self.env = env
         self.log = Path(log_dir) / f"{name}.log"
         self.popen = None
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from scheduling import services
+from scheduling import handover, services
 from scheduling.models import MessageStatus, ScheduledMessage
 
 from .support import Reply
@@ -63,6 +63,7 @@ def presumed_lost(message):
 @pytest.fixture
 def empty_queue(broker):
     broker.delete("celery")  # nothing waiting in the broker: a late hand-over is not queued behind others
+    handover.broker_keeps_work()  # and the broker has kept what it was given (not new, flushed or reconnected)
 
 
 def test_the_pump_re_hands_an_overdue_hand_over_the_fleet_has_passed(transactional_db, empty_queue):

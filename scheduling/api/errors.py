@@ -1,5 +1,6 @@
 """Every error of the session API as `{"success": false, "error": "…"}` (plus field `details`)."""
 
+from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -16,8 +17,28 @@ class PayloadTooLarge(exceptions.APIException):
     default_detail = "Request body too large"
 
 
-def exception_handler(exc, context):
+class DatabaseUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The database cannot be reached right now (a restart or failover); nothing was changed. Try again shortly."
+    retry_after_seconds = 5
+
+
+def as_api_exception(exc):
+    """A database that went away (restart, failover) is a 503 to retry, not a 500: nothing was stored."""
+    return DatabaseUnavailable() if isinstance(exc, (OperationalError, InterfaceError)) else exc
+
+
+def drf_response(exc, context):
+    """DRF's own handling (status, rollback, auth headers), with a database outage as a 503 + Retry-After."""
     response = drf_exception_handler(exc, context)
+    if isinstance(exc, DatabaseUnavailable):
+        response["Retry-After"] = str(exc.retry_after_seconds)
+    return response
+
+
+def exception_handler(exc, context):
+    exc = as_api_exception(exc)
+    response = drf_response(exc, context)
     if response is None:
         return None
     body = {"success": False, "error": summary(exc)}

@@ -2,7 +2,8 @@
 
 from rest_framework import exceptions
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
+
+from ..errors import as_api_exception, drf_response
 
 NOT_FOUND = ("Not found", "101")
 FORBIDDEN = ("Forbidden", "102")
@@ -12,11 +13,14 @@ INVALID = ("Invalid data", "105")
 MISSING = ("Missing data", "106")
 METHOD_NOT_ALLOWED = ("Method not allowed", "107")
 
-BY_STATUS = {401: UNAUTHORIZED, 403: FORBIDDEN, 404: NOT_FOUND, 405: METHOD_NOT_ALLOWED}
+UNAVAILABLE = ("Service Unavailable", "104")
+
+BY_STATUS = {401: UNAUTHORIZED, 403: FORBIDDEN, 404: NOT_FOUND, 405: METHOD_NOT_ALLOWED, 503: UNAVAILABLE}
 
 
 def exception_handler(exc, context):
-    response = drf_exception_handler(exc, context)
+    exc = as_api_exception(exc)
+    response = drf_response(exc, context)
     if response is None:
         return None
     if isinstance(exc, exceptions.ValidationError):
@@ -24,7 +28,7 @@ def exception_handler(exc, context):
     else:
         title, code = BY_STATUS.get(response.status_code, INVALID if response.status_code < 500 else INTERNAL)
         errors = [item(title, code, str(getattr(exc, "detail", exc)), None)]
-    headers = {name: response[name] for name in ("WWW-Authenticate", "Allow") if response.has_header(name)}
+    headers = {name: response[name] for name in ("WWW-Authenticate", "Allow", "Retry-After") if response.has_header(name)}
     return Response({"errors": errors}, status=response.status_code, headers=headers)
 
 
