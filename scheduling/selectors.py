@@ -27,10 +27,15 @@ def dispatch_front(now: datetime) -> datetime:
     return now if latest is None else min(latest, now)
 
 
-def message_list(*, session: Session, status: str | None = None):
+def message_list(*, session: Session, status: str | None = None, after: tuple[datetime, str] | None = None):
+    """The session's messages in (scheduled_at, id) order; with `after`, only those past that position."""
     messages = ScheduledMessage.objects.filter(session=session)
     if status:
         messages = messages.filter(status=status)
+    if after is not None:
+        when, message_id = after
+        # The leading `>=` bounds the index range; the OR then drops the ties up to and including the last seen.
+        messages = messages.filter(Q(scheduled_at__gte=when) & (Q(scheduled_at__gt=when) | Q(pk__gt=message_id)))
     return messages.order_by("scheduled_at", "id")
 
 

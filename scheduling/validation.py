@@ -10,6 +10,13 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 GROUP_ID = re.compile(r"^[0-9]{5,32}(-[0-9]{5,20})?@g\.us$")
+# What new_message_id makes (`sched_` + URL-safe base64). Checked before a lookup, so that a NUL or
+# other junk in a path or cursor is "not found" rather than a database error.
+MESSAGE_ID = re.compile(r"sched_[A-Za-z0-9_-]{1,34}")
+
+
+def is_message_id(value: str) -> bool:
+    return MESSAGE_ID.fullmatch(value) is not None
 
 
 def parse_instant(value: str) -> datetime:

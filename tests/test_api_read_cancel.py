@@ -372,3 +372,66 @@ def test_it_lists_a_shuffled_batch_in_time_order(api, scheduled_url):
     times = [message["scheduledAt"] for message in api.get(scheduled_url).json()["scheduled"]]
 
     assert times == sorted(by_hour.values())
+
+
+# --- Long lists: a campaign due at one instant, walked page by page -----------------------------
+
+
+def campaign(session, size, when):
+    """`size` messages of one session due at the same instant, as a bulk import would leave them."""
+    ScheduledMessage.objects.bulk_create(
+        ScheduledMessage(session=session, to="919988066776", text=f"campaign {n}", scheduled_at=when, due_at=when)
+        for n in range(size)
+    )
+
+
+def walk(api, url, most_pages=200):
+    seen, pages = [], 0
+    while url and pages < most_pages:
+        response = api.get(url)
+        assert response.status_code == 200, response.json()
+        seen += ids(response)
+        url, pages = response.json()["next"], pages + 1
+    return seen, url
+
+
+@pytest.mark.parametrize("limit", [500, None])
+def test_it_walks_a_campaign_of_5000_at_one_instant_to_the_end_each_message_once(api, scheduled_url, new_session, limit):
+    campaign(new_session.session, 5000, in_hours(1))
+
+    seen, left = walk(api, scheduled_url if limit is None else f"{scheduled_url}?limit={limit}")
+
+    assert left is None
+    assert len(seen) == 5000
+    assert sorted(seen) == sorted(ScheduledMessage.objects.values_list("id", flat=True))
+    assert seen == sorted(seen)  # one instant: then by id
+
+
+def test_it_walks_a_campaign_behind_earlier_messages_and_before_later_ones(api, scheduled_url, new_session):
+    first = schedule(api, scheduled_url, in_hours(1))["id"]
+    campaign(new_session.session, 1200, in_hours(2))
+    last = schedule(api, scheduled_url, in_hours(3))["id"]
+
+    seen, left = walk(api, f"{scheduled_url}?limit=500")
+
+    assert left is None
+    assert (seen[0], seen[-1], len(seen), len(set(seen))) == (first, last, 1202, 1202)
+
+
+@pytest.mark.parametrize("limit", ["-1", "0", "abc", "1e3", "501", "2.5", "²"])
+def test_it_refuses_a_limit_that_is_not_a_whole_number_from_1_to_500(api, scheduled_url, limit):
+    response = api.get(scheduled_url, {"limit": limit})
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "success": False, "error": "limit: must be a whole number from 1 to 500.",
+        "details": {"limit": ["must be a whole number from 1 to 500."]},
+    }
+
+
+@pytest.mark.parametrize("cursor", ["bz0wJnA9Z2FyYmFnZQ==", "cD0yMDI2LTAxLTAx", "AA==", "////", "x" * 3000])
+def test_it_refuses_a_crafted_cursor(api, scheduled_url, cursor):
+    response = api.get(scheduled_url, {"cursor": cursor})
+
+    assert response.status_code == 400
+    assert response.json() == {"success": False, "error": "cursor: Invalid cursor.", "details": {"cursor": ["Invalid cursor."]}}
