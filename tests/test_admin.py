@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.contrib.admin.utils import quote
 from django.contrib.auth.models import User
+from django.utils.html import escape
 from rest_framework.test import APIClient
 
 from scheduling import services
@@ -319,3 +320,71 @@ def test_it_issues_a_new_working_key_from_the_session_list(operator, new_session
     key = re.search(r"wask_[A-Za-z0-9_-]+", " ".join(shown_messages(response))).group()
     assert key != new_session.api_key
     assert api_for(key).get(scheduled_url).status_code == 200
+
+
+# --- Secrets shown once, whatever the session is called ------------------------------------------
+
+HOSTILE_NAMES = ["<img src=x onerror=alert(1)>", "{evil}", "{api_key}", "{0} %s {{}}"]
+
+
+def only_notice(response):
+    [notice] = shown_messages(response)
+    return notice
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_it_rotates_the_key_of_a_session_whatever_its_name_and_shows_the_name_as_text(operator, name):
+    created = services.session_create(name=name)
+
+    response = act(operator, SESSIONS, "rotate_api_key", created.session)
+
+    page = response.content.decode()
+    key = re.search(r"wask_[A-Za-z0-9_-]+", only_notice(response)).group()
+    assert response.status_code == 200
+    assert only_notice(response) == (
+        f"New key for {escape(name)}; its older keys no longer work. Copy now: shown only this once."
+        f"<br>api key: <code>{key}</code>"
+    )
+    assert "<img src=x" not in page
+    assert api_for(key).get(f"/sessions/{created.session.pk}/scheduled").status_code == 200
+    assert api_for(created.api_key).get(f"/sessions/{created.session.pk}/scheduled").status_code == 401
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_it_rotates_the_webhook_secret_of_a_session_whatever_its_name_and_shows_it_once(operator, name):
+    created = services.session_create(name=name)
+
+    response = act(operator, SESSIONS, "rotate_webhook_secret", created.session)
+
+    secret = Session.objects.get(pk=created.session.pk).webhook_secret
+    assert secret != created.session.webhook_secret
+    assert only_notice(response) == (
+        f"New webhook secret for {escape(name)}. Copy now: shown only this once.<br>webhook secret: <code>{secret}</code>"
+    )
+    assert "<img src=x" not in response.content.decode()
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_it_issues_an_extra_key_to_a_session_whatever_its_name(operator, name):
+    created = services.session_create(name=name)
+
+    response = act(operator, SESSIONS, "issue_api_key", created.session)
+
+    key = re.search(r"wask_[A-Za-z0-9_-]+", only_notice(response)).group()
+    assert only_notice(response) == f"New key for {escape(name)}. Copy now: shown only this once.<br>api key: <code>{key}</code>"
+    assert api_for(key).get(f"/sessions/{created.session.pk}/scheduled").status_code == 200
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_it_shows_the_credentials_of_a_session_added_with_any_name(operator, name):
+    response = operator.post(
+        f"{SESSIONS}add/", {"name": name, "webhook_url": "", "transport": "default", "active": "on", **NO_INLINE_FORMS},
+        follow=True,
+    )
+
+    session = Session.objects.get()
+    notice = next(message for message in shown_messages(response) if "wask_" in message)
+    key = re.search(r"wask_[A-Za-z0-9_-]+", notice).group()
+    assert session.name == name
+    assert "<img src=x" not in response.content.decode()
+    assert api_for(key).get(f"/sessions/{session.pk}/scheduled").status_code == 200
