@@ -166,10 +166,27 @@ def message_schedule(*, session: Session, scheduled_at: datetime, actor: str = "
     return message
 
 
+# An omnimessage's content lives in its channels (ChannelAttempt.content); the message row holds a copy
+# of the first channel's, for the session API's list. Only what applies to every channel may change.
+OMNIMESSAGE_CONTENT_FIELDS = {"type", "text", "media", "caption"}
+
+
+def message_check_changeable(*, message: ScheduledMessage) -> None:
+    """NotAllowed unless the message is still pending: asked before an edit is validated, so that a sent
+    message answers "no longer pending" rather than complaining about its (past) time."""
+    if message.status != Status.PENDING:
+        raise NotAllowed(_refusal("change", message))
+
+
 def message_update(*, message: ScheduledMessage, actor: str = "api", **changes) -> ScheduledMessage:
     """Edit or reschedule a pending message; the task queued for the old version becomes a no-op."""
     if not changes:
         return message
+    if message.channel_count and OMNIMESSAGE_CONTENT_FIELDS & changes.keys():
+        raise NotAllowed(
+            "Cannot change the content of an omnimessage here: it is set per channel. Only scheduledAt and to can "
+            "change; to send other content, cancel it and schedule a new omnimessage"
+        )
     old_task_id = message.task_id
     detail = "edited: " + ", ".join(sorted(changes))
     if "scheduled_at" in changes:

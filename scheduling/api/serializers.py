@@ -71,7 +71,8 @@ class ScheduleRequestSerializer(serializers.Serializer):
         return django_to_drf(normalise_recipient, value)
 
     def validate_scheduledAt(self, value):
-        django_to_drf(lambda when: check_schedule_window(when, timezone.now()), value)
+        if self.context.get("new_time", True):
+            django_to_drf(lambda when: check_schedule_window(when, timezone.now()), value)
         return value
 
     def validate(self, attrs):

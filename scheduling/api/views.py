@@ -102,10 +102,13 @@ class ScheduledDetailView(SessionView):
         message = self.message_of(request, session_id, scheduled_id)
         if not isinstance(request.data, dict):
             raise exceptions.ValidationError("Expected a JSON object.")
-        form = ScheduleRequestSerializer(data={**current_values(message), **request.data})
-        form.is_valid(raise_exception=True)
-        changes = {k: v for k, v in form.validated_data.items() if getattr(message, k) != v}
         try:
+            services.message_check_changeable(message=message)
+            # The time it keeps may be past (a retry waits); only a new time is held to the window.
+            form = ScheduleRequestSerializer(data={**current_values(message), **request.data},
+                                             context={"new_time": "scheduledAt" in request.data})
+            form.is_valid(raise_exception=True)
+            changes = {k: v for k, v in form.validated_data.items() if getattr(message, k) != v}
             services.message_update(message=message, **changes)
         except services.NotAllowed as exc:
             raise Conflict(str(exc)) from None
