@@ -218,6 +218,8 @@ for _channel in OMNIMESSAGE_CHANNELS:
         TRANSPORTS[_channel] = transport_from_url(env.str(_variable), _variable)
 CHANNEL_TRANSPORTS = {channel: channel if channel in TRANSPORTS else "default" for channel in OMNIMESSAGE_CHANNELS}
 OMNIMESSAGE_DEFAULT_SENDER = env.str("OMNIMESSAGE_DEFAULT_SENDER", default="Scheduler")
+# One channel message per channel kind at most: a request must not fan out into many sends and reports.
+OMNIMESSAGE_MAX_CHANNELS = len(OMNIMESSAGE_CHANNELS)
 if env.str("WHATSAPP_CLOUD_TOKEN", default=""):
     TRANSPORTS["whatsapp_cloud"] = {
         "BACKEND": "scheduling.transports.whatsapp_cloud.WhatsAppCloudTransport",

@@ -8,6 +8,7 @@ from django.utils import timezone
 from django.db.models import Count, Max, Min, Q
 
 from .models import MessageStatus, PumpHeartbeat, ScheduledMessage, Session
+from .validation import is_message_id
 
 
 def db_now() -> datetime:
@@ -40,7 +41,15 @@ def message_list(*, session: Session, status: str | None = None, after: tuple[da
 
 
 def message_get(*, session: Session, message_id: str) -> ScheduledMessage | None:
+    if not is_message_id(message_id):  # e.g. a NUL from the path, which PostgreSQL cannot even compare
+        return None
     return ScheduledMessage.objects.select_related("session").filter(session=session, pk=message_id).first()
+
+
+def omnimessage_get(*, session: Session, omnimessage_id: str) -> ScheduledMessage | None:
+    """One of the session's omnimessages (a scheduled message with channels)."""
+    message = message_get(session=session, message_id=omnimessage_id)
+    return message if message is not None and message.channel_count else None
 
 
 def pump_heartbeat_age() -> float | None:

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import logging
 import random
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -47,6 +48,10 @@ logger = logging.getLogger(__name__)
 Status = MessageStatus
 API_KEY_PREFIX = "wask_"
 API_KEY_LOOKUP_CHARS = 12
+# The shapes api_key_create and api_credential_create make: anything else is refused before a query,
+# so that a NUL (which PostgreSQL cannot hold) in a header answers 401, not 500.
+API_KEY_SHAPE = re.compile(r"wask_[A-Za-z0-9_-]{43}")
+API_USERNAME_SHAPE = re.compile(r"om_[0-9a-f]{16}")
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
@@ -127,7 +132,7 @@ def api_key_revoke(*, api_key: ApiKey) -> None:
 
 def api_key_authenticate(*, raw: str) -> ApiKey | None:
     """The live key matching `raw`, compared in constant time; None when there is none."""
-    if not raw.startswith(API_KEY_PREFIX):
+    if not API_KEY_SHAPE.fullmatch(raw):
         return None
     hashed = _hash_key(raw)
     candidates = ApiKey.objects.select_related("session").filter(
@@ -796,6 +801,8 @@ def api_credential_revoke(*, credential: ApiCredential) -> None:
 
 
 def api_credential_authenticate(*, username: str, password: str) -> ApiCredential | None:
+    if not API_USERNAME_SHAPE.fullmatch(username):
+        return None
     credential = ApiCredential.objects.select_related("session").filter(username=username, revoked_at__isnull=True).first()
     if credential is None or not hmac.compare_digest(credential.hashed_password, _hash_key(password)):
         return None
