@@ -25,7 +25,7 @@ from django.db.models import CharField, F, Q, Value
 from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
-from . import handover, metrics, selectors, webhooks
+from . import handover, metrics, outbound, selectors, webhooks
 from .models import (
     ApiCredential,
     ApiKey,
@@ -304,8 +304,10 @@ def message_dispatch_batch(*, batch: list[tuple[str, int]], worker: str) -> None
 def _send_claimed(message: ScheduledMessage, attempt: ChannelAttempt | None, actor: str) -> None:
     """Send a message this worker has claimed (status sending) and record the outcome."""
     transport = transport_name(message, attempt)
+    outgoing = outgoing_message(message, attempt)
     try:
-        result = get_transport(transport).send(outgoing_message(message, attempt))
+        _check_media_destination(outgoing)
+        result = get_transport(transport).send(outgoing)
     except TransportError as error:
         outcome = _record_send_failure(message, attempt, error, actor)
         metrics.count_send(transport=transport, outcome=outcome)
@@ -324,6 +326,17 @@ def _send_claimed(message: ScheduledMessage, attempt: ChannelAttempt | None, act
     lateness = (message.sent_at - message.scheduled_at).total_seconds()
     metrics.count_send(transport=transport, outcome="sent", lateness=lateness)
     logger.info("message sent", extra=_log_context(message, transport=transport, lateness_ms=int(lateness * 1000)))
+
+
+def _check_media_destination(outgoing: OutgoingMessage) -> None:
+    """The provider (often a gateway inside our network) fetches the media: its host is checked now,
+    as a webhook's is when connecting, since the name may resolve elsewhere than when it was scheduled."""
+    if not outgoing.media or settings.WEBHOOK_ALLOW_PRIVATE:
+        return
+    try:
+        outbound.check_destination(outgoing.media)
+    except outbound.ForbiddenDestination as refused:
+        raise TransportError(f"Media URL {refused}", permanent=True) from None
 
 
 def _log_context(message: ScheduledMessage, **more) -> dict:

@@ -388,3 +388,18 @@ def test_it_shows_the_credentials_of_a_session_added_with_any_name(operator, nam
     assert session.name == name
     assert "<img src=x" not in response.content.decode()
     assert api_for(key).get(f"/sessions/{session.pk}/scheduled").status_code == 200
+
+
+def test_it_refuses_a_webhook_url_that_is_internal_however_it_is_read(operator, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE = False
+
+    response = operator.post(f"{SESSIONS}add/", {
+        "name": "shop", "webhook_url": "http://127.0.0.1:3199\\@example.com/hooks", "transport": "default", "active": "on",
+        **NO_INLINE_FORMS,
+    })
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors == {
+        "webhook_url": ["must not contain backslashes, spaces or control characters."]
+    }
+    assert Session.objects.count() == 0

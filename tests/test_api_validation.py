@@ -392,3 +392,29 @@ def test_it_answers_an_unknown_path_of_the_messente_api_in_its_shape(db, client)
 
     assert response.status_code == 404
     assert response.json() == {"errors": [{"title": "Not found", "detail": "Not found", "code": "101", "source": None}]}
+
+
+# --- SSRF: URLs that read as public to one parser and internal to another ------------------------------
+
+AMBIGUOUS = "must not contain backslashes, spaces or control characters."
+INTERNAL = "must not point to a private, loopback or link-local address."
+BYPASSES = [
+    ("http://127.0.0.1:3199\\@example.com/a.jpg", AMBIGUOUS),
+    ("http://[::127.0.0.1]/a.jpg", INTERNAL),
+    ("http://[64:ff9b::a9fe:a9fe]/latest/meta-data", INTERNAL),
+    ("http://[::ffff:10.0.0.5]/a.jpg", INTERNAL),
+    ("http://%31%32%37.0.0.1/a.jpg", "must be an http(s) URL."),  # Django's URL check refuses these forms first
+    ("http://0x7f.1/a.jpg", "must be an http(s) URL."),
+    ("http://2130706433/a.jpg", "must be an http(s) URL."),
+]
+
+
+@pytest.mark.parametrize(("media", "message"), BYPASSES)
+def test_it_refuses_media_that_any_url_parser_reads_as_internal(api, scheduled_url, settings, media, message):
+    settings.WEBHOOK_ALLOW_PRIVATE = False
+
+    response = post(api, scheduled_url, valid(type="image", media=media, text=None))
+
+    assert response.status_code == 400
+    assert response.json()["details"] == {"media": [message]}
+    assert ScheduledMessage.objects.count() == 0

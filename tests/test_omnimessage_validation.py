@@ -166,3 +166,38 @@ def test_it_answers_an_omnimessage_of_32768_channels_in_its_place_in_a_bulk_and_
     assert response.status_code == 201
     assert refused == invalid("messages", "At most 3 channel messages in one omnimessage.")
     assert ScheduledMessage.objects.get().id == scheduled["omnimessage_id"]
+
+
+# --- SSRF: the delivery-report URL and media links --------------------------------------------------------
+
+AMBIGUOUS = "must not contain backslashes, spaces or control characters."
+INTERNAL = "must not point to a private, loopback or link-local address."
+
+
+@pytest.mark.parametrize(("dlr_url", "message"), [
+    ("http://127.0.0.1:3199\\@example.com/dlr", AMBIGUOUS),
+    ("http://[::127.0.0.1]:3199/dlr", INTERNAL),
+    ("http://[64:ff9b::a9fe:a9fe]/dlr", INTERNAL),
+    ("ftp://example.com/dlr", "must be an http(s) URL."),
+])
+def test_it_refuses_a_dlr_url_that_is_internal_however_it_is_read(omni, settings, dlr_url, message):
+    settings.WEBHOOK_ALLOW_PRIVATE = False
+
+    response = send(omni, {"channel": "sms", "text": "hi"}, dlr_url=dlr_url)
+
+    assert response.status_code == 400
+    assert response.json() == invalid("dlr_url", message)
+    assert ScheduledMessage.objects.count() == 0
+
+
+@pytest.mark.parametrize(("channel", "field"), [
+    ({"channel": "viber", "image_url": "http://127.0.0.1:3199\\@example.com/a.jpg"}, "messages[0].image_url"),
+    ({"channel": "whatsapp", "image": {"link": "http://127.0.0.1:3199\\@example.com/a.jpg"}}, "messages[0].image.link"),
+])
+def test_it_refuses_a_media_link_that_is_internal_however_it_is_read(omni, settings, channel, field):
+    settings.WEBHOOK_ALLOW_PRIVATE = False
+
+    response = send(omni, channel)
+
+    assert response.status_code == 400
+    assert response.json() == invalid(field, AMBIGUOUS)
