@@ -1,12 +1,15 @@
 """What operators see and do: health, readiness, metrics, JSON logs, the admin dashboard and actions."""
 
 import json
+import os
 import re
+import signal
 import socket
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import requests
@@ -308,3 +311,47 @@ def test_it_resumes_webhooks_stopped_by_a_410_from_the_admin(staff, new_session)
     run_action(staff, "session", "enable_webhooks", [new_session.session.pk])
 
     assert Session.objects.get(pk=new_session.session.pk).webhook_disabled_at is None
+
+
+# --- The web process as the Procfile runs it -------------------------------------------------------------
+
+
+def procfile_server(service_env, **env):
+    """The Procfile's web process, from its gunicorn command on (collectstatic is not needed here)."""
+    line = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
+    port = free_port()
+    server = subprocess.Popen(
+        line.split("&& ", 1)[1], shell=True, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True, env={**service_env, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+                                     "PORT": str(port), "WEB_CONCURRENCY": "1", "ALLOWED_HOSTS": "127.0.0.1", **env},
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            requests.get(f"{url}/healthz", timeout=5)
+            return server, url
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    server.kill()
+    raise RuntimeError("the web process did not start:\n" + server.communicate()[0])
+
+
+def stopped(server):
+    os.killpg(server.pid, signal.SIGTERM)
+    return server.communicate(timeout=15)[0]
+
+
+def test_its_access_log_names_no_api_key_or_username(service_env, new_session):
+    server, url = procfile_server(service_env)
+    try:
+        key_as_user = requests.get(f"{url}/sessions/{new_session.session.id}/scheduled", auth=(new_session.api_key, ""), timeout=5)
+        omni_user = requests.get(f"{url}/v1/omnimessage/sched_x/status", auth=(new_session.api_username, "wrong"), timeout=5)
+    finally:
+        log = stopped(server)
+
+    assert (key_as_user.status_code, omni_user.status_code) == (401, 401)
+    assert f'"GET /sessions/{new_session.session.id}/scheduled HTTP/1.1" 401' in log
+    assert '"GET /v1/omnimessage/sched_x/status HTTP/1.1" 401' in log
+    assert new_session.api_key not in log
+    assert new_session.api_key[:12] not in log
+    assert new_session.api_username not in log
