@@ -5,7 +5,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.admin.utils import quote
+from axes.models import AccessAttempt
 from django.contrib.auth.models import User
+from django.utils import timezone
 from django.utils.html import escape
 from rest_framework.test import APIClient
 
@@ -75,6 +77,59 @@ def test_it_lets_a_staff_superuser_log_in(db, client, settings):
     assert response.redirect_chain == [("/admin/", 302)]
     assert response.status_code == 200
     assert b"Scheduled messages" in response.content
+
+
+def log_in(client, password, username="boss"):
+    return client.post("/admin/login/?next=/admin/", {"username": username, "password": password, "next": "/admin/"})
+
+
+@pytest.fixture
+def boss(db, settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    return User.objects.create_superuser("boss", "boss@example.com", "correct horse battery staple")
+
+
+def test_it_locks_a_login_out_after_5_failures_even_for_the_right_password(boss, client):
+    failures = [log_in(client, f"guess {n}").status_code for n in range(5)]
+
+    locked = log_in(client, "correct horse battery staple")
+
+    assert failures == [200, 200, 200, 200, 429]
+    assert locked.status_code == 429
+    assert "_auth_user_id" not in client.session
+    assert client.get("/admin/").status_code == 302
+
+
+def test_it_lets_the_login_in_again_after_the_lockout_time(boss, client):
+    for n in range(5):
+        log_in(client, f"guess {n}")
+    AccessAttempt.objects.update(attempt_time=timezone.now() - timedelta(minutes=16))
+
+    response = log_in(client, "correct horse battery staple")
+
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/"
+
+
+def test_it_locks_out_only_the_username_being_guessed(boss, client):
+    User.objects.create_superuser("ops", "ops@example.com", "another long passphrase")
+    for n in range(5):
+        log_in(client, f"guess {n}")
+
+    response = log_in(client, "another long passphrase", username="ops")
+
+    assert response.status_code == 302
+
+
+def test_it_forgets_failures_after_a_login_that_succeeds(boss, client):
+    for n in range(4):
+        log_in(client, f"guess {n}")
+    log_in(client, "correct horse battery staple")
+    client.logout()
+
+    failures = [log_in(client, f"again {n}").status_code for n in range(4)]
+
+    assert failures == [200, 200, 200, 200]
 
 
 def test_it_sends_a_user_who_is_not_staff_to_the_login_page(db, client):
