@@ -24,8 +24,10 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-# Local first use: SQLite and a file broker in ./var, the console transport, DEBUG on.
+# Local first use: SQLite and a file broker in ./var, the console transport, DEBUG on, reachable from
+# this machine only.
 run: export DEBUG ?= 1
+run: export BIND_ADDRESS ?= 127.0.0.1
 run: install
 	$(BIN)/python manage.py migrate --noinput -v0
 	$(BIN)/python manage.py demo_session --pretty --port $(PORT)

@@ -4,6 +4,7 @@ Zero configuration gives a single-machine mode: SQLite in ./var and a file-syste
 so `make run` needs no server. Production sets DATABASE_URL and REDIS_URL.
 """
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
@@ -45,6 +46,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "scheduling",
 ]
 
@@ -57,6 +59,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks: it answers for a locked-out login
 ]
 
 ROOT_URLCONF = "project.urls"
@@ -94,6 +97,15 @@ else:
     DATABASES["default"]["CONN_MAX_AGE"] = env_or_fail(env.int, "CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Admin logins: django-axes counts failures per username and client address; after AXES_FAILURE_LIMIT
+# that pair is locked out (429) for ADMIN_LOGIN_LOCKOUT_MINUTES. Its attempts are in the admin.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_or_fail(env.int, "ADMIN_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_or_fail(env.float, "ADMIN_LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False  # no start-up banner in every process's log; lockouts are still logged
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -189,8 +201,15 @@ if WEBHOOK_TIMEOUT >= SEND_TIME_LIMIT:
 
 # Operations: /readyz wants a pump heartbeat this fresh; /metrics is open to a bearer token or these networks.
 PUMP_HEARTBEAT_MAX_AGE = env_or_fail(env.float, "PUMP_HEARTBEAT_MAX_AGE_SECONDS", default=30.0)
+# Closed unless opened: behind a reverse proxy on the same host every client is loopback, so no
+# network is open by default.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
-METRICS_ALLOWED_NETWORKS = env_or_fail(env.list, "METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"])
+METRICS_ALLOWED_NETWORKS = env_or_fail(env.list, "METRICS_ALLOWED_NETWORKS", default=[])
+for _network in METRICS_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"Environment variable METRICS_ALLOWED_NETWORKS is invalid: {exc}") from None
 
 # --- Transports (like DATABASES: a named BACKEND + OPTIONS; each session picks one by name) --
 TRANSPORT_URL = env.str("TRANSPORT_URL", default="console:")
@@ -218,6 +237,8 @@ for _channel in OMNIMESSAGE_CHANNELS:
         TRANSPORTS[_channel] = transport_from_url(env.str(_variable), _variable)
 CHANNEL_TRANSPORTS = {channel: channel if channel in TRANSPORTS else "default" for channel in OMNIMESSAGE_CHANNELS}
 OMNIMESSAGE_DEFAULT_SENDER = env.str("OMNIMESSAGE_DEFAULT_SENDER", default="Scheduler")
+# One channel message per channel kind at most: a request must not fan out into many sends and reports.
+OMNIMESSAGE_MAX_CHANNELS = len(OMNIMESSAGE_CHANNELS)
 if env.str("WHATSAPP_CLOUD_TOKEN", default=""):
     TRANSPORTS["whatsapp_cloud"] = {
         "BACKEND": "scheduling.transports.whatsapp_cloud.WhatsAppCloudTransport",

@@ -17,5 +17,6 @@ urlpatterns = [
     path("", include("scheduling.api.urls")),
 ]
 
+handler400 = errors.bad_request
 handler404 = errors.not_found
 handler500 = errors.server_error

@@ -6,8 +6,8 @@ from django import forms
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.contrib import admin, messages
-from django.db import models
-from django.utils.html import format_html
+from django.db import models, transaction
+from django.utils.html import format_html, format_html_join
 
 from . import services
 from .models import ApiCredential, ApiKey, ChannelAttempt, MessageEvent, ScheduledMessage, Session, WebhookAttempt, WebhookDelivery
@@ -77,9 +77,11 @@ class SessionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Rotate the API key: new key (shown once), old keys revoked")
     def rotate_api_key(self, request, queryset):
-        for session in queryset:
-            raw = services.api_key_rotate(session=session, label=f"rotated by admin:{request.user}")
-            show_once(request, f"New key for {session.name}; its older keys no longer work.", api_key=raw)
+        show_once(request, (
+            (f"New key for {session.name}; its older keys no longer work.",
+             {"api_key": services.api_key_rotate(session=session, label=f"rotated by admin:{request.user}")})
+            for session in queryset
+        ))
 
     @admin.action(description="Pause sending")
     def pause(self, request, queryset):
@@ -105,23 +107,24 @@ class SessionAdmin(admin.ModelAdmin):
         obj.active = created.session.active
         if not form.cleaned_data["active"]:
             Session.objects.filter(pk=obj.pk).update(active=False)
-        show_once(
-            request, f"Session {obj.pk} created.", api_key=created.api_key, webhook_secret=created.session.webhook_secret,
-            omnimessage_api_username=created.api_username, omnimessage_api_password=created.api_password,
-        )
+        show_once(request, [(f"Session {obj.pk} created.", {
+            "api_key": created.api_key, "webhook_secret": created.session.webhook_secret,
+            "omnimessage_api_username": created.api_username, "omnimessage_api_password": created.api_password,
+        })])
 
     @admin.action(description="Issue a new API key (shown once)")
     def issue_api_key(self, request, queryset):
-        for session in queryset:
-            _, raw = services.api_key_create(session=session, label=f"admin:{request.user}")
-            show_once(request, f"New key for {session.name}.", api_key=raw)
-
+        show_once(request, (
+            (f"New key for {session.name}.", {"api_key": services.api_key_create(session=session, label=f"admin:{request.user}")[1]})
+            for session in queryset
+        ))
 
     @admin.action(description="Rotate the webhook secret (shown once)")
     def rotate_webhook_secret(self, request, queryset):
-        for session in queryset:
-            secret = services.session_rotate_webhook_secret(session=session)
-            show_once(request, f"New webhook secret for {session.name}.", webhook_secret=secret)
+        show_once(request, (
+            (f"New webhook secret for {session.name}.", {"webhook_secret": services.session_rotate_webhook_secret(session=session)})
+            for session in queryset
+        ))
 
     @admin.action(description="Resume webhooks stopped by a 410 Gone")
     def enable_webhooks(self, request, queryset):
@@ -130,9 +133,20 @@ class SessionAdmin(admin.ModelAdmin):
         messages.success(request, f"Webhooks resumed for {queryset.count()} session(s).")
 
 
-def show_once(request, headline, **secrets):
-    lines = "".join(f"<br>{name.replace('_', ' ')}: <code>{{{name}}}</code>" for name in secrets)
-    messages.warning(request, format_html(headline + " Copy now: shown only this once." + lines, **secrets))
+def show_once(request, notices) -> None:
+    """Show new secrets, each under its headline, once. `notices` yields (headline, {name: secret}) pairs,
+    calling the services that make the secrets as it goes: making and rendering share one transaction,
+    so a notice that cannot be shown undoes its change, and no key replaces the old one unseen."""
+    with transaction.atomic():
+        rendered = [secret_notice(headline, secrets) for headline, secrets in notices]
+    for notice in rendered:
+        messages.warning(request, notice)
+
+
+def secret_notice(headline: str, secrets: dict) -> str:
+    # Every value is an argument, never part of the format string: a name is text, whatever it holds.
+    lines = format_html_join("", "<br>{}: <code>{}</code>", ((name.replace("_", " "), value) for name, value in secrets.items()))
+    return format_html("{} Copy now: shown only this once.{}", headline, lines)
 
 
 class RevocableAdmin(admin.ModelAdmin):

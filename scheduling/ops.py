@@ -59,6 +59,9 @@ def check_pump() -> dict:
 
 
 def metrics_view(request):
+    if not (settings.METRICS_TOKEN or settings.METRICS_ALLOWED_NETWORKS):
+        return JsonResponse({"success": False, "error": "Metrics are closed: set METRICS_TOKEN (and scrape with "
+                             "Authorization: Bearer) or METRICS_ALLOWED_NETWORKS"}, status=403)
     if not metrics_allowed(request):
         return JsonResponse({"success": False, "error": "Metrics are not open to this client"}, status=403)
     registry = CollectorRegistry()

@@ -8,6 +8,7 @@ from django.utils import timezone
 from django.db.models import Count, Max, Min, Q
 
 from .models import MessageStatus, PumpHeartbeat, ScheduledMessage, Session
+from .validation import is_message_id
 
 
 def db_now() -> datetime:
@@ -27,15 +28,28 @@ def dispatch_front(now: datetime) -> datetime:
     return now if latest is None else min(latest, now)
 
 
-def message_list(*, session: Session, status: str | None = None):
+def message_list(*, session: Session, status: str | None = None, after: tuple[datetime, str] | None = None):
+    """The session's messages in (scheduled_at, id) order; with `after`, only those past that position."""
     messages = ScheduledMessage.objects.filter(session=session)
     if status:
         messages = messages.filter(status=status)
+    if after is not None:
+        when, message_id = after
+        # The leading `>=` bounds the index range; the OR then drops the ties up to and including the last seen.
+        messages = messages.filter(Q(scheduled_at__gte=when) & (Q(scheduled_at__gt=when) | Q(pk__gt=message_id)))
     return messages.order_by("scheduled_at", "id")
 
 
 def message_get(*, session: Session, message_id: str) -> ScheduledMessage | None:
+    if not is_message_id(message_id):  # e.g. a NUL from the path, which PostgreSQL cannot even compare
+        return None
     return ScheduledMessage.objects.select_related("session").filter(session=session, pk=message_id).first()
+
+
+def omnimessage_get(*, session: Session, omnimessage_id: str) -> ScheduledMessage | None:
+    """One of the session's omnimessages (a scheduled message with channels)."""
+    message = message_get(session=session, message_id=omnimessage_id)
+    return message if message is not None and message.channel_count else None
 
 
 def pump_heartbeat_age() -> float | None:

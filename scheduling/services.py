@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import logging
 import random
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from django.db.models import CharField, F, Q, Value
 from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
-from . import handover, metrics, selectors, webhooks
+from . import handover, metrics, outbound, selectors, webhooks
 from .models import (
     ApiCredential,
     ApiKey,
@@ -47,6 +48,10 @@ logger = logging.getLogger(__name__)
 Status = MessageStatus
 API_KEY_PREFIX = "wask_"
 API_KEY_LOOKUP_CHARS = 12
+# The shapes api_key_create and api_credential_create make: anything else is refused before a query,
+# so that a NUL (which PostgreSQL cannot hold) in a header answers 401, not 500.
+API_KEY_SHAPE = re.compile(r"wask_[A-Za-z0-9_-]{43}")
+API_USERNAME_SHAPE = re.compile(r"om_[0-9a-f]{16}")
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
@@ -127,7 +132,7 @@ def api_key_revoke(*, api_key: ApiKey) -> None:
 
 def api_key_authenticate(*, raw: str) -> ApiKey | None:
     """The live key matching `raw`, compared in constant time; None when there is none."""
-    if not raw.startswith(API_KEY_PREFIX):
+    if not API_KEY_SHAPE.fullmatch(raw):
         return None
     hashed = _hash_key(raw)
     candidates = ApiKey.objects.select_related("session").filter(
@@ -166,10 +171,27 @@ def message_schedule(*, session: Session, scheduled_at: datetime, actor: str = "
     return message
 
 
+# An omnimessage's content lives in its channels (ChannelAttempt.content); the message row holds a copy
+# of the first channel's, for the session API's list. Only what applies to every channel may change.
+OMNIMESSAGE_CONTENT_FIELDS = {"type", "text", "media", "caption"}
+
+
+def message_check_changeable(*, message: ScheduledMessage) -> None:
+    """NotAllowed unless the message is still pending: asked before an edit is validated, so that a sent
+    message answers "no longer pending" rather than complaining about its (past) time."""
+    if message.status != Status.PENDING:
+        raise NotAllowed(_refusal("change", message))
+
+
 def message_update(*, message: ScheduledMessage, actor: str = "api", **changes) -> ScheduledMessage:
     """Edit or reschedule a pending message; the task queued for the old version becomes a no-op."""
     if not changes:
         return message
+    if message.channel_count and OMNIMESSAGE_CONTENT_FIELDS & changes.keys():
+        raise NotAllowed(
+            "Cannot change the content of an omnimessage here: it is set per channel. Only scheduledAt and to can "
+            "change; to send other content, cancel it and schedule a new omnimessage"
+        )
     old_task_id = message.task_id
     detail = "edited: " + ", ".join(sorted(changes))
     if "scheduled_at" in changes:
@@ -282,8 +304,10 @@ def message_dispatch_batch(*, batch: list[tuple[str, int]], worker: str) -> None
 def _send_claimed(message: ScheduledMessage, attempt: ChannelAttempt | None, actor: str) -> None:
     """Send a message this worker has claimed (status sending) and record the outcome."""
     transport = transport_name(message, attempt)
+    outgoing = outgoing_message(message, attempt)
     try:
-        result = get_transport(transport).send(outgoing_message(message, attempt))
+        _check_media_destination(outgoing)
+        result = get_transport(transport).send(outgoing)
     except TransportError as error:
         outcome = _record_send_failure(message, attempt, error, actor)
         metrics.count_send(transport=transport, outcome=outcome)
@@ -302,6 +326,17 @@ def _send_claimed(message: ScheduledMessage, attempt: ChannelAttempt | None, act
     lateness = (message.sent_at - message.scheduled_at).total_seconds()
     metrics.count_send(transport=transport, outcome="sent", lateness=lateness)
     logger.info("message sent", extra=_log_context(message, transport=transport, lateness_ms=int(lateness * 1000)))
+
+
+def _check_media_destination(outgoing: OutgoingMessage) -> None:
+    """The provider (often a gateway inside our network) fetches the media: its host is checked now,
+    as a webhook's is when connecting, since the name may resolve elsewhere than when it was scheduled."""
+    if not outgoing.media or settings.WEBHOOK_ALLOW_PRIVATE:
+        return
+    try:
+        outbound.check_destination(outgoing.media)
+    except outbound.ForbiddenDestination as refused:
+        raise TransportError(f"Media URL {refused}", permanent=True) from None
 
 
 def _log_context(message: ScheduledMessage, **more) -> dict:
@@ -825,6 +860,8 @@ def api_credential_revoke(*, credential: ApiCredential) -> None:
 
 
 def api_credential_authenticate(*, username: str, password: str) -> ApiCredential | None:
+    if not API_USERNAME_SHAPE.fullmatch(username):
+        return None
     credential = ApiCredential.objects.select_related("session").filter(username=username, revoked_at__isnull=True).first()
     if credential is None or not hmac.compare_digest(credential.hashed_password, _hash_key(password)):
         return None

@@ -2,14 +2,23 @@
 
 import ipaddress
 import re
+import socket
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
+import ada_url
 import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from urllib3.util import parse_url
 
 GROUP_ID = re.compile(r"^[0-9]{5,32}(-[0-9]{5,20})?@g\.us$")
+# What new_message_id makes (`sched_` + URL-safe base64). Checked before a lookup, so that a NUL or
+# other junk in a path or cursor is "not found" rather than a database error.
+MESSAGE_ID = re.compile(r"sched_[A-Za-z0-9_-]{1,34}")
+
+
+def is_message_id(value: str) -> bool:
+    return MESSAGE_ID.fullmatch(value) is not None
 
 
 def parse_instant(value: str) -> datetime:
@@ -58,25 +67,69 @@ def normalise_phone(value: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164).removeprefix("+")
 
 
+# IPv6 forms that carry an IPv4 address in their last 32 bits; a packet to one reaches that IPv4 host.
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated, but still routed by some stacks (::127.0.0.1)
+IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # SIIT
+NAT64 = ipaddress.ip_network("64:ff9b::/96")  # the well-known NAT64 prefix (64:ff9b::a9fe:a9fe is 169.254.169.254)
+
+
 def is_public_address(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%")[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        ip = embedded_ipv4(ip) or ip
     return ip.is_global and not ip.is_multicast
 
 
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one embeds (mapped, compatible, translated, NAT64, 6to4, Teredo): judged
+    by that address, since that is the host it reaches."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]  # the client's address, which the relay delivers to
+    if any(ip in network for network in (IPV4_COMPATIBLE, IPV4_TRANSLATED, NAT64)):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF)
+    return None
+
+
+# A WHATWG parser (browsers, most providers' fetchers) drops tabs and newlines and reads "\" as "/",
+# where Python's urlsplit keeps them in the host part: `http://127.0.0.1:3199\@example.com/` is
+# example.com to one and 127.0.0.1 to the other. Refused outright, so that every reader sees one URL.
+AMBIGUOUS_URL_CHARACTERS = re.compile(r"[\\\x00-\x20\x7f]")
+INTERNAL_NAMES = (".localhost", ".internal", ".local")
+
+
 def check_public_url(url: str) -> None:
-    """Refuse URLs that name an internal host outright (the provider would fetch them for us).
-    Webhook URLs are checked again on the connected socket, where DNS cannot fool the check."""
+    """An http(s) URL whose host is not internal however it is read: by the WHATWG URL standard, as a
+    provider fetching media reads it, and by urllib3, as our HTTP client connects to it. Only the text
+    is checked here; names are resolved and checked where the URL is used (outbound.py)."""
+    if AMBIGUOUS_URL_CHARACTERS.search(url):
+        raise ValidationError("must not contain backslashes, spaces or control characters.")
+    try:
+        whatwg = ada_url.URL(url)
+        client_host = parse_url(url).host
+    except ValueError:  # urllib3's LocationParseError is one too
+        raise ValidationError("must be an http(s) URL.") from None
+    if whatwg.protocol not in ("http:", "https:"):
+        raise ValidationError("must be an http(s) URL.")
     if settings.WEBHOOK_ALLOW_PRIVATE:
         return
-    host = (urlsplit(url).hostname or "").rstrip(".").lower()
-    try:
-        internal = not is_public_address(host)
-    except ValueError:  # a name, not an address
-        internal = host == "localhost" or host.endswith((".localhost", ".internal", ".local"))
-    if internal:
+    if any(is_internal_host(host) for host in (whatwg.hostname, client_host)):
         raise ValidationError("must not point to a private, loopback or link-local address.")
+
+
+def is_internal_host(host: str | None) -> bool:
+    host = (host or "").strip("[]").rstrip(".").lower()
+    try:
+        return not is_public_address(host)
+    except ValueError:  # a name, not an address in standard form
+        pass
+    try:  # the legacy forms the resolver still takes: 127.1, 0x7f.0.0.1, 2130706433
+        return not is_public_address(socket.inet_ntoa(socket.inet_aton(host)))
+    except (OSError, ValueError):
+        return host in ("", "localhost") or host.endswith(INTERNAL_NAMES)
 
 
 def format_instant(value: datetime | None) -> str | None:

@@ -1,4 +1,5 @@
-"""Webhook signing (Standard Webhooks) and the one HTTP POST of an attempt, guarded against SSRF.
+"""Webhook signing (Standard Webhooks) and the one HTTP POST of an attempt, guarded against SSRF
+(by outbound.py, which builds every outbound session).
 
 Knows nothing of the models: it takes an id, a URL, a secret and a payload, and says what happened.
 """
@@ -9,19 +10,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import requests
-from requests.adapters import HTTPAdapter
 from standardwebhooks import Webhook
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.util.retry import Retry
 
-from .validation import is_public_address
+from . import outbound
 
 USER_AGENT = "scheduled-messages-webhooks/1.0"
-
-
-class ForbiddenDestination(Exception):
-    """The URL resolved to an address the service must not call (private, loopback, link-local, metadata)."""
 
 
 @dataclass(frozen=True)
@@ -55,13 +48,10 @@ def signed_headers(*, webhook_id: str, secret: str, body: str, now: datetime | N
 def post(*, webhook_id: str, url: str, secret: str, payload: dict, timeout: float, allow_private: bool) -> AttemptOutcome:
     body = json.dumps(payload, separators=(",", ":"))
     started = time.monotonic()
-    http = _session(allow_private)
+    http = outbound.http_session(timeout=timeout, guarded=not allow_private)
     try:
-        response = http.post(
-            url, data=body.encode(), headers=signed_headers(webhook_id=webhook_id, secret=secret, body=body),
-            timeout=timeout, allow_redirects=False,
-        )
-    except ForbiddenDestination as exc:
+        response = http.post(url, data=body.encode(), headers=signed_headers(webhook_id=webhook_id, secret=secret, body=body))
+    except outbound.ForbiddenDestination as exc:
         return AttemptOutcome(None, str(exc), _ms_since(started))
     except requests.Timeout:
         return AttemptOutcome(None, f"timed out after {timeout:g} s", _ms_since(started))
@@ -74,7 +64,7 @@ def post(*, webhook_id: str, url: str, secret: str, payload: dict, timeout: floa
         error="" if 200 <= response.status_code < 300 else _failure_reason(response),
         duration_ms=_ms_since(started),
         response_excerpt=response.text[:500],
-        retry_after=_retry_after(response),
+        retry_after=outbound.retry_after_seconds(response),
     )
 
 
@@ -84,63 +74,5 @@ def _failure_reason(response) -> str:
     return f"HTTP {response.status_code}"
 
 
-def _retry_after(response) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return max(0.0, Retry().parse_retry_after(value)) if value else None
-    except Exception:
-        return None
-
-
 def _ms_since(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
-
-
-def _session(allow_private: bool) -> requests.Session:
-    http = requests.Session()
-    http.trust_env = False  # a proxy from the environment would hide the address we must check
-    if not allow_private:
-        adapter = _GuardedAdapter(max_retries=0)
-        http.mount("http://", adapter)
-        http.mount("https://", adapter)
-    return http
-
-
-# --- SSRF guard at connect time ----------------------------------------------------------------
-# Checked on the socket actually connected, after DNS, so a name that resolves (or re-resolves)
-# to an internal address is refused too; validating the URL text alone would not catch that.
-
-
-class _GuardedConnectionMixin:
-    def _new_conn(self):
-        sock = super()._new_conn()
-        peer = sock.getpeername()[0]
-        if not is_public_address(peer):
-            sock.close()
-            raise ForbiddenDestination(
-                f"refused: {self.host} resolves to {peer}, a private, loopback or link-local address "
-                "(set WEBHOOK_ALLOW_PRIVATE=1 for local development)"
-            )
-        return sock
-
-
-class _GuardedHTTPConnection(_GuardedConnectionMixin, HTTPConnection):
-    pass
-
-
-class _GuardedHTTPSConnection(_GuardedConnectionMixin, HTTPSConnection):
-    pass
-
-
-class _GuardedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _GuardedHTTPConnection
-
-
-class _GuardedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _GuardedHTTPSConnection
-
-
-class _GuardedAdapter(HTTPAdapter):
-    def init_poolmanager(self, *args, **kwargs):
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}

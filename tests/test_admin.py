@@ -5,7 +5,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.admin.utils import quote
+from axes.models import AccessAttempt
 from django.contrib.auth.models import User
+from django.utils import timezone
+from django.utils.html import escape
 from rest_framework.test import APIClient
 
 from scheduling import services
@@ -74,6 +77,59 @@ def test_it_lets_a_staff_superuser_log_in(db, client, settings):
     assert response.redirect_chain == [("/admin/", 302)]
     assert response.status_code == 200
     assert b"Scheduled messages" in response.content
+
+
+def log_in(client, password, username="boss"):
+    return client.post("/admin/login/?next=/admin/", {"username": username, "password": password, "next": "/admin/"})
+
+
+@pytest.fixture
+def boss(db, settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    return User.objects.create_superuser("boss", "boss@example.com", "correct horse battery staple")
+
+
+def test_it_locks_a_login_out_after_5_failures_even_for_the_right_password(boss, client):
+    failures = [log_in(client, f"guess {n}").status_code for n in range(5)]
+
+    locked = log_in(client, "correct horse battery staple")
+
+    assert failures == [200, 200, 200, 200, 429]
+    assert locked.status_code == 429
+    assert "_auth_user_id" not in client.session
+    assert client.get("/admin/").status_code == 302
+
+
+def test_it_lets_the_login_in_again_after_the_lockout_time(boss, client):
+    for n in range(5):
+        log_in(client, f"guess {n}")
+    AccessAttempt.objects.update(attempt_time=timezone.now() - timedelta(minutes=16))
+
+    response = log_in(client, "correct horse battery staple")
+
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/"
+
+
+def test_it_locks_out_only_the_username_being_guessed(boss, client):
+    User.objects.create_superuser("ops", "ops@example.com", "another long passphrase")
+    for n in range(5):
+        log_in(client, f"guess {n}")
+
+    response = log_in(client, "another long passphrase", username="ops")
+
+    assert response.status_code == 302
+
+
+def test_it_forgets_failures_after_a_login_that_succeeds(boss, client):
+    for n in range(4):
+        log_in(client, f"guess {n}")
+    log_in(client, "correct horse battery staple")
+    client.logout()
+
+    failures = [log_in(client, f"again {n}").status_code for n in range(4)]
+
+    assert failures == [200, 200, 200, 200]
 
 
 def test_it_sends_a_user_who_is_not_staff_to_the_login_page(db, client):
@@ -319,3 +375,86 @@ def test_it_issues_a_new_working_key_from_the_session_list(operator, new_session
     key = re.search(r"wask_[A-Za-z0-9_-]+", " ".join(shown_messages(response))).group()
     assert key != new_session.api_key
     assert api_for(key).get(scheduled_url).status_code == 200
+
+
+# --- Secrets shown once, whatever the session is called ------------------------------------------
+
+HOSTILE_NAMES = ["<img src=x onerror=alert(1)>", "{evil}", "{api_key}", "{0} %s {{}}"]
+
+
+def only_notice(response):
+    [notice] = shown_messages(response)
+    return notice
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_it_rotates_the_key_of_a_session_whatever_its_name_and_shows_the_name_as_text(operator, name):
+    created = services.session_create(name=name)
+
+    response = act(operator, SESSIONS, "rotate_api_key", created.session)
+
+    page = response.content.decode()
+    key = re.search(r"wask_[A-Za-z0-9_-]+", only_notice(response)).group()
+    assert response.status_code == 200
+    assert only_notice(response) == (
+        f"New key for {escape(name)}; its older keys no longer work. Copy now: shown only this once."
+        f"<br>api key: <code>{key}</code>"
+    )
+    assert "<img src=x" not in page
+    assert api_for(key).get(f"/sessions/{created.session.pk}/scheduled").status_code == 200
+    assert api_for(created.api_key).get(f"/sessions/{created.session.pk}/scheduled").status_code == 401
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_it_rotates_the_webhook_secret_of_a_session_whatever_its_name_and_shows_it_once(operator, name):
+    created = services.session_create(name=name)
+
+    response = act(operator, SESSIONS, "rotate_webhook_secret", created.session)
+
+    secret = Session.objects.get(pk=created.session.pk).webhook_secret
+    assert secret != created.session.webhook_secret
+    assert only_notice(response) == (
+        f"New webhook secret for {escape(name)}. Copy now: shown only this once.<br>webhook secret: <code>{secret}</code>"
+    )
+    assert "<img src=x" not in response.content.decode()
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_it_issues_an_extra_key_to_a_session_whatever_its_name(operator, name):
+    created = services.session_create(name=name)
+
+    response = act(operator, SESSIONS, "issue_api_key", created.session)
+
+    key = re.search(r"wask_[A-Za-z0-9_-]+", only_notice(response)).group()
+    assert only_notice(response) == f"New key for {escape(name)}. Copy now: shown only this once.<br>api key: <code>{key}</code>"
+    assert api_for(key).get(f"/sessions/{created.session.pk}/scheduled").status_code == 200
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_it_shows_the_credentials_of_a_session_added_with_any_name(operator, name):
+    response = operator.post(
+        f"{SESSIONS}add/", {"name": name, "webhook_url": "", "transport": "default", "active": "on", **NO_INLINE_FORMS},
+        follow=True,
+    )
+
+    session = Session.objects.get()
+    notice = next(message for message in shown_messages(response) if "wask_" in message)
+    key = re.search(r"wask_[A-Za-z0-9_-]+", notice).group()
+    assert session.name == name
+    assert "<img src=x" not in response.content.decode()
+    assert api_for(key).get(f"/sessions/{session.pk}/scheduled").status_code == 200
+
+
+def test_it_refuses_a_webhook_url_that_is_internal_however_it_is_read(operator, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE = False
+
+    response = operator.post(f"{SESSIONS}add/", {
+        "name": "shop", "webhook_url": "http://127.0.0.1:3199\\@example.com/hooks", "transport": "default", "active": "on",
+        **NO_INLINE_FORMS,
+    })
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors == {
+        "webhook_url": ["must not contain backslashes, spaces or control characters."]
+    }
+    assert Session.objects.count() == 0

@@ -372,3 +372,141 @@ def test_it_lists_a_shuffled_batch_in_time_order(api, scheduled_url):
     times = [message["scheduledAt"] for message in api.get(scheduled_url).json()["scheduled"]]
 
     assert times == sorted(by_hour.values())
+
+
+# --- Long lists: a campaign due at one instant, walked page by page -----------------------------
+
+
+def campaign(session, size, when):
+    """`size` messages of one session due at the same instant, as a bulk import would leave them."""
+    ScheduledMessage.objects.bulk_create(
+        ScheduledMessage(session=session, to="919988066776", text=f"campaign {n}", scheduled_at=when, due_at=when)
+        for n in range(size)
+    )
+
+
+def walk(api, url, most_pages=200):
+    seen, pages = [], 0
+    while url and pages < most_pages:
+        response = api.get(url)
+        assert response.status_code == 200, response.json()
+        seen += ids(response)
+        url, pages = response.json()["next"], pages + 1
+    return seen, url
+
+
+@pytest.mark.parametrize("limit", [500, None])
+def test_it_walks_a_campaign_of_5000_at_one_instant_to_the_end_each_message_once(api, scheduled_url, new_session, limit):
+    campaign(new_session.session, 5000, in_hours(1))
+
+    seen, left = walk(api, scheduled_url if limit is None else f"{scheduled_url}?limit={limit}")
+
+    assert left is None
+    assert len(seen) == 5000
+    assert sorted(seen) == sorted(ScheduledMessage.objects.values_list("id", flat=True))
+
+
+def test_it_walks_a_campaign_behind_earlier_messages_and_before_later_ones(api, scheduled_url, new_session):
+    first = schedule(api, scheduled_url, in_hours(1))["id"]
+    campaign(new_session.session, 1200, in_hours(2))
+    last = schedule(api, scheduled_url, in_hours(3))["id"]
+
+    seen, left = walk(api, f"{scheduled_url}?limit=500")
+
+    assert left is None
+    assert (seen[0], seen[-1], len(seen), len(set(seen))) == (first, last, 1202, 1202)
+
+
+@pytest.mark.parametrize("limit", ["-1", "0", "abc", "1e3", "501", "2.5", "²"])
+def test_it_refuses_a_limit_that_is_not_a_whole_number_from_1_to_500(api, scheduled_url, limit):
+    response = api.get(scheduled_url, {"limit": limit})
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "success": False, "error": "limit: must be a whole number from 1 to 500.",
+        "details": {"limit": ["must be a whole number from 1 to 500."]},
+    }
+
+
+@pytest.mark.parametrize("cursor", ["bz0wJnA9Z2FyYmFnZQ==", "cD0yMDI2LTAxLTAx", "AA==", "////", "x" * 3000])
+def test_it_refuses_a_crafted_cursor(api, scheduled_url, cursor):
+    response = api.get(scheduled_url, {"cursor": cursor})
+
+    assert response.status_code == 400
+    assert response.json() == {"success": False, "error": "cursor: Invalid cursor.", "details": {"cursor": ["Invalid cursor."]}}
+
+
+# --- PATCH: what can change, and what is refused first -----------------------------------------
+
+
+@pytest.fixture
+def omnimessage(new_session):
+    channels = [
+        services.ChannelSpec(channel="sms", sender="Shop", content={"type": "text", "text": "by sms"}),
+        services.ChannelSpec(channel="viber", sender="Shop", content={"type": "text", "text": "by viber"}),
+    ]
+    return services.omnimessage_schedule(session=new_session.session, to="37255555555", channels=channels, scheduled_at=in_hours(1))
+
+
+OMNI_CONTENT = (
+    "Cannot change the content of an omnimessage here: it is set per channel. Only scheduledAt and to can "
+    "change; to send other content, cancel it and schedule a new omnimessage"
+)
+
+
+@pytest.mark.parametrize("change", [{"text": "PATCHED"}, {"type": "image", "media": "https://example.com/a.jpg"}])
+def test_it_refuses_to_change_the_content_of_an_omnimessage_and_says_why(api, scheduled_url, omnimessage, change):
+    before = api.get(f"{scheduled_url}/{omnimessage.id}").json()
+
+    response = api.patch(f"{scheduled_url}/{omnimessage.id}", change, format="json")
+
+    assert response.status_code == 409
+    assert response.json() == {"success": False, "error": OMNI_CONTENT}
+    assert api.get(f"{scheduled_url}/{omnimessage.id}").json() == before
+    assert [c.content["text"] for c in omnimessage.channels.all()] == ["by sms", "by viber"]
+
+
+def test_it_reschedules_an_omnimessage_and_changes_its_recipient(api, scheduled_url, omnimessage):
+    later = as_seed(in_hours(6))
+
+    response = api.patch(f"{scheduled_url}/{omnimessage.id}", {"scheduledAt": later, "to": "+37255555556"}, format="json")
+
+    assert response.status_code == 200
+    assert (response.json()["scheduled"]["scheduledAt"], response.json()["scheduled"]["to"]) == (later, "37255555556")
+    assert [c.content["text"] for c in omnimessage.channels.all()] == ["by sms", "by viber"]
+
+
+@pytest.mark.parametrize("status", ["sent", "failed", "cancelled", "sending"])
+def test_it_refuses_to_edit_a_message_that_is_no_longer_pending_with_409_even_when_its_time_has_passed(api, scheduled_url, status):
+    message = schedule(api, scheduled_url, in_hours(1))
+    ScheduledMessage.objects.filter(pk=message["id"]).update(status=status, scheduled_at=in_hours(-2), due_at=in_hours(-2))
+
+    response = api.patch(f"{scheduled_url}/{message['id']}", {"text": "Too late"}, format="json")
+
+    assert response.status_code == 409
+    assert response.json() == {
+        "success": False, "error": f"Cannot change a message with status '{status}'; only pending messages can be changed",
+    }
+
+
+def test_it_edits_a_pending_message_whose_retry_is_due_later_without_a_new_time(api, scheduled_url):
+    message = schedule(api, scheduled_url, in_hours(1))
+    first_try, retry_at = in_hours(-1), in_hours(0.1)
+    ScheduledMessage.objects.filter(pk=message["id"]).update(scheduled_at=first_try, due_at=retry_at, attempts=1)
+
+    response = api.patch(f"{scheduled_url}/{message['id']}", {"text": "Edited while waiting for a retry"}, format="json")
+
+    assert response.status_code == 200
+    assert response.json()["scheduled"]["text"] == "Edited while waiting for a retry"
+    assert response.json()["scheduled"]["scheduledAt"] == as_seed(first_try)
+    assert ScheduledMessage.objects.get(pk=message["id"]).due_at == retry_at
+
+
+def test_it_still_checks_a_new_time_of_a_message_waiting_for_a_retry(api, scheduled_url):
+    message = schedule(api, scheduled_url, in_hours(1))
+    ScheduledMessage.objects.filter(pk=message["id"]).update(scheduled_at=in_hours(-1), due_at=in_hours(0.1), attempts=1)
+
+    response = api.patch(f"{scheduled_url}/{message['id']}", {"scheduledAt": as_seed(in_hours(-1))}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["details"] == {"scheduledAt": ["must not be in the past."]}

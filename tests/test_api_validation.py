@@ -4,7 +4,10 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.test import RequestFactory
+from rest_framework.test import APIClient
 
+from scheduling.api import errors
 from scheduling.models import ScheduledMessage
 
 
@@ -312,4 +315,106 @@ def test_it_refuses_media_on_an_internal_address(api, scheduled_url, settings, m
 
     assert response.status_code == 400
     assert response.json()["details"] == {"media": ["must not point to a private, loopback or link-local address."]}
+    assert ScheduledMessage.objects.count() == 0
+
+
+# --- What used to be a 500 -----------------------------------------------------------------------------
+
+
+def test_it_refuses_deeply_nested_json_with_400(api, scheduled_url):
+    response = api.post(scheduled_url, "[" * 30_000, content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json() == {"success": False, "error": "Malformed JSON - nested more than 32 levels deep"}
+
+
+def test_it_refuses_well_formed_json_nested_too_deep_with_400(api, scheduled_url):
+    body = json.dumps({**valid(), "text": 1})[:-1] + ', "extra": ' + "[" * 100 + "]" * 100 + "}"
+
+    response = api.post(scheduled_url, body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json() == {"success": False, "error": "Malformed JSON - nested more than 32 levels deep"}
+    assert ScheduledMessage.objects.count() == 0
+
+
+def test_it_refuses_a_body_over_djangos_own_limit_with_the_json_413(api, scheduled_url):
+    response = api.post(scheduled_url, json.dumps(valid(text="x" * 3_000_000)), content_type="application/json")
+
+    assert response.status_code == 413
+    assert response.json() == {"success": False, "error": "Request body too large: the limit is 65536 bytes"}
+
+
+@pytest.mark.parametrize("method", ["get", "patch", "delete"])
+@pytest.mark.parametrize("message_id", ["sched_\x00x", "sched_%00x", "\x00", "sched_" + "x" * 300])
+def test_it_answers_404_for_a_nul_or_junk_message_id(api, scheduled_url, method, message_id):
+    response = getattr(api, method)(f"{scheduled_url}/{message_id}", {"text": "x"} if method == "patch" else None, format="json")
+
+    assert response.status_code == 404
+    assert response.json() == {"success": False, "error": "Scheduled message not found"}
+
+
+@pytest.mark.parametrize("key", ["wask_\x00" + "x" * 42, "wask_" + "x" * 42 + "\x00", "\x00"])
+def test_it_refuses_a_key_with_a_nul_with_401(new_session, scheduled_url, key):
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=key)
+
+    response = client.get(scheduled_url)
+
+    assert response.status_code == 401
+    assert response.json() == {"success": False, "error": "Invalid or revoked API key"}
+
+
+@pytest.mark.parametrize("field", ["text", "to", "caption"])
+def test_it_refuses_a_number_where_text_belongs(api, scheduled_url, field):
+    body = valid(type="image", media="https://example.com/a.jpg", text=None) if field == "caption" else valid()
+
+    response = post(api, scheduled_url, {**body, field: 919988066776})
+
+    assert response.status_code == 400
+    assert response.json() == field_error(field, "Not a valid string.")
+    assert ScheduledMessage.objects.count() == 0
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/sessions/x/scheduled", {"success": False, "error": "Internal server error"}),
+    ("/v1/omnimessage", {"errors": [{"title": "Internal Server Error", "detail": "Internal server error", "code": "104", "source": None}]}),
+])
+def test_it_answers_an_unexpected_error_in_the_shape_of_the_api_style(path, body):
+    response = errors.server_error(RequestFactory().post(path))
+
+    assert response.status_code == 500
+    assert json.loads(response.content) == body
+
+
+def test_it_answers_an_unknown_path_of_the_messente_api_in_its_shape(db, client):
+    response = client.get("/v1/omnimessage/one/two/three")
+
+    assert response.status_code == 404
+    assert response.json() == {"errors": [{"title": "Not found", "detail": "Not found", "code": "101", "source": None}]}
+
+
+# --- SSRF: URLs that read as public to one parser and internal to another ------------------------------
+
+AMBIGUOUS = "must not contain backslashes, spaces or control characters."
+INTERNAL = "must not point to a private, loopback or link-local address."
+BYPASSES = [
+    ("http://127.0.0.1:3199\\@example.com/a.jpg", AMBIGUOUS),
+    ("http://[::127.0.0.1]/a.jpg", INTERNAL),
+    ("http://[64:ff9b::a9fe:a9fe]/latest/meta-data", INTERNAL),
+    ("http://[::ffff:10.0.0.5]/a.jpg", INTERNAL),
+    ("http://%31%32%37.0.0.1/a.jpg", "must be an http(s) URL."),  # Django's URL check refuses these forms first
+    ("http://0x7f.1/a.jpg", "must be an http(s) URL."),
+    ("http://2130706433/a.jpg", "must be an http(s) URL."),
+]
+
+
+@pytest.mark.parametrize(("media", "message"), BYPASSES)
+def test_it_refuses_media_that_any_url_parser_reads_as_internal(api, scheduled_url, settings, media, message):
+    settings.WEBHOOK_ALLOW_PRIVATE = False
+
+    response = post(api, scheduled_url, valid(type="image", media=media, text=None))
+
+    assert response.status_code == 400
+    assert response.json()["details"] == {"media": [message]}
     assert ScheduledMessage.objects.count() == 0

@@ -87,3 +87,18 @@ def test_it_refuses_an_unknown_transport():
 
     assert str(refusal.value) == "Unknown transport 'carrier-pigeon'; configured: console, default"
     assert Session.objects.count() == 0
+
+
+@pytest.mark.parametrize(("url", "reason"), [
+    ("http://127.0.0.1:3199\\@example.com/hooks", "must not contain backslashes, spaces or control characters."),
+    ("http://[::127.0.0.1]/hooks", "must not point to a private, loopback or link-local address."),
+    ("http://[64:ff9b::a9fe:a9fe]/hooks", "must not point to a private, loopback or link-local address."),
+])
+def test_it_refuses_a_webhook_url_that_is_internal_however_it_is_read(settings, url, reason):
+    settings.WEBHOOK_ALLOW_PRIVATE = False
+
+    with pytest.raises(CommandError) as refusal:
+        create_session("shop", "--webhook-url", url)
+
+    assert str(refusal.value) == f"--webhook-url {url!r}: {reason}"
+    assert Session.objects.count() == 0

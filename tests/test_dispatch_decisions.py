@@ -1,13 +1,14 @@
 """Dispatch decisions checked in this process, against the real database and the local provider:
-a campaign batch keeps within its task's time limit, and the pump tells a lost hand-over from one
-the fleet has not reached yet."""
+a campaign batch keeps within its task's time limit, the pump tells a lost hand-over from one
+the fleet has not reached yet, and media on an internal host never reaches the provider."""
 
+import socket
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
-from scheduling import handover, services
+from scheduling import handover, services, validation
 from scheduling.models import MessageStatus, ScheduledMessage
 
 from .support import Reply
@@ -86,3 +87,27 @@ def test_the_pump_leaves_an_overdue_hand_over_alone_while_the_fleet_is_still_beh
 
     assert not presumed_lost(waiting)
     assert ScheduledMessage.objects.get(pk=waiting.pk).handed_over_at < timezone.now() - timedelta(seconds=9)
+
+
+def test_it_never_hands_the_provider_media_whose_host_resolves_inside_the_network(db, settings, provider):
+    name = socket.gethostname()
+    address = socket.getaddrinfo(name, 80, type=socket.SOCK_STREAM)[0][4][0]
+    if validation.is_public_address(address):
+        pytest.skip(f"this host's name resolves to a public address ({address})")
+    provider.reset()
+    settings.WEBHOOK_ALLOW_PRIVATE = False
+    settings.TRANSPORTS = {**settings.TRANSPORTS, "media-provider": {
+        "BACKEND": "scheduling.transports.http.HttpTransport", "OPTIONS": {"URL": provider.url}}}
+    session = services.session_create(name="media", transport="media-provider").session
+    message = services.message_schedule(session=session, scheduled_at=timezone.now() + timedelta(hours=1), to="919988066776",
+                                        type="image", media=f"http://{name}/cat.jpg")
+
+    services.message_dispatch(message_id=message.id, version=message.version, worker="test")
+
+    message.refresh_from_db()
+    assert message.status == MessageStatus.FAILED
+    assert message.last_error == (
+        f"Media URL refused: {name} resolves to {address}, a private, loopback or link-local address "
+        "(set WEBHOOK_ALLOW_PRIVATE=1 for local development)"
+    )
+    assert provider.requests_for(message.id) == []

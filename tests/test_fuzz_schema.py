@@ -1,7 +1,10 @@
 """Schemathesis against the service's own OpenAPI schema (/api/schema/), both API styles, in-process.
 
 Every operation is fuzzed with generated requests, valid and invalid (schemathesis' positive and
-negative modes), a bounded number per operation so that the file stays fast. Two checks:
+negative modes), a bounded number per operation so that the file stays fast. Strings may hold NULs
+(schemathesis' allow_x00), and one body in three gets something hostile in place of one of its values,
+at any depth: a NUL, a lone surrogate (which schemathesis never generates), nesting past the parser's
+limit, a number out of any column's range, a number where text belongs. Two checks:
 `not_a_server_error` (no 5xx) and `response_schema_conformance` (a documented status code's body
 matches the schema). Requests carry a real session's credentials (X-API-Key for /sessions/…, basic
 auth for /v1/omnimessage…) and, most of the time, real path ids, so they get past authentication
@@ -12,6 +15,7 @@ through the same WSGI application (so through every middleware), not through Dja
 """
 
 import base64
+import copy
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -145,9 +149,37 @@ def steer_omnimessage_body(case):
         return
     choice = bucket(sorted(case.body), 97)
     case.body["to"] = "+37255555555"
-    case.body["messages"] = CHANNEL_MESSAGES[choice % len(CHANNEL_MESSAGES)]
+    case.body["messages"] = copy.deepcopy(CHANNEL_MESSAGES[choice % len(CHANNEL_MESSAGES)])
     if "time_to_send" in case.body:
         case.body["time_to_send"] = valid_instant(choice)
+
+
+def nested(levels):
+    value = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+HOSTILE = ["\x00", "nul\x00inside", "\ud800", "lone \udfff surrogate", nested(100), 2147483648, -1, 12345, "x" * 5000]
+
+
+def slots(value):
+    """Every place in a JSON value that holds another value: (container, key or index)."""
+    places = list(value.items()) if isinstance(value, dict) else list(enumerate(value)) if isinstance(value, list) else []
+    for key, inner in places:
+        yield value, key
+        yield from slots(inner)
+
+
+def make_hostile(case):
+    """One body in three: one of its values, chosen from the generated data, replaced by a hostile one."""
+    if not isinstance(case.body, (dict, list)) or bucket(case.body, 3) != 0:
+        return
+    places = list(slots(case.body))
+    if places:
+        container, key = places[bucket(case.body, len(places))]
+        container[key] = HOSTILE[bucket(key, len(HOSTILE))]
 
 
 session_api = schema.include(path_regex=r"^/sessions/")
@@ -167,6 +199,7 @@ def as_session_client(case, world):
 def test_session_api(case, world):
     as_session_client(case, world)
     steer_schedule_body(case)
+    make_hostile(case)
     response = case.call()
     case.validate_response(response, checks=CHECKS)
 
@@ -189,6 +222,7 @@ def test_omnimessage_api(case, world):
         case.path_parameters["omnimessage_id"] = pick(case.path_parameters["omnimessage_id"], world["omnimessage_ids"])
     if case.method.upper() == "POST":
         steer_omnimessage_body(case)
+    make_hostile(case)
     response = case.call()
     case.validate_response(response, checks=CHECKS)
 

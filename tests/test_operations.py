@@ -1,12 +1,16 @@
 """What operators see and do: health, readiness, metrics, JSON logs, the admin dashboard and actions."""
 
 import json
+import os
 import re
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import requests
@@ -113,10 +117,36 @@ def test_it_is_not_ready_when_the_database_is_down(service_env):
 # --- Metrics -------------------------------------------------------------------------------------------
 
 
-def test_it_keeps_metrics_from_other_networks(db):
-    response = Client(REMOTE_ADDR="203.0.113.9").get("/metrics")
+def test_it_keeps_metrics_closed_even_to_loopback_until_they_are_opened(web):
+    response = web.get("/metrics")
 
     assert response.status_code == 403
+    assert response.json() == {
+        "success": False,
+        "error": "Metrics are closed: set METRICS_TOKEN (and scrape with Authorization: Bearer) or METRICS_ALLOWED_NETWORKS",
+    }
+
+
+def test_it_opens_metrics_to_the_networks_set_and_keeps_them_from_others(db, settings):
+    settings.METRICS_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128"]
+
+    inside = Client(REMOTE_ADDR="127.0.0.1").get("/metrics")
+    outside = Client(REMOTE_ADDR="203.0.113.9").get("/metrics")
+
+    assert inside.status_code == 200
+    assert b"scheduled_messages" in inside.content
+    assert outside.status_code == 403
+    assert outside.json() == {"success": False, "error": "Metrics are not open to this client"}
+
+
+def test_it_refuses_to_start_with_a_network_that_is_not_one(service_env):
+    env = {**service_env, "METRICS_ALLOWED_NETWORKS": "127.0.0.0/8,loopback"}
+
+    started = subprocess.run([sys.executable, "-c", "import project.settings"], cwd=ROOT, env=env, capture_output=True, text=True)
+
+    assert started.returncode == 1
+    assert ("ImproperlyConfigured: Environment variable METRICS_ALLOWED_NETWORKS is invalid: "
+            "'loopback' does not appear to be an IPv4 or IPv6 network") in started.stderr
 
 
 def test_it_opens_metrics_to_the_token(db, settings):
@@ -134,7 +164,8 @@ def sample(text, name, **labels):
     return float(found.group(1)) if found else 0.0
 
 
-def test_its_counters_move_when_messages_are_sent_and_fail(dispatch, provider, new_session):
+def test_its_counters_move_when_messages_are_sent_and_fail(dispatch, provider, new_session, settings):
+    settings.METRICS_ALLOWED_NETWORKS = ["127.0.0.0/8"]
     scrape = lambda: Client(**LOCAL).get("/metrics").content.decode()  # noqa: E731
     before = scrape()
     provider.script("refused", Reply(400, {"error": "nope"}))
@@ -201,9 +232,8 @@ def test_it_shows_the_dashboard_per_session(staff, new_session):
 
 
 def test_it_refuses_the_dashboard_to_non_staff(db):
-    User.objects.create_user("visitor", password="pw-for-tests")
     client = Client(**LOCAL)
-    client.login(username="visitor", password="pw-for-tests")
+    client.force_login(User.objects.create_user("visitor", password="pw-for-tests"))
 
     response = client.get("/admin/dashboard/")
 
@@ -308,3 +338,69 @@ def test_it_resumes_webhooks_stopped_by_a_410_from_the_admin(staff, new_session)
     run_action(staff, "session", "enable_webhooks", [new_session.session.pk])
 
     assert Session.objects.get(pk=new_session.session.pk).webhook_disabled_at is None
+
+
+# --- The web process as the Procfile runs it -------------------------------------------------------------
+
+
+def procfile_server(service_env, **env):
+    """The Procfile's web process, from its gunicorn command on (collectstatic is not needed here)."""
+    line = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
+    port = free_port()
+    server = subprocess.Popen(
+        line.split("&& ", 1)[1], shell=True, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True, env={**service_env, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+                                     "PORT": str(port), "WEB_CONCURRENCY": "1", "ALLOWED_HOSTS": "127.0.0.1", **env},
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            requests.get(f"{url}/healthz", timeout=5)
+            return server, url
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    server.kill()
+    raise RuntimeError("the web process did not start:\n" + server.communicate()[0])
+
+
+def stopped(server):
+    os.killpg(server.pid, signal.SIGTERM)
+    return server.communicate(timeout=15)[0]
+
+
+def test_its_access_log_names_no_api_key_or_username(service_env, new_session):
+    server, url = procfile_server(service_env)
+    try:
+        key_as_user = requests.get(f"{url}/sessions/{new_session.session.id}/scheduled", auth=(new_session.api_key, ""), timeout=5)
+        omni_user = requests.get(f"{url}/v1/omnimessage/sched_x/status", auth=(new_session.api_username, "wrong"), timeout=5)
+    finally:
+        log = stopped(server)
+
+    assert (key_as_user.status_code, omni_user.status_code) == (401, 401)
+    assert f'"GET /sessions/{new_session.session.id}/scheduled HTTP/1.1" 401' in log
+    assert '"GET /v1/omnimessage/sched_x/status HTTP/1.1" 401' in log
+    assert new_session.api_key not in log
+    assert new_session.api_key[:12] not in log
+    assert new_session.api_username not in log
+
+
+def test_make_run_serves_this_machine_only(tmp_path):
+    """The quick start, as a new user runs it: zero configuration, and not reachable from the network."""
+    port = free_port()
+    quick_start = subprocess.Popen(
+        ["make", "run", f"PORT={port}"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True, env={"PATH": os.environ["PATH"], "HOME": str(tmp_path), "VAR_DIR": str(tmp_path / "var")},
+    )
+    lines = []
+    threading.Thread(target=lambda: lines.extend(quick_start.stdout), daemon=True).start()
+    try:
+        deadline = time.time() + 120
+        while not any("Listening at" in line for line in lines) and time.time() < deadline and quick_start.poll() is None:
+            time.sleep(0.2)
+        health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+    finally:
+        os.killpg(quick_start.pid, signal.SIGTERM)
+        quick_start.wait(timeout=30)
+
+    assert any(f"Listening at: http://127.0.0.1:{port} " in line for line in lines), "".join(lines[-30:])
+    assert health.status_code == 200

@@ -9,7 +9,7 @@ import pytest
 from rest_framework.test import APIClient
 from standardwebhooks import Webhook
 
-from scheduling import services
+from scheduling import services, validation
 from scheduling.models import DeliveryStatus, Session, WebhookDelivery
 
 from .support import ProviderServer, Reply
@@ -238,3 +238,53 @@ def test_it_redelivers_on_an_operators_request(hooked, receiver):
 
     assert [r.headers["webhook-id"] for r in receiver.received] == [delivery.id, delivery.id]
     assert delivery.status == DeliveryStatus.DELIVERED
+
+
+# --- SSRF: what the guard refuses, before any connection -------------------------------------------
+
+
+def test_it_opens_no_connection_to_an_internal_address(hooked, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE = False
+    created, client, url = hooked
+    with socket.socket() as internal:
+        internal.bind(("127.0.0.1", 0))
+        internal.listen(8)
+        internal.settimeout(0.5)
+        port = internal.getsockname()[1]
+        Session.objects.filter(pk=created.session.pk).update(webhook_url=f"http://127.0.0.1:{port}/hooks")
+
+        delivery = deliver_once(cancelled_delivery(client, url))
+
+        with pytest.raises(TimeoutError):  # the kernel would have queued a completed handshake here
+            internal.accept()
+    assert delivery.last_error == (
+        "refused: 127.0.0.1 resolves to 127.0.0.1, a private, loopback or link-local address "
+        "(set WEBHOOK_ALLOW_PRIVATE=1 for local development)"
+    )
+
+
+def test_it_refuses_a_name_that_resolves_to_an_internal_address_before_connecting(hooked, settings):
+    name = socket.gethostname()
+    address = socket.getaddrinfo(name, 80, type=socket.SOCK_STREAM)[0][4][0]
+    if validation.is_public_address(address):
+        pytest.skip(f"this host's name resolves to a public address ({address})")
+    settings.WEBHOOK_ALLOW_PRIVATE = False
+    created, client, url = hooked
+    Session.objects.filter(pk=created.session.pk).update(webhook_url=f"http://{name}:9/hooks")
+
+    delivery = deliver_once(cancelled_delivery(client, url))
+
+    assert delivery.last_error.startswith(f"refused: {name} resolves to {address}, a private, loopback or link-local address")
+
+
+@pytest.mark.parametrize("address", [
+    "::127.0.0.1", "::ffff:127.0.0.1", "::ffff:0:7f00:1", "64:ff9b::a9fe:a9fe", "64:ff9b::10.0.0.1",
+    "2002:7f00:1::1", "2002:a9fe:a9fe::", "2001:0:4136:e378:8000:63bf:3fff:fdd2", "::", "::1", "fe80::1", "fc00::1",
+])
+def test_it_judges_an_ipv6_address_by_the_ipv4_address_it_carries(address):
+    assert validation.is_public_address(address) is False
+
+
+@pytest.mark.parametrize("address", ["64:ff9b::8.8.8.8", "2002:808:808::1", "::ffff:8.8.8.8", "2606:4700::1111", "8.8.8.8"])
+def test_it_takes_public_addresses_in_any_of_those_forms(address):
+    assert validation.is_public_address(address) is True

@@ -1,39 +1,17 @@
-"""Every error of the session API as `{"success": false, "error": "…"}` (plus field `details`)."""
+"""Every error of the session API as `{"success": false, "error": "…"}` (plus field `details`), and
+Django's own error pages in the shape of the API style a path belongs to."""
 
-from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
+
+from .omni import errors as omni_errors
+from .unavailable import as_api_exception, drf_response
 
 
 class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "Conflict"
-
-
-class PayloadTooLarge(exceptions.APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "Request body too large"
-
-
-class DatabaseUnavailable(exceptions.APIException):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_detail = "The database cannot be reached right now (a restart or failover); nothing was changed. Try again shortly."
-    retry_after_seconds = 5
-
-
-def as_api_exception(exc):
-    """A database that went away (restart, failover) is a 503 to retry, not a 500: nothing was stored."""
-    return DatabaseUnavailable() if isinstance(exc, (OperationalError, InterfaceError)) else exc
-
-
-def drf_response(exc, context):
-    """DRF's own handling (status, rollback, auth headers), with a database outage as a 503 + Retry-After."""
-    response = drf_exception_handler(exc, context)
-    if isinstance(exc, DatabaseUnavailable):
-        response["Retry-After"] = str(exc.retry_after_seconds)
-    return response
 
 
 def exception_handler(exc, context):
@@ -71,9 +49,20 @@ def _kept_headers(response):
     return {name: response[name] for name in ("WWW-Authenticate", "Retry-After", "Allow") if response.has_header(name)}
 
 
+def bad_request(request, exception=None):
+    return _in_api_style(request, 400, omni_errors.INVALID, "Bad request")
+
+
 def not_found(request, exception=None):
-    return JsonResponse({"success": False, "error": "Not found"}, status=404)
+    return _in_api_style(request, 404, omni_errors.NOT_FOUND, "Not found")
 
 
 def server_error(request):
-    return JsonResponse({"success": False, "error": "Internal server error"}, status=500)
+    return _in_api_style(request, 500, omni_errors.INTERNAL, "Internal server error")
+
+
+def _in_api_style(request, status_code, messente_title_code, error):
+    """Messente's error body under its /v1/ paths (its clients parse nothing else), ours elsewhere."""
+    if request.path.startswith("/v1/"):
+        return JsonResponse({"errors": [omni_errors.item(*messente_title_code, error, None)]}, status=status_code)
+    return JsonResponse({"success": False, "error": error}, status=status_code)

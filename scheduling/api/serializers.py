@@ -37,7 +37,20 @@ class InstantField(serializers.Field):
         return format_instant(value)
 
 
-class HttpUrlField(serializers.URLField):
+class TextOnly:
+    """DRF's CharField turns 12345 into "12345": a number where text belongs is refused instead."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class TextField(TextOnly, serializers.CharField):
+    """Text, and only text (NULs and lone surrogates refused, as by every DRF CharField)."""
+
+
+class HttpUrlField(TextOnly, serializers.URLField):
     """An http(s) URL, with one message for anything else (not DRF's "Enter a valid URL." beside ours)."""
 
     default_error_messages = {"invalid": "must be an http(s) URL."}
@@ -48,14 +61,14 @@ class HttpUrlField(serializers.URLField):
 
 
 class ScheduleRequestSerializer(serializers.Serializer):
-    to = serializers.CharField(help_text="Phone number in international format (e.g. 919988066776) or a group id `…@g.us`.")
+    to = TextField(help_text="Phone number in international format (e.g. 919988066776) or a group id `…@g.us`.")
     type = serializers.ChoiceField(
         choices=MessageType.choices, default=MessageType.TEXT,
         error_messages={"invalid_choice": f"\"{{input}}\" is not a message type; use one of {', '.join(MessageType.values)}."},
     )
-    text = serializers.CharField(required=False, max_length=TEXT_MAX, trim_whitespace=False)
+    text = TextField(required=False, max_length=TEXT_MAX, trim_whitespace=False)
     media = HttpUrlField(required=False, max_length=2000)
-    caption = serializers.CharField(required=False, max_length=CAPTION_MAX, trim_whitespace=False)
+    caption = TextField(required=False, max_length=CAPTION_MAX, trim_whitespace=False)
     scheduledAt = InstantField(source="scheduled_at", help_text="ISO 8601; an offset is honoured, a naive time is UTC.")
 
     def validate_text(self, value):
@@ -71,7 +84,8 @@ class ScheduleRequestSerializer(serializers.Serializer):
         return django_to_drf(normalise_recipient, value)
 
     def validate_scheduledAt(self, value):
-        django_to_drf(lambda when: check_schedule_window(when, timezone.now()), value)
+        if self.context.get("new_time", True):
+            django_to_drf(lambda when: check_schedule_window(when, timezone.now()), value)
         return value
 
     def validate(self, attrs):

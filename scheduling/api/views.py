@@ -5,7 +5,6 @@ import uuid
 from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, status
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -13,6 +12,7 @@ from .. import selectors, services
 from ..models import MessageStatus
 from .auth import HasSessionKey, SessionKeyAuthentication
 from .errors import Conflict
+from .pagination import PageRequest, page_response
 from .serializers import (
     CancelledEnvelope,
     ErrorEnvelope,
@@ -24,27 +24,6 @@ from .serializers import (
 
 ERRORS = {code: ErrorEnvelope for code in (400, 401, 403, 404)}
 CANCELLED = "Scheduled message cancelled successfully"
-
-
-class ScheduledPagination(CursorPagination):
-    """Keyset pages in `scheduledAt` order; the `next` link sits beside `scheduled`."""
-
-    ordering = ("scheduled_at", "id")
-    page_size_query_param = "limit"
-
-    def get_page_size(self, request):
-        self.page_size = settings.API_PAGE_SIZE
-        self.max_page_size = settings.API_MAX_PAGE_SIZE
-        return super().get_page_size(request)
-
-    def decode_cursor(self, request):
-        try:
-            return super().decode_cursor(request)
-        except exceptions.NotFound:
-            raise exceptions.ValidationError({"cursor": ["Invalid cursor."]}) from None
-
-    def get_paginated_response(self, data):
-        return Response({"success": True, "scheduled": data, "next": self.get_next_link()})
 
 
 class SessionView(APIView):
@@ -91,7 +70,8 @@ class ScheduledListView(SessionView):
         operation_id="list_scheduled_messages",
         parameters=[
             OpenApiParameter("status", enum=MessageStatus.values, description="Only messages with this status."),
-            OpenApiParameter("limit", int, description=f"Page size (default {settings.API_PAGE_SIZE}, max {settings.API_MAX_PAGE_SIZE})."),
+            OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": settings.API_MAX_PAGE_SIZE},
+                             description=f"Page size (default {settings.API_PAGE_SIZE}, 1 to {settings.API_MAX_PAGE_SIZE})."),
             OpenApiParameter("cursor", str, description="From a previous page's `next`."),
         ],
         responses={200: ScheduledListEnvelope, **ERRORS},
@@ -103,9 +83,9 @@ class ScheduledListView(SessionView):
             raise exceptions.ValidationError(
                 {"status": [f"\"{wanted}\" is not a status; use one of {', '.join(MessageStatus.values)}."]}
             )
-        paginator = ScheduledPagination()
-        page = paginator.paginate_queryset(selectors.message_list(session=session, status=wanted), request, view=self)
-        return paginator.get_paginated_response(ScheduledMessageSerializer(page, many=True).data)
+        page = PageRequest.of(request)
+        rows = list(selectors.message_list(session=session, status=wanted, after=page.after)[: page.limit + 1])
+        return page_response(request, rows, page)
 
 
 class ScheduledDetailView(SessionView):
@@ -122,10 +102,13 @@ class ScheduledDetailView(SessionView):
         message = self.message_of(request, session_id, scheduled_id)
         if not isinstance(request.data, dict):
             raise exceptions.ValidationError("Expected a JSON object.")
-        form = ScheduleRequestSerializer(data={**current_values(message), **request.data})
-        form.is_valid(raise_exception=True)
-        changes = {k: v for k, v in form.validated_data.items() if getattr(message, k) != v}
         try:
+            services.message_check_changeable(message=message)
+            # The time it keeps may be past (a retry waits); only a new time is held to the window.
+            form = ScheduleRequestSerializer(data={**current_values(message), **request.data},
+                                             context={"new_time": "scheduledAt" in request.data})
+            form.is_valid(raise_exception=True)
+            changes = {k: v for k, v in form.validated_data.items() if getattr(message, k) != v}
             services.message_update(message=message, **changes)
         except services.NotAllowed as exc:
             raise Conflict(str(exc)) from None

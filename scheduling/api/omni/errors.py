@@ -3,7 +3,7 @@
 from rest_framework import exceptions
 from rest_framework.response import Response
 
-from ..errors import as_api_exception, drf_response
+from ..unavailable import as_api_exception, drf_response
 
 NOT_FOUND = ("Not found", "101")
 FORBIDDEN = ("Forbidden", "102")

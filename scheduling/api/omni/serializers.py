@@ -7,9 +7,17 @@ from rest_framework.exceptions import ErrorDetail
 
 from ...services import ChannelSpec
 from ...validation import check_public_url, check_schedule_window, normalise_phone, parse_instant
-from ..serializers import django_to_drf
+from ..serializers import HttpUrlField, TextField, django_to_drf
 
 WHATSAPP_MEDIA = ["image", "video", "document"]
+# The most each channel carries in one message: WhatsApp's 4,096 for a text body and 1,024 for a
+# caption (the session API's limits too), Viber's 1,000 for a business message, and 1,600 for SMS,
+# the most that SMS providers such as Twilio take in one (concatenated) message.
+TEXT_MAX = {"sms": 1600, "viber": 1000, "whatsapp": 4096}
+CAPTION_MAX = 1024
+SENDER_MAX = 64
+# A channel may wait this long for success before the next is tried: as far ahead as a message may be scheduled.
+TTL_MAX_SECONDS = 30 * 24 * 3600
 
 
 class ChannelError(Exception):
@@ -18,11 +26,13 @@ class ChannelError(Exception):
 
 
 class OmnimessageSerializer(serializers.Serializer):
-    to = serializers.CharField(help_text="The recipient in E.164 format, e.g. +3725555555.")
-    messages = serializers.ListField(child=serializers.JSONField(), allow_empty=False,
-                                     help_text="Channel messages, tried in this order until one succeeds.")
-    dlr_url = serializers.URLField(required=False, max_length=2000)
-    time_to_send = serializers.CharField(required=False, help_text="ISO 8601; naive means UTC; omitted means now.")
+    to = TextField(help_text="The recipient in E.164 format, e.g. +3725555555.")
+    messages = serializers.ListField(
+        child=serializers.JSONField(), allow_empty=False,
+        help_text=f"Channel messages, tried in this order until one succeeds ({settings.OMNIMESSAGE_MAX_CHANNELS} at most).",
+    )
+    dlr_url = HttpUrlField(required=False, max_length=2000)
+    time_to_send = TextField(required=False, help_text="ISO 8601; naive means UTC; omitted means now.")
     priority = serializers.ChoiceField(choices=["low", "regular", "high"], required=False)
     text_store = serializers.ChoiceField(choices=["nostore", "plaintext", "sha256"], required=False)
 
@@ -39,6 +49,9 @@ class OmnimessageSerializer(serializers.Serializer):
         return when
 
     def validate_messages(self, messages):
+        # One request must not fan out into many provider calls and delivery reports.
+        if len(messages) > settings.OMNIMESSAGE_MAX_CHANNELS:
+            raise serializers.ValidationError(f"At most {settings.OMNIMESSAGE_MAX_CHANNELS} channel messages in one omnimessage.")
         specs, errors = [], {}
         for index, message in enumerate(messages):
             try:
@@ -79,9 +92,7 @@ def channel_spec(message) -> ChannelSpec:
         raise ChannelError("channel", "This field is required.", "required")
     if channel not in settings.OMNIMESSAGE_CHANNELS:
         raise ChannelError("channel", f'"{channel}" is not supported; use one of {", ".join(settings.OMNIMESSAGE_CHANNELS)}.')
-    sender = message.get("sender") or settings.OMNIMESSAGE_DEFAULT_SENDER
-    if not isinstance(sender, str):
-        raise ChannelError("sender", "Must be a string.")
+    sender = optional_text(message, "sender", SENDER_MAX) or settings.OMNIMESSAGE_DEFAULT_SENDER
     return ChannelSpec(channel=channel, sender=sender, content=CONTENT[channel](message), ttl_seconds=ttl_seconds(message))
 
 
@@ -92,14 +103,15 @@ def ttl_seconds(message) -> int | None:
         raise ChannelError("ttl", "Give ttl (seconds) or validity (minutes), not both.")
     for name, value, scale in (("ttl", ttl, 1), ("validity", validity, 60)):
         if value is not None:
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ChannelError(name, "Must be a positive whole number.")
+            most = TTL_MAX_SECONDS // scale
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
+                raise ChannelError(name, f"Must be a whole number from 1 to {most} (30 days).")
             return value * scale
     return None
 
 
 def sms_content(message) -> dict:
-    return {"type": "text", "text": required_text(message, "text")}
+    return {"type": "text", "text": required_text(message, "text", TEXT_MAX["sms"])}
 
 
 def viber_content(message) -> dict:
@@ -108,8 +120,8 @@ def viber_content(message) -> dict:
             raise ChannelError(unsupported, "Viber video, template and carousel messages are not supported here.")
     image = message.get("image_url")
     if image is not None:
-        return {"type": "image", "media": public_url(image, "image_url"), "caption": optional_text(message, "text")}
-    return {"type": "text", "text": required_text(message, "text")}
+        return {"type": "image", "media": public_url(image, "image_url"), "caption": optional_text(message, "text", TEXT_MAX["viber"])}
+    return {"type": "text", "text": required_text(message, "text", TEXT_MAX["viber"])}
 
 
 def whatsapp_content(message) -> dict:
@@ -120,41 +132,50 @@ def whatsapp_content(message) -> dict:
     if not isinstance(part, dict):
         raise ChannelError(kind, "Must be an object.")
     if kind == "text":
-        return {"type": "text", "text": required_text(part, "body", field="text.body")}
+        return {"type": "text", "text": required_text(part, "body", TEXT_MAX["whatsapp"], field="text.body")}
     if kind not in WHATSAPP_MEDIA:
         raise ChannelError(kind, f"WhatsApp {kind} messages are not supported here.")
     if not part.get("link"):
         raise ChannelError(f"{kind}.link", "A media link is required (media ids are not supported).", "required")
-    return {"type": kind, "media": public_url(part["link"], f"{kind}.link"), "caption": optional_text(part, "caption")}
+    return {"type": kind, "media": public_url(part["link"], f"{kind}.link"),
+            "caption": optional_text(part, "caption", CAPTION_MAX, field=f"{kind}.caption")}
 
 
 CONTENT = {"sms": sms_content, "viber": viber_content, "whatsapp": whatsapp_content}
 
 
-def required_text(container, key, field=None):
+def required_text(container, key, max_length, field=None):
     value = container.get(key)
     if value is None:
         raise ChannelError(field or key, "This field is required.", "required")
-    if not isinstance(value, str) or not value.strip():
-        raise ChannelError(field or key, "Must be non-empty text.")
-    return value
+    text = checked(TextField(max_length=max_length, trim_whitespace=False), value, field or key)
+    if not text.strip():
+        raise ChannelError(field or key, "This field may not be blank.")
+    return text
 
 
-def optional_text(container, key):
+def optional_text(container, key, max_length, field=None):
     value = container.get(key)
-    if value is not None and not isinstance(value, str):
-        raise ChannelError(key, "Must be text.")
-    return value or ""
+    if value is None:
+        return ""
+    return checked(TextField(max_length=max_length, allow_blank=True, trim_whitespace=False), value, field or key)
 
 
 def public_url(value, field):
-    validator = serializers.URLField()
+    checked(HttpUrlField(max_length=2000), value, field)
     try:
-        validator.run_validation(value)
         django_to_drf(check_public_url, value)
     except serializers.ValidationError as exc:
         raise ChannelError(field, " ".join(map(str, exc.detail))) from None
     return value
+
+
+def checked(drf_field, value, field):
+    """Run one DRF field's checks (type, NULs, surrogates, length) on a channel's value."""
+    try:
+        return drf_field.run_validation(value)
+    except serializers.ValidationError as exc:
+        raise ChannelError(field, " ".join(map(str, exc.detail))) from None
 
 
 class BulkOmnimessageSerializer(serializers.Serializer):

@@ -8,7 +8,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ... import services
+from ... import selectors, services
 from ...models import ScheduledMessage
 from .auth import OmnimessageAuthentication
 from ..parsers import BulkJSONParser
@@ -45,11 +45,7 @@ class OmnimessageBase(APIView):
         return exception_handler
 
     def omnimessage(self, request, omnimessage_id) -> ScheduledMessage:
-        message = (
-            ScheduledMessage.objects.select_related("session")
-            .filter(pk=omnimessage_id, session=request.auth.session, channel_count__gt=0)
-            .first()
-        )
+        message = selectors.omnimessage_get(session=request.auth.session, omnimessage_id=omnimessage_id)
         if message is None:
             raise exceptions.NotFound(f"Omnimessage {omnimessage_id} not found")
         return message
