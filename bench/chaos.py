@@ -408,8 +408,8 @@ def run(args, state):
 
 def act(action, fleet, broker, rng, state):
     """One step of the chaos plan; each service event's time is kept for the recovery figures."""
-    if action == "kill":
-        return fleet.kill_random_worker(rng)
+    if action == "kill":  # while Redis is down no worker becomes ready: do not wait for one, or the outage stretches
+        return fleet.kill_random_worker(rng, wait=0.0 if state.get("redis_down") else 10.0)
     if action == "pump":
         return fleet.restart_pump()
     if action == "flush":
@@ -422,9 +422,11 @@ def act(action, fleet, broker, rng, state):
         description = "PostgreSQL restarted (pg_ctl restart -m fast)"
     elif action == "redis-stop":
         state["redis_server"].stop()
+        state["redis_down"] = True
         description = "Redis stopped (connections refused)"
     else:
         state["redis_server"].start()
+        state["redis_down"] = False
         description = "Redis started again, empty"
     state.setdefault("service_events", {})[action] = time.time()
     fleet.events.append((time.time(), description))

@@ -132,10 +132,11 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_or_fail(env.bool, "SECURE_SSL_REDIRECT", default=not DEBUG)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env_or_fail(env.int, "SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
-SECURE_HSTS_PRELOAD = not DEBUG
-SESSION_COOKIE_SECURE = not DEBUG
-CSRF_COOKIE_SECURE = not DEBUG
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_or_fail(env.bool, "SECURE_HSTS_INCLUDE_SUBDOMAINS", default=SECURE_HSTS_SECONDS > 0)
+SECURE_HSTS_PRELOAD = env_or_fail(env.bool, "SECURE_HSTS_PRELOAD", default=SECURE_HSTS_SECONDS > 0)
+# Secure cookies are sent over HTTPS only: an admin served over plain HTTP (an internal deployment
+# without TLS) needs SECURE_COOKIES=0, or its login form fails the CSRF check. README, production.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_or_fail(env.bool, "SECURE_COOKIES", default=not DEBUG)
 
 # --- REST framework and OpenAPI -------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from itertools import groupby
-from operator import itemgetter
 
 from django.conf import settings
 from django.db import transaction
@@ -496,8 +495,10 @@ BATCHES_PER_GROUP = 16
 
 
 def _enqueue_sends(rows) -> None:
-    """Messages due at the same instant (a campaign) go in batches: one task, one claim for many."""
-    for group in _same_due_batches(rows, settings.DISPATCH_SEND_BATCH):
+    """Messages due at the same instant (a campaign) go in batches: one task, one claim for many. So do
+    those already past their time (the backlog after a broker outage or a paused session): all are due now."""
+    now = timezone.now()
+    for group in _same_due_batches(rows, settings.DISPATCH_SEND_BATCH, now):
         if len(group) == 1:
             row_id, version, due_at, _ = group[0]
             handover.enqueue_send(row_id, version, due_at)
@@ -505,11 +506,11 @@ def _enqueue_sends(rows) -> None:
             handover.enqueue_send_batch([(row[0], row[1]) for row in group], group[0][2])
 
 
-def _same_due_batches(rows, most: int):
-    """Split rows (ordered by due time) into batches of one due time each. A small group stays in
-    small batches, so that all of the fleet's processes start on it at once; a campaign of
-    thousands goes `most` at a time."""
-    for _, same_due in groupby(rows, key=itemgetter(2)):
+def _same_due_batches(rows, most: int, now: datetime):
+    """Split rows (ordered by due time) into batches of one due time each, every time up to `now` counting
+    as now. A small group stays in small batches, so that all of the fleet's processes start on it at
+    once; a campaign of thousands goes `most` at a time."""
+    for _, same_due in groupby(rows, key=lambda row: max(row[2], now)):
         group = list(same_due)
         size = max(1, min(most, len(group) // BATCHES_PER_GROUP))
         for start in range(0, len(group), size):
