@@ -448,8 +448,8 @@ def recovery_figures(state, first_arrival):
     for action, name in (("flush", "after the flush"), ("pg-restart", "after the PostgreSQL restart")):
         if action in events:
             phases.append((f"{name} (lateness)", delays(events[action], events[action] + 10, lambda due: due)))
-    return [f"{name}: {len(values)} messages, p50 {percentile(values, 50):.2f} s, max {percentile(values, 100):.2f} s"
-            for name, values in phases]
+    return [f"{name}: {len(values)} messages, first {percentile(values, 0):.2f} s, p50 {percentile(values, 50):.2f} s,"
+            f" max {percentile(values, 100):.2f} s" for name, values in phases]
 
 
 def check(args, state):

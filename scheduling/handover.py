@@ -71,14 +71,16 @@ def after_commit(hand_over: Callable, *args, undo: Callable[[], None] | None = N
 
     def hand_over_after_commit():
         global _unreachable_until
+        if time.monotonic() < _unreachable_until:  # already said: the failure that started the pause was logged
+            _undo_safely(undo)
+            return
         try:
-            if time.monotonic() < _unreachable_until:
-                raise BrokerUnreachable("it was unreachable moments ago")
             hand_over(*args)
         except BROKER_ERRORS as error:
             _unreachable_until = time.monotonic() + UNREACHABLE_PAUSE_SECONDS
-            logger.warning("%s not made, the broker is unreachable (%s: %s); %s", hand_over.__name__,
-                           error.__class__.__name__, error, AFTERWARDS[undo is not None])
+            logger.warning("%s not made, the broker is unreachable (%s: %s); %s; the next %g s of hand-overs in this"
+                           " process wait for the pump too", hand_over.__name__, error.__class__.__name__, error,
+                           AFTERWARDS[undo is not None], UNREACHABLE_PAUSE_SECONDS)
             _undo_safely(undo)
         except Exception:
             logger.exception("%s failed; %s", hand_over.__name__, AFTERWARDS[undo is not None])
@@ -97,11 +99,7 @@ def _undo_safely(undo: Callable[[], None] | None) -> None:
         logger.exception("could not mark a failed hand-over for the pump")
 
 
-class BrokerUnreachable(Exception):
-    pass
-
-
-BROKER_ERRORS = (BrokerUnreachable, KombuOperationalError, redis.RedisError, ConnectionError, OSError)
+BROKER_ERRORS = (KombuOperationalError, redis.RedisError, ConnectionError, OSError)
 
 
 # --- What the broker holds ------------------------------------------------------------------------------
