@@ -433,23 +433,29 @@ def act(action, fleet, broker, rng, state):
 
 
 def recovery_figures(state, first_arrival):
-    """p50 and max of how long the messages each service event hit took to reach the provider."""
+    """p50 and max of how long the messages each service event hit took to reach the provider: those due
+    from the event to 10 s after it (or to the next event, which would be the one that held them up)."""
     events, due_by_id = state.get("service_events", {}), state["due_by_id"]
+    times = sorted(events.values())
+
+    def window_end(start):
+        return min([start + 10, *(t for t in times if t > start and t != events.get("redis-start"))])
 
     def delays(start, end, counted_from):
         return sorted(first_arrival.get(key, float("inf")) - counted_from(due) for key, due in due_by_id.items()
                       if start <= due < end)
 
-    phases = []
+    phases = {}
     if "redis-start" in events:
         back = events["redis-start"]
-        phases.append((f"after the broker came back ({back - events['redis-stop']:.0f} s stopped)",
-                       delays(events["redis-stop"], back + 10, lambda due: max(due, back))))
+        phases[f"after the broker came back ({back - events['redis-stop']:.0f} s stopped)"] = delays(
+            events["redis-stop"], window_end(back), lambda due: max(due, back))
     for action, name in (("flush", "after the flush"), ("pg-restart", "after the PostgreSQL restart")):
         if action in events:
-            phases.append((f"{name} (lateness)", delays(events[action], events[action] + 10, lambda due: due)))
+            phases[f"{name} (lateness)"] = delays(events[action], window_end(events[action]), lambda due: due)
+    state["recovery"] = phases
     return [f"{name}: {len(values)} messages, first {percentile(values, 0):.2f} s, p50 {percentile(values, 50):.2f} s,"
-            f" max {percentile(values, 100):.2f} s" for name, values in phases]
+            f" max {percentile(values, 100):.2f} s" for name, values in phases.items()]
 
 
 def check(args, state):
@@ -546,6 +552,7 @@ def check(args, state):
         details.append(f"EXITED ON THEIR OWN (not killed by the run): {', '.join(died)}")
     ok = not lost_count and not missing and not unexplained and not repeated_events and not died
     state["report"] = {"line": line, "details": details, "ok": ok, "lost": {k: v for k, v in lost.items()},
+                       "recovery_seconds": state.get("recovery", {}),
                        "duplicated": duplicated, "unexplained": unexplained, "missing": missing,
                        "events": fleet.events}
     return line, details, ok
