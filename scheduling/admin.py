@@ -102,11 +102,10 @@ class SessionAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             return super().save_model(request, obj, form, change)
-        created = services.session_create(name=obj.name, webhook_url=obj.webhook_url, transport=obj.transport)
+        created = services.session_create(name=obj.name, webhook_url=obj.webhook_url, transport=obj.transport,
+                                          active=form.cleaned_data["active"])
         obj.pk = created.session.pk
         obj.active = created.session.active
-        if not form.cleaned_data["active"]:
-            Session.objects.filter(pk=obj.pk).update(active=False)
         show_once(request, [(f"Session {obj.pk} created.", {
             "api_key": created.api_key, "webhook_secret": created.session.webhook_secret,
             "omnimessage_api_username": created.api_username, "omnimessage_api_password": created.api_password,

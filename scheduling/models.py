@@ -1,4 +1,4 @@
-"""Fields, choices and constraints only. Every write and status change lives in services.py."""
+"""Fields, choices and constraints only. Every write and status change lives in services/."""
 
 import secrets
 import uuid

@@ -1,0 +1,70 @@
+"""Every write, and every status transition, of scheduled messages and their sessions: one module per
+concern (docs/ARCHITECTURE.md). Callers use the names below (`services.message_schedule(...)`); the
+modules' other names are theirs, shared with one another only.
+"""
+
+from .dispatch import message_dispatch, message_dispatch_batch, retry_delay
+from .messages import (
+    NotAllowed,
+    message_cancel,
+    message_check_changeable,
+    message_retry,
+    message_schedule,
+    message_send_now,
+    message_update,
+)
+from .omnimessages import ChannelSpec, delivery_report, omnimessage_cancel, omnimessage_schedule
+from .outbox import webhook_deliver, webhook_payload, webhook_redeliver, webhook_retry_delay
+from .pump import PumpPass, dispatch_pump_once, pump_heartbeat
+from .sessions import (
+    NewSession,
+    api_credential_authenticate,
+    api_credential_create,
+    api_credential_revoke,
+    api_key_authenticate,
+    api_key_create,
+    api_key_revoke,
+    api_key_rotate,
+    session_create,
+    session_enable_webhooks,
+    session_pause,
+    session_resume,
+    session_rotate_webhook_secret,
+)
+
+__all__ = [
+    "ChannelSpec",
+    "NewSession",
+    "NotAllowed",
+    "PumpPass",
+    "api_credential_authenticate",
+    "api_credential_create",
+    "api_credential_revoke",
+    "api_key_authenticate",
+    "api_key_create",
+    "api_key_revoke",
+    "api_key_rotate",
+    "delivery_report",
+    "dispatch_pump_once",
+    "message_cancel",
+    "message_check_changeable",
+    "message_dispatch",
+    "message_dispatch_batch",
+    "message_retry",
+    "message_schedule",
+    "message_send_now",
+    "message_update",
+    "omnimessage_cancel",
+    "omnimessage_schedule",
+    "pump_heartbeat",
+    "retry_delay",
+    "session_create",
+    "session_enable_webhooks",
+    "session_pause",
+    "session_resume",
+    "session_rotate_webhook_secret",
+    "webhook_deliver",
+    "webhook_payload",
+    "webhook_redeliver",
+    "webhook_retry_delay",
+]

@@ -1,0 +1,161 @@
+"""Sending (DESIGN.md section 3): claim, send through the session's transport, record the outcome.
+
+A task for another version, or one that lost the race for the claim, does nothing. A temporary error
+is retried later from the database (back-off with jitter); a permanent one fails the message, or, for
+an omnimessage, gives way to its next channel.
+"""
+
+import logging
+import random
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from .. import metrics, outbound
+from ..models import ChannelAttempt, ChannelStatus, ScheduledMessage
+from ..models import MessageStatus as Status
+from ..transports import OutgoingMessage, TransportError, get_transport
+from .omnimessages import channel_report, channel_started, current_channel, give_up_channel
+from .transitions import claim_batch, transition
+
+logger = logging.getLogger("scheduling.services")
+
+
+def message_dispatch(*, message_id: str, version: int, worker: str) -> None:
+    """Claim, send, record. A task for another version, or a lost race, does nothing."""
+    message = ScheduledMessage.objects.select_related("session").filter(pk=message_id).first()
+    if message is None or message.version != version or message.status != Status.PENDING:
+        return
+    if message.session.paused_at is not None:
+        # Leave it pending and un-handed: the pump hands it over again once the session resumes.
+        ScheduledMessage.objects.filter(pk=message.pk, version=version).update(handed_over_at=None)
+        return
+    actor = f"worker:{worker}"
+    attempt = current_channel(message)
+    if attempt is not None and attempt.deadline and timezone.now() >= attempt.deadline:
+        with transaction.atomic():
+            give_up_channel(message, attempt, ChannelStatus.EXPIRED, "no success within the channel's ttl", actor)
+        return
+    with transaction.atomic():
+        claimed = transition(
+            message, target=Status.SENDING, allowed_from={Status.PENDING}, actor=actor, detail="claimed",
+            attempts=message.attempts + 1, lease_until=timezone.now() + settings.DISPATCH_LEASE,
+        )
+        if claimed and attempt is not None and attempt.started_at is None:
+            channel_started(attempt)
+    if claimed:
+        _send_claimed(message, attempt, actor)
+
+
+def message_dispatch_batch(*, batch: list[tuple[str, int]], worker: str) -> None:
+    """Send messages handed over together (due at the same instant): one claim for all, then each
+    is sent and recorded in turn, as message_dispatch does for one. The rest of a batch that takes
+    too long goes back to be handed over one by one, so a batch always ends within its time limit."""
+    actor = f"worker:{worker}"
+    claimed = claim_batch(batch, actor=actor)
+    for message_id, version in batch:  # omnimessages, paused sessions, stale or lost races: the one-message path
+        if message_id not in claimed:
+            message_dispatch(message_id=message_id, version=version, worker=worker)
+    budget_ends = time.monotonic() + settings.SEND_TIME_LIMIT / 3
+    waiting = list(claimed.values())
+    while waiting and time.monotonic() < budget_ends:
+        _send_claimed(waiting.pop(0), None, actor)
+    for message in waiting:
+        with transaction.atomic():
+            transition(message, target=Status.PENDING, allowed_from={Status.SENDING}, actor=actor, due_at=timezone.now(),
+                        lease_until=None, attempts=message.attempts - 1, detail="batch ran out of time; handed over alone")
+
+
+def _send_claimed(message: ScheduledMessage, attempt: ChannelAttempt | None, actor: str) -> None:
+    """Send a message this worker has claimed (status sending) and record the outcome."""
+    transport = transport_name(message, attempt)
+    outgoing = outgoing_message(message, attempt)
+    try:
+        _check_media_destination(outgoing)
+        result = get_transport(transport).send(outgoing)
+    except TransportError as error:
+        outcome = _record_send_failure(message, attempt, error, actor)
+        metrics.count_send(transport=transport, outcome=outcome)
+        logger.warning("send %s: %s", outcome, error, extra=_log_context(message, transport=transport))
+        return
+    with transaction.atomic():
+        recorded = transition(
+            message, target=Status.SENT, allowed_from={Status.SENDING}, actor=actor, detail=f"provider id {result.message_id}",
+            sent_at=timezone.now(), provider_message_id=result.message_id, lease_until=None, last_error="",
+        )
+        if not recorded:  # the lease ran out first and the pump took the message back: cannot happen within time limits
+            logger.error("sent but not recorded: lease lost (provider id %s)", result.message_id, extra=_log_context(message))
+            return
+        if attempt is not None:
+            channel_report(message, attempt, ChannelStatus.ACK)
+    lateness = (message.sent_at - message.scheduled_at).total_seconds()
+    metrics.count_send(transport=transport, outcome="sent", lateness=lateness)
+    logger.info("message sent", extra=_log_context(message, transport=transport, lateness_ms=int(lateness * 1000)))
+
+
+def _check_media_destination(outgoing: OutgoingMessage) -> None:
+    """The provider (often a gateway inside our network) fetches the media: its host is checked now,
+    as a webhook's is when connecting, since the name may resolve elsewhere than when it was scheduled."""
+    if not outgoing.media or settings.WEBHOOK_ALLOW_PRIVATE:
+        return
+    try:
+        outbound.check_destination(outgoing.media)
+    except outbound.ForbiddenDestination as refused:
+        raise TransportError(f"Media URL {refused}", permanent=True) from None
+
+
+def _log_context(message: ScheduledMessage, **more) -> dict:
+    return {"message_id": message.id, "session_id": str(message.session_id), **more}
+
+
+def outgoing_message(message: ScheduledMessage, attempt: ChannelAttempt | None = None) -> OutgoingMessage:
+    if attempt is None:
+        return OutgoingMessage(
+            idempotency_key=message.id, to=message.to, type=message.type,
+            text=message.text, media=message.media, caption=message.caption,
+        )
+    return OutgoingMessage(
+        idempotency_key=str(attempt.channel_message_id), to=message.to, channel=attempt.channel,
+        sender=attempt.sender, **attempt.content,
+    )
+
+
+def transport_name(message: ScheduledMessage, attempt: ChannelAttempt | None) -> str:
+    if attempt is None:
+        return message.session.transport
+    return message.session.channel_transports.get(attempt.channel) or settings.CHANNEL_TRANSPORTS[attempt.channel]
+
+
+def _record_send_failure(message: ScheduledMessage, attempt: ChannelAttempt | None, error: TransportError, actor: str) -> str:
+    """Fail, fall back to the next channel, or schedule a retry; say which ("failed" or "retry")."""
+    now = timezone.now()
+    with transaction.atomic():
+        if error.permanent or message.attempts >= settings.DISPATCH_MAX_ATTEMPTS:
+            reason = str(error) if error.permanent else f"{error} (gave up after {message.attempts} attempts)"
+            if attempt is not None:
+                give_up_channel(message, attempt, ChannelStatus.FAILED, reason, actor)
+                return "failed"
+            transition(
+                message, target=Status.FAILED, allowed_from={Status.SENDING}, actor=actor, detail=reason,
+                last_error=reason, lease_until=None,
+            )
+            return "failed"
+        due_at = now + timedelta(seconds=retry_delay(message.attempts, error.retry_after))
+        if attempt is not None and attempt.deadline:
+            due_at = min(due_at, attempt.deadline)  # at the deadline the channel expires and the next one goes
+        transition(
+            message, target=Status.PENDING, allowed_from={Status.SENDING}, actor=actor,
+            detail=f"temporary error, retry in {(due_at - now).total_seconds():.1f} s: {error}",
+            last_error=str(error), lease_until=None, due_at=due_at,
+        )
+    return "retry"
+
+
+def retry_delay(attempts: int, retry_after: float | None = None) -> float:
+    """Exponential back-off with equal jitter; a provider's Retry-After is a floor."""
+    ceiling = min(settings.DISPATCH_RETRY_MAX, settings.DISPATCH_RETRY_BASE * 2 ** max(0, attempts - 1))
+    delay = random.uniform(ceiling / 2, ceiling)
+    return max(delay, retry_after or 0.0)

@@ -1,0 +1,114 @@
+"""What clients and operators change on a message: schedule, edit or reschedule, cancel, send now, retry.
+
+A change that its status does not allow raises NotAllowed with the text the APIs answer (409) and
+the admin shows.
+"""
+
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from .. import handover
+from ..models import MessageEvent, ScheduledMessage, Session
+from ..models import MessageStatus as Status
+from .handovers import enqueue_after_commit, handover_fields
+from .transitions import transition
+
+
+class NotAllowed(Exception):
+    """The message is not in a state that allows this action (HTTP 409)."""
+
+
+def message_schedule(*, session: Session, scheduled_at: datetime, actor: str = "api", **content) -> ScheduledMessage:
+    now = timezone.now()
+    message = ScheduledMessage(session=session, scheduled_at=scheduled_at, due_at=scheduled_at, **content)
+    with transaction.atomic():
+        for name, value in handover_fields(message.id, message.version, message.due_at, now).items():
+            setattr(message, name, value)
+        message.save(force_insert=True)
+        enqueue_after_commit(message)
+        MessageEvent.objects.create(message=message, to_status=Status.PENDING, actor=actor, detail="scheduled")
+    return message
+
+
+# An omnimessage's content lives in its channels (ChannelAttempt.content); the message row holds a copy
+# of the first channel's, for the session API's list. Only what applies to every channel may change.
+OMNIMESSAGE_CONTENT_FIELDS = {"type", "text", "media", "caption"}
+
+
+def message_check_changeable(*, message: ScheduledMessage) -> None:
+    """NotAllowed unless the message is still pending: asked before an edit is validated, so that a sent
+    message answers "no longer pending" rather than complaining about its (past) time."""
+    if message.status != Status.PENDING:
+        raise NotAllowed(refusal("change", message))
+
+
+def message_update(*, message: ScheduledMessage, actor: str = "api", **changes) -> ScheduledMessage:
+    """Edit or reschedule a pending message; the task queued for the old version becomes a no-op."""
+    if not changes:
+        return message
+    if message.channel_count and OMNIMESSAGE_CONTENT_FIELDS & changes.keys():
+        raise NotAllowed(
+            "Cannot change the content of an omnimessage here: it is set per channel. Only scheduledAt and to can "
+            "change; to send other content, cancel it and schedule a new omnimessage"
+        )
+    old_task_id = message.task_id
+    detail = "edited: " + ", ".join(sorted(changes))
+    if "scheduled_at" in changes:
+        changes["due_at"] = changes["scheduled_at"]
+    with transaction.atomic():
+        if not transition(message, target=Status.PENDING, allowed_from={Status.PENDING}, actor=actor, detail=detail, **changes):
+            raise NotAllowed(refusal("change", message))
+        handover.after_commit(handover.revoke, old_task_id)
+    return message
+
+
+def message_cancel(*, message: ScheduledMessage, actor: str = "api") -> ScheduledMessage:
+    """pending → cancelled. Cancelling a cancelled message again is harmless."""
+    if message.status == Status.CANCELLED:
+        return message
+    with transaction.atomic():
+        if not transition(message, target=Status.CANCELLED, allowed_from={Status.PENDING}, actor=actor, detail="cancelled"):
+            message.refresh_from_db()
+            if message.status == Status.CANCELLED:
+                return message
+            raise NotAllowed(refusal("cancel", message))
+        handover.after_commit(handover.revoke, message.task_id)
+    return message
+
+
+def message_send_now(*, message: ScheduledMessage, actor: str) -> ScheduledMessage:
+    now = timezone.now()
+    with transaction.atomic():
+        if not transition(message, target=Status.PENDING, allowed_from={Status.PENDING}, actor=actor, detail="send now", due_at=now):
+            raise NotAllowed(refusal("send now", message))
+    return message
+
+
+def message_retry(*, message: ScheduledMessage, actor: str) -> ScheduledMessage:
+    """failed → pending, due now, with a fresh attempt budget (the history keeps the old attempts)."""
+    now = timezone.now()
+    with transaction.atomic():
+        retried = transition(
+            message, target=Status.PENDING, allowed_from={Status.FAILED}, actor=actor, detail="retry requested",
+            due_at=now, attempts=0, last_error="",
+        )
+        if not retried:
+            raise NotAllowed(refusal("retry", message))
+    return message
+
+
+REFUSALS = {
+    "cancel": "only pending messages can be cancelled",
+    "change": "only pending messages can be changed",
+    "send now": "only pending messages can be sent now",
+    "retry": "only failed messages can be retried",
+}
+
+
+def refusal(action: str, message: ScheduledMessage) -> str:
+    allowed = Status.FAILED if action == "retry" else Status.PENDING
+    if message.status == allowed:
+        return f"Cannot {action} the message: it was changed at the same time, try again"
+    return f"Cannot {action} a message with status '{message.status}'; {REFUSALS[action]}"

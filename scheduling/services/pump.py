@@ -1,0 +1,158 @@
+"""The pump: hands over what enters the dispatch horizon, hands everything over again when the broker
+may have lost it, re-hands a hand-over lost unnoticed (the stale-after rule), and recovers messages
+whose worker died mid-send. Safe in several replicas: rows are taken with FOR UPDATE SKIP LOCKED.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import CharField, F, Q, Value
+from django.db.models.functions import Cast, Concat
+from django.utils import timezone
+
+from .. import handover, selectors
+from ..models import DeliveryStatus, MessageEvent, PumpHeartbeat, ScheduledMessage, WebhookDelivery
+from ..models import MessageStatus as Status
+from ..transports import TransportError, get_transport
+from .dispatch import transport_name
+from .handovers import enqueue_deliveries, enqueue_sends, forget_handovers
+from .omnimessages import current_channel
+from .transitions import transition
+
+logger = logging.getLogger("scheduling.services")
+
+
+@dataclass(frozen=True)
+class PumpPass:
+    moved: int  # messages and webhook deliveries handed over or recovered
+    broker_reachable: bool
+
+
+def dispatch_pump_once() -> PumpPass:
+    """Hand over what has entered the horizon, re-hand lost hand-overs, recover expired leases.
+    While the broker cannot be reached, only the leases (database work) are seen to.
+
+    Safe in several replicas: rows are claimed with FOR UPDATE SKIP LOCKED on PostgreSQL.
+    """
+    now = selectors.db_now()
+    lost_work = handover.broker_lost_work()
+    if lost_work is None:
+        return PumpPass(moved=_recover_expired_leases(now), broker_reachable=False)
+    if lost_work:
+        _hand_over_everything_again(now)
+        handover.broker_keeps_work()
+    return PumpPass(moved=_hand_over_all_due(now) + _recover_expired_leases(now), broker_reachable=True)
+
+
+def _hand_over_all_due(now: datetime) -> int:
+    backlog = handover.broker_backlog()
+    messages = _hand_over_due(
+        ScheduledMessage.objects.filter(status=Status.PENDING, session__paused_at__isnull=True), enqueue_sends, now,
+        backlog=backlog, front=selectors.dispatch_front(now),
+        task_id=Concat(Value("send-"), F("id"), Value("-v"), Cast("version", CharField())),
+    )
+    deliveries = _hand_over_due(
+        WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING), enqueue_deliveries, now, backlog=backlog
+    )
+    return messages + deliveries
+
+
+def _hand_over_everything_again(now: datetime) -> None:
+    """The broker may have lost every task it held (a new, flushed or failed-over Redis, or a worker
+    that reconnected and dropped its ETA tasks): mark every outstanding hand-over as not made, so this
+    very pass makes them again. A task that was not lost after all finds its message claimed: a no-op."""
+    with transaction.atomic():
+        messages = ScheduledMessage.objects.select_for_update(skip_locked=True).filter(
+            status=Status.PENDING, handed_over_at__lt=now
+        )
+        message_rows = list(messages.values_list("id", "version"))
+        ScheduledMessage.objects.filter(pk__in=[row[0] for row in message_rows]).update(handed_over_at=None)
+        MessageEvent.objects.bulk_create(
+            MessageEvent(message_id=message_id, from_status=Status.PENDING, to_status=Status.PENDING, actor="pump",
+                         detail=f"the broker may have lost the hand-over of version {version} (new or flushed"
+                                " broker, or a worker reconnected); handing over again")
+            for message_id, version in message_rows
+        )
+        deliveries = WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, handed_over_at__lt=now)
+        delivery_count = deliveries.update(handed_over_at=None)
+    if message_rows or delivery_count:
+        logger.warning("the broker may have lost its tasks: handing over %d message(s) and %d webhook delivery(ies)"
+                       " again", len(message_rows), delivery_count)
+
+
+def _hand_over_due(pending, enqueue, now: datetime, *, backlog: int | None, front: datetime | None = None,
+                   **bookkeeping) -> int:
+    """Enqueue pending rows due within the horizon that were never handed over, or whose hand-over
+    is still pending well past its time (lost with a flushed broker or a killed worker).
+
+    A late task is most likely still waiting, not lost, while the broker has a backlog, or while
+    the fleet is still sending messages due before it (`front`: a campaign draining late, its tasks
+    held by the workers): re-handing it then would only add duplicates to work that is already behind.
+    """
+    stale = now - settings.DISPATCH_STALE_AFTER
+    unhanded = Q(handed_over_at__isnull=True)
+    lost = Q(due_at__lt=(front or now) - settings.DISPATCH_STALE_AFTER, handed_over_at__lt=stale)
+    with transaction.atomic():
+        due = list(
+            pending.select_for_update(skip_locked=True, of=("self",))
+            .filter(due_at__lte=now + settings.DISPATCH_HORIZON)
+            .filter(unhanded if backlog else unhanded | lost)
+            .order_by("due_at")
+            .values_list("id", "version", "due_at", "handed_over_at")[: settings.DISPATCH_PUMP_BATCH]
+        )
+        if not due:
+            return 0
+        pending.model.objects.filter(pk__in=[row[0] for row in due]).update(handed_over_at=now, **bookkeeping)
+        lost = [row for row in due if row[3] is not None]
+        if lost:
+            logger.warning("re-handing %d %s row(s) whose hand-over was lost", len(lost), pending.model.__name__)
+        if pending.model is ScheduledMessage:
+            _log_lost_handovers(lost)
+        handover.after_commit(enqueue, due, undo=partial(forget_handovers, pending.model, [row[0] for row in due], now))
+    return len(due)
+
+
+def _log_lost_handovers(rows) -> None:
+    MessageEvent.objects.bulk_create(
+        MessageEvent(message_id=row[0], from_status=Status.PENDING, to_status=Status.PENDING, actor="pump",
+                     detail=f"hand-over of version {row[1]} presumed lost (broker flushed or worker killed); handed over again")
+        for row in rows
+    )
+
+
+def _recover_expired_leases(now: datetime) -> int:
+    """A worker died mid-send. Resend only where the transport deduplicates; otherwise fail loudly."""
+    expired = ScheduledMessage.objects.select_related("session").filter(status=Status.SENDING, lease_until__lt=now)
+    recovered = 0
+    for message in expired[: settings.DISPATCH_PUMP_BATCH]:
+        with transaction.atomic():
+            recovered += _recover_one(message, now)
+    return recovered
+
+
+def _recover_one(message: ScheduledMessage, now: datetime) -> bool:
+    try:
+        resendable = get_transport(transport_name(message, current_channel(message))).idempotent
+    except TransportError:
+        resendable = False
+    if resendable and message.attempts < settings.DISPATCH_MAX_ATTEMPTS:
+        return transition(
+            message, target=Status.PENDING, allowed_from={Status.SENDING}, actor="pump", due_at=now, lease_until=None,
+            detail="lease expired (worker lost mid-send); resending with the same idempotency key",
+        )
+    reason = (
+        "Outcome unknown: the worker stopped while sending and the transport cannot deduplicate, "
+        "so the message was not sent again"
+    )
+    return transition(
+        message, target=Status.FAILED, allowed_from={Status.SENDING}, actor="pump", detail=reason,
+        last_error=reason, lease_until=None,
+    )
+
+
+def pump_heartbeat(*, name: str) -> None:
+    PumpHeartbeat.objects.update_or_create(pk=name, defaults={"beat_at": timezone.now()})
