@@ -4,7 +4,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from scheduling import ops
-from scheduling.api import errors
+from scheduling.api import handlers
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -17,6 +17,6 @@ urlpatterns = [
     path("", include("scheduling.api.urls")),
 ]
 
-handler400 = errors.bad_request
-handler404 = errors.not_found
-handler500 = errors.server_error
+handler400 = handlers.bad_request
+handler404 = handlers.not_found
+handler500 = handlers.server_error

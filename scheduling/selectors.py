@@ -52,6 +52,12 @@ def omnimessage_get(*, session: Session, omnimessage_id: str) -> ScheduledMessag
     return message if message is not None and message.channel_count else None
 
 
+def omnimessage_channels(message: ScheduledMessage, *, reached_only: bool = False):
+    """Its channels in the order they are tried; `reached_only`: those tried so far (and the one now)."""
+    channels = message.channels.all()  # ordered by position (the model says so)
+    return channels.filter(position__lte=message.current_channel) if reached_only else channels
+
+
 def pump_heartbeat_age() -> float | None:
     latest = PumpHeartbeat.objects.aggregate(latest=Max("beat_at"))["latest"]
     return None if latest is None else (timezone.now() - latest).total_seconds()

@@ -7,7 +7,7 @@ import pytest
 from django.test import RequestFactory
 from rest_framework.test import APIClient
 
-from scheduling.api import errors
+from scheduling.api import handlers
 from scheduling.models import ScheduledMessage
 
 
@@ -381,7 +381,7 @@ def test_it_refuses_a_number_where_text_belongs(api, scheduled_url, field):
     ("/v1/omnimessage", {"errors": [{"title": "Internal Server Error", "detail": "Internal server error", "code": "104", "source": None}]}),
 ])
 def test_it_answers_an_unexpected_error_in_the_shape_of_the_api_style(path, body):
-    response = errors.server_error(RequestFactory().post(path))
+    response = handlers.server_error(RequestFactory().post(path))
 
     assert response.status_code == 500
     assert json.loads(response.content) == body

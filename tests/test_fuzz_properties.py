@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from rest_framework.exceptions import ValidationError as BadRequest
 
-from scheduling.api.pagination import decode_cursor, encode_cursor
+from scheduling.api.session.pagination import decode_cursor, encode_cursor
 from scheduling.validation import (
     GROUP_ID,
     format_instant,

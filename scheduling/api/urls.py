@@ -1,7 +1,7 @@
 from django.urls import path
 
-from . import views
 from .omni import views as omni
+from .session import views
 
 urlpatterns = [
     path("sessions/<str:session_id>/scheduled", views.ScheduledListView.as_view(), name="scheduled-list"),

@@ -17,7 +17,12 @@ from .transitions import transition
 
 
 class NotAllowed(Exception):
-    """The message is not in a state that allows this action (HTTP 409)."""
+    """The message is not in a state that allows this action. Each API answers it its own way (the session
+    API 409, Messente's cancel 404), from the text and the message's id and status carried here."""
+
+    def __init__(self, text: str, *, message: ScheduledMessage):
+        super().__init__(text)
+        self.message_id, self.status = message.pk, message.status
 
 
 def message_schedule(*, session: Session, scheduled_at: datetime, actor: str = "api", **content) -> ScheduledMessage:
@@ -41,7 +46,7 @@ def message_check_changeable(*, message: ScheduledMessage) -> None:
     """NotAllowed unless the message is still pending: asked before an edit is validated, so that a sent
     message answers "no longer pending" rather than complaining about its (past) time."""
     if message.status != Status.PENDING:
-        raise NotAllowed(refusal("change", message))
+        raise refused("change", message)
 
 
 def message_update(*, message: ScheduledMessage, actor: str = "api", **changes) -> ScheduledMessage:
@@ -51,7 +56,7 @@ def message_update(*, message: ScheduledMessage, actor: str = "api", **changes) 
     if message.channel_count and OMNIMESSAGE_CONTENT_FIELDS & changes.keys():
         raise NotAllowed(
             "Cannot change the content of an omnimessage here: it is set per channel. Only scheduledAt and to can "
-            "change; to send other content, cancel it and schedule a new omnimessage"
+            "change; to send other content, cancel it and schedule a new omnimessage", message=message,
         )
     old_task_id = message.task_id
     detail = "edited: " + ", ".join(sorted(changes))
@@ -59,7 +64,7 @@ def message_update(*, message: ScheduledMessage, actor: str = "api", **changes) 
         changes["due_at"] = changes["scheduled_at"]
     with transaction.atomic():
         if not transition(message, target=Status.PENDING, allowed_from={Status.PENDING}, actor=actor, detail=detail, **changes):
-            raise NotAllowed(refusal("change", message))
+            raise refused("change", message)
         handover.after_commit(handover.revoke, old_task_id)
     return message
 
@@ -73,7 +78,7 @@ def message_cancel(*, message: ScheduledMessage, actor: str = "api") -> Schedule
             message.refresh_from_db()
             if message.status == Status.CANCELLED:
                 return message
-            raise NotAllowed(refusal("cancel", message))
+            raise refused("cancel", message)
         handover.after_commit(handover.revoke, message.task_id)
     return message
 
@@ -82,7 +87,7 @@ def message_send_now(*, message: ScheduledMessage, actor: str) -> ScheduledMessa
     now = timezone.now()
     with transaction.atomic():
         if not transition(message, target=Status.PENDING, allowed_from={Status.PENDING}, actor=actor, detail="send now", due_at=now):
-            raise NotAllowed(refusal("send now", message))
+            raise refused("send now", message)
     return message
 
 
@@ -95,7 +100,7 @@ def message_retry(*, message: ScheduledMessage, actor: str) -> ScheduledMessage:
             due_at=now, attempts=0, last_error="",
         )
         if not retried:
-            raise NotAllowed(refusal("retry", message))
+            raise refused("retry", message)
     return message
 
 
@@ -107,8 +112,9 @@ REFUSALS = {
 }
 
 
-def refusal(action: str, message: ScheduledMessage) -> str:
+def refused(action: str, message: ScheduledMessage) -> NotAllowed:
+    """Why `action` cannot be done to the message now, in the words the APIs and the admin show."""
     allowed = Status.FAILED if action == "retry" else Status.PENDING
     if message.status == allowed:
-        return f"Cannot {action} the message: it was changed at the same time, try again"
-    return f"Cannot {action} a message with status '{message.status}'; {REFUSALS[action]}"
+        return NotAllowed(f"Cannot {action} the message: it was changed at the same time, try again", message=message)
+    return NotAllowed(f"Cannot {action} a message with status '{message.status}'; {REFUSALS[action]}", message=message)

@@ -13,7 +13,7 @@ from django.utils import timezone
 from ..models import ChannelAttempt, ChannelStatus, ScheduledMessage, Session
 from ..models import MessageStatus as Status
 from ..validation import format_instant
-from .messages import NotAllowed, message_cancel, message_schedule, refusal
+from .messages import message_cancel, message_schedule, refused
 from .outbox import queue_delivery
 from .transitions import transition
 
@@ -51,7 +51,7 @@ def omnimessage_schedule(
 def omnimessage_cancel(*, message: ScheduledMessage) -> None:
     """Messente's cancel: only a message still waiting for its time (else NotAllowed)."""
     if message.status != Status.PENDING:
-        raise NotAllowed(refusal("cancel", message))
+        raise refused("cancel", message)
     with transaction.atomic():
         message_cancel(message=message, actor="api:omnimessage")
         attempt = current_channel(message)

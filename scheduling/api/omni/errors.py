@@ -3,6 +3,7 @@
 from rest_framework import exceptions
 from rest_framework.response import Response
 
+from ... import services
 from ..unavailable import as_api_exception, drf_response
 
 NOT_FOUND = ("Not found", "101")
@@ -19,7 +20,7 @@ BY_STATUS = {401: UNAUTHORIZED, 403: FORBIDDEN, 404: NOT_FOUND, 405: METHOD_NOT_
 
 
 def exception_handler(exc, context):
-    exc = as_api_exception(exc)
+    exc = as_api_exception(no_longer_scheduled(exc) if isinstance(exc, services.NotAllowed) else exc)
     response = drf_response(exc, context)
     if response is None:
         return None
@@ -30,6 +31,11 @@ def exception_handler(exc, context):
         errors = [item(title, code, str(getattr(exc, "detail", exc)), None)]
     headers = {name: response[name] for name in ("WWW-Authenticate", "Allow", "Retry-After") if response.has_header(name)}
     return Response({"errors": errors}, status=response.status_code, headers=headers)
+
+
+def no_longer_scheduled(refused) -> exceptions.NotFound:
+    """Messente answers 404 for a message that can no longer be cancelled, as for one that never was."""
+    return exceptions.NotFound(f"Omnimessage {refused.message_id} is no longer scheduled ({refused.status})")
 
 
 def validation_errors(exc: exceptions.ValidationError) -> list[dict]:

@@ -7,7 +7,7 @@ from rest_framework.exceptions import ErrorDetail
 
 from ...services import ChannelSpec
 from ...validation import check_public_url, check_schedule_window, normalise_phone, parse_instant
-from ..serializers import HttpUrlField, TextField, django_to_drf
+from ..fields import HttpUrlField, TextField, django_to_drf
 
 WHATSAPP_MEDIA = ["image", "video", "document"]
 # The most each channel carries in one message: WhatsApp's 4,096 for a text body and 1,024 for a

@@ -89,7 +89,8 @@ def schedule(session, data: dict) -> dict:
         priority=data.get("priority", ""), text_store=data.get("text_store", ""),
     )
     channels = [
-        {"channel": c.channel, "message_id": str(c.channel_message_id), "sender": c.sender} for c in message.channels.all()
+        {"channel": c.channel, "message_id": str(c.channel_message_id), "sender": c.sender}
+        for c in selectors.omnimessage_channels(message)
     ]
     return {"messages": channels, "to": f"+{message.to}", "omnimessage_id": message.id}
 
@@ -97,12 +98,7 @@ def schedule(session, data: dict) -> dict:
 class OmnimessageCancelView(OmnimessageBase):
     @extend_schema(operation_id="omnimessage_cancel", responses={202: None, 401: ERROR, 404: ERROR})
     def delete(self, request, omnimessage_id):
-        message = self.omnimessage(request, omnimessage_id)
-        try:
-            services.omnimessage_cancel(message=message)
-        except services.NotAllowed:
-            # Messente answers 404 for a message that is no longer scheduled.
-            raise exceptions.NotFound(f"Omnimessage {omnimessage_id} is no longer scheduled ({message.status})") from None
+        services.omnimessage_cancel(message=self.omnimessage(request, omnimessage_id))
         return Response(status=status.HTTP_202_ACCEPTED)
 
 
@@ -110,9 +106,8 @@ class OmnimessageStatusView(OmnimessageBase):
     @extend_schema(operation_id="omnimessage_status", responses={200: REPORT, 401: ERROR, 404: ERROR})
     def get(self, request, omnimessage_id):
         message = self.omnimessage(request, omnimessage_id)
-        reached = message.channels.filter(position__lte=message.current_channel)
         statuses = [
             {key: value for key, value in services.delivery_report(message, attempt).items() if key not in ("to", "omnimessage_id")}
-            for attempt in reached
+            for attempt in selectors.omnimessage_channels(message, reached_only=True)
         ]
         return Response({"statuses": statuses, "to": f"+{message.to}", "omnimessage_id": message.id})

@@ -8,10 +8,9 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import selectors, services
-from ..models import MessageStatus
+from ... import selectors, services
+from ...models import MessageStatus
 from .auth import HasSessionKey, SessionKeyAuthentication
-from .errors import Conflict
 from .pagination import PageRequest, page_response
 from .serializers import (
     CancelledEnvelope,
@@ -102,25 +101,18 @@ class ScheduledDetailView(SessionView):
         message = self.message_of(request, session_id, scheduled_id)
         if not isinstance(request.data, dict):
             raise exceptions.ValidationError("Expected a JSON object.")
-        try:
-            services.message_check_changeable(message=message)
-            # The time it keeps may be past (a retry waits); only a new time is held to the window.
-            form = ScheduleRequestSerializer(data={**current_values(message), **request.data},
-                                             context={"new_time": "scheduledAt" in request.data})
-            form.is_valid(raise_exception=True)
-            changes = {k: v for k, v in form.validated_data.items() if getattr(message, k) != v}
-            services.message_update(message=message, **changes)
-        except services.NotAllowed as exc:
-            raise Conflict(str(exc)) from None
+        services.message_check_changeable(message=message)
+        # The time it keeps may be past (a retry waits); only a new time is held to the window.
+        form = ScheduleRequestSerializer(data={**current_values(message), **request.data},
+                                         context={"new_time": "scheduledAt" in request.data})
+        form.is_valid(raise_exception=True)
+        changes = {k: v for k, v in form.validated_data.items() if getattr(message, k) != v}
+        services.message_update(message=message, **changes)
         return envelope(message)
 
     @extend_schema(operation_id="cancel_scheduled_message", responses={200: CancelledEnvelope, 409: ErrorEnvelope, **ERRORS})
     def delete(self, request, session_id, scheduled_id):
-        message = self.message_of(request, session_id, scheduled_id)
-        try:
-            services.message_cancel(message=message)
-        except services.NotAllowed as exc:
-            raise Conflict(str(exc)) from None
+        services.message_cancel(message=self.message_of(request, session_id, scheduled_id))
         return Response({"success": True, "message": CANCELLED})
 
 

@@ -1,63 +1,15 @@
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.validators import URLValidator
+"""The session API's request and answer bodies: the seed's fields, camelCase."""
+
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..models import MessageType
-from ..validation import (
-    check_public_url,
-    check_schedule_window,
-    format_instant,
-    normalise_recipient,
-    parse_instant,
-)
+from ...models import MessageType
+from ...validation import check_public_url, check_schedule_window, format_instant, normalise_recipient
+from ..fields import HttpUrlField, InstantField, TextField, django_to_drf
 
 TEXT_MAX = 4096  # WhatsApp's limit for a text body
 CAPTION_MAX = 1024  # and for a media caption
 MEDIA_TYPES = [t for t in MessageType.values if t != MessageType.TEXT]
-
-
-def django_to_drf(function, value):
-    try:
-        return function(value)
-    except DjangoValidationError as exc:
-        raise serializers.ValidationError(exc.messages) from None
-
-
-@extend_schema_field(OpenApiTypes.DATETIME)
-class InstantField(serializers.Field):
-    """Any ISO 8601 date-time in; UTC with milliseconds and `Z` out."""
-
-    def to_internal_value(self, data):
-        return django_to_drf(parse_instant, data)
-
-    def to_representation(self, value):
-        return format_instant(value)
-
-
-class TextOnly:
-    """DRF's CharField turns 12345 into "12345": a number where text belongs is refused instead."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class TextField(TextOnly, serializers.CharField):
-    """Text, and only text (NULs and lone surrogates refused, as by every DRF CharField)."""
-
-
-class HttpUrlField(TextOnly, serializers.URLField):
-    """An http(s) URL, with one message for anything else (not DRF's "Enter a valid URL." beside ours)."""
-
-    default_error_messages = {"invalid": "must be an http(s) URL."}
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.validators[-1] = URLValidator(schemes=["http", "https"], message=self.error_messages["invalid"])
 
 
 class ScheduleRequestSerializer(serializers.Serializer):

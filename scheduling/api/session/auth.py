@@ -1,7 +1,7 @@
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
-from .. import services
+from ... import services
 
 
 class SessionKeyAuthentication(authentication.BaseAuthentication):

@@ -1,12 +1,11 @@
-"""Every error of the session API as `{"success": false, "error": "…"}` (plus field `details`), and
-Django's own error pages in the shape of the API style a path belongs to."""
+"""Every error of the session API as `{"success": false, "error": "…"}` (plus field `details`); a
+refused change of a message (services.NotAllowed) is a 409 here, whichever view it came from."""
 
-from django.http import JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
-from .omni import errors as omni_errors
-from .unavailable import as_api_exception, drf_response
+from ... import services
+from ..unavailable import as_api_exception, drf_response
 
 
 class Conflict(exceptions.APIException):
@@ -15,7 +14,7 @@ class Conflict(exceptions.APIException):
 
 
 def exception_handler(exc, context):
-    exc = as_api_exception(exc)
+    exc = Conflict(str(exc)) if isinstance(exc, services.NotAllowed) else as_api_exception(exc)
     response = drf_response(exc, context)
     if response is None:
         return None
@@ -47,22 +46,3 @@ def _as_list(messages):
 
 def _kept_headers(response):
     return {name: response[name] for name in ("WWW-Authenticate", "Retry-After", "Allow") if response.has_header(name)}
-
-
-def bad_request(request, exception=None):
-    return _in_api_style(request, 400, omni_errors.INVALID, "Bad request")
-
-
-def not_found(request, exception=None):
-    return _in_api_style(request, 404, omni_errors.NOT_FOUND, "Not found")
-
-
-def server_error(request):
-    return _in_api_style(request, 500, omni_errors.INTERNAL, "Internal server error")
-
-
-def _in_api_style(request, status_code, messente_title_code, error):
-    """Messente's error body under its /v1/ paths (its clients parse nothing else), ours elsewhere."""
-    if request.path.startswith("/v1/"):
-        return JsonResponse({"errors": [omni_errors.item(*messente_title_code, error, None)]}, status=status_code)
-    return JsonResponse({"success": False, "error": error}, status=status_code)

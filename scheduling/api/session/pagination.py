@@ -16,7 +16,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
-from ..validation import is_message_id
+from ...validation import is_message_id
 from .serializers import ScheduledMessageSerializer
 
 WHOLE_NUMBER = re.compile(r"[0-9]{1,4}")
