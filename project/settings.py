@@ -168,7 +168,7 @@ SCHEDULE_MAX_AHEAD = timedelta(days=env_or_fail(env.float, "SCHEDULE_MAX_AHEAD_D
 # A client's "now" arrives a little late; accept times this far in the past and send at once.
 SCHEDULE_PAST_TOLERANCE = timedelta(seconds=env_or_fail(env.float, "SCHEDULE_PAST_TOLERANCE_SECONDS", default=10))
 
-# Dispatch (DESIGN.md section 3). Only work due within the horizon ever reaches the broker.
+# Dispatch (docs/ARCHITECTURE.md). Only work due within the horizon ever reaches the broker.
 DISPATCH_HORIZON = timedelta(minutes=env_or_fail(env.float, "DISPATCH_HORIZON", default=5))
 # A hand-over whose due time is this far behind the fleet's front (the latest due time being sent,
 # or now) while the message is still pending is taken as lost (broker flushed, worker killed
@@ -187,7 +187,7 @@ SEND_TIME_LIMIT = env_or_fail(env.int, "SEND_TIME_LIMIT_SECONDS", default=60)
 if DISPATCH_LEASE.total_seconds() <= SEND_TIME_LIMIT:
     raise ImproperlyConfigured("DISPATCH_LEASE_SECONDS must exceed SEND_TIME_LIMIT_SECONDS.")
 
-# Webhooks (DESIGN.md section 6): attempt n+1 waits WEBHOOK_RETRY_SCHEDULE[n] seconds (±10 % jitter)
+# Webhooks (docs/ARCHITECTURE.md, the outbox): attempt n+1 waits WEBHOOK_RETRY_SCHEDULE[n] seconds (±10 % jitter)
 # after attempt n fails; after the last entry the delivery is exhausted. About a day in all.
 WEBHOOK_RETRY_SCHEDULE = [
     float(seconds) for seconds in env_or_fail(
@@ -260,7 +260,7 @@ if env.str("TWILIO_ACCOUNT_SID", default=""):
         },
     }
 
-# --- Celery (DESIGN.md section 3.7) ---------------------------------------------------------
+# --- Celery (docs/ARCHITECTURE.md; the README, "When a part goes away") -------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL

@@ -109,7 +109,7 @@ class ScheduledMessage(models.Model):
     last_error = models.TextField(blank=True)
     # Bumped by every transition and edit: a queued task for an older version is a no-op.
     version = models.PositiveIntegerField(default=1)
-    # Dispatch bookkeeping (DESIGN.md section 3).
+    # Dispatch bookkeeping (docs/ARCHITECTURE.md, the path of a message).
     due_at = models.DateTimeField(help_text="When the next send attempt is due (scheduledAt, or a retry).")
     handed_over_at = models.DateTimeField(null=True, blank=True)
     task_id = models.CharField(max_length=100, blank=True)

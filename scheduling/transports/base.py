@@ -36,7 +36,7 @@ class TransportError(Exception):
 
 class Transport:
     # True when sending the same idempotency key twice cannot deliver twice: only then may a
-    # message whose worker died mid-send be sent again (DESIGN.md section 3.6).
+    # message whose worker died mid-send be sent again (docs/ARCHITECTURE.md, leases).
     idempotent = False
 
     def __init__(self, **options):

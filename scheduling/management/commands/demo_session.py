@@ -4,7 +4,6 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from ... import services
-from ...models import Session
 from .create_session import session_credentials
 
 DEMO_FILE = settings.VAR_DIR / "demo-session.json"
@@ -48,6 +47,6 @@ class Command(BaseCommand):
             return None
         credentials = json.loads(DEMO_FILE.read_text())
         key = services.api_key_authenticate(raw=credentials["apiKey"])
-        if key is None or not Session.objects.filter(pk=credentials["id"]).exists():
+        if key is None or str(key.session_id) != credentials["id"]:
             return None
         return credentials
