@@ -23,39 +23,48 @@ Prints a table and writes <out>/api.json, <out>/api_scenarios.png and <out>/api_
 request failed (any answer outside 2xx). See bench/README.md.
 """
 
-import argparse
 import http.client
 import json
 import math
 import os
 import resource
-import shlex
-import socket
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from common import (ROOT, Child, create_database, machine_facts, proc_field, process_tree, release_scratch,
-                    run_exclusively)
+from fleet import Child, logs_dir
+from options import add_result_options, add_scratch_options, runner_parser
+from procfs import tree_cpu_seconds, tree_rss_mb
+from product import ROOT, child_env, setup_django
+from runs import machine_facts, run_exclusively, run_record
+from scratch import fresh_database, release_scratch, scratch_redis
+from stats import percentile
 
 sys.path.insert(0, str(ROOT))
 
-MB = 1024 * 1024
+from tests.servers import free_port  # noqa: E402
+
 QUICK = {"duration": 3.0, "users": 4, "seed_rows": 1000, "list_limits": "10,100", "create_users": "1,4", "bulk_sizes": "1,10"}
 DEFAULTS = {"duration": 20.0, "users": 8, "seed_rows": 10_000, "list_limits": "10,100,500", "create_users": "1,8,32",
             "bulk_sizes": "1,10,100,500"}
-SCENARIOS = {  # name: (locust user class, request name in the records)
-    "create": ("CreateUser", "POST /sessions/{id}/scheduled"),
-    "list": ("ListUser", None),  # the name carries the limit
-    "cancel": ("CancelUser", "DELETE /sessions/{id}/scheduled/{scheduledId}"),
-    "omni": ("OmniCreateUser", "POST /v1/omnimessage"),
-}
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    args = options_parser().parse_args(argv)
+    preset = QUICK if args.quick else DEFAULTS
+    for key, value in preset.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    args.list_limits = sorted({int(v) for v in str(args.list_limits).split(",") if v.strip()})
+    args.create_users = sorted({int(v) for v in str(args.create_users).split(",") if v.strip()})
+    args.bulk_sizes = sorted({int(v) for v in str(args.bulk_sizes).split(",") if v.strip()})
+    return args
+
+
+def options_parser():
+    parser = runner_parser(__doc__)
     parser.add_argument("--duration", type=float, help=f"seconds of load per run (default {DEFAULTS['duration']:g})")
     parser.add_argument("--users", type=int, help=f"concurrent locust users of the four scenarios (default {DEFAULTS['users']})")
     parser.add_argument("--list-limit", type=int, default=100, help="page size of the list scenario (the API's default)")
@@ -70,31 +79,18 @@ def parse_args(argv=None):
                         help="a smoke run: " + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in QUICK.items()) + " (explicit options win)")
     parser.add_argument("--gunicorn-workers", type=int, default=2, help="gunicorn --workers (the Procfile's WEB_CONCURRENCY default)")
     parser.add_argument("--gunicorn-threads", type=int, default=1, help="gunicorn --threads (1: the sync worker, as in the Procfile)")
-    parser.add_argument("--settings", default="project.settings",
-                        help="DJANGO_SETTINGS_MODULE of every process (to try a variant; on PYTHONPATH)")
-    parser.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432", help="PostgreSQL server URL")
-    parser.add_argument("--db-name", default="bench_api")
-    parser.add_argument("--redis", default="redis://127.0.0.1:6379", help="Redis server URL")
-    parser.add_argument("--redis-db", type=int, default=9, help="the product's broker DB (flushed at the start and the end)")
-    parser.add_argument("--keep-db", action="store_true", help="keep the bench database afterwards")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
-    args = parser.parse_args(argv)
-    preset = QUICK if args.quick else DEFAULTS
-    for key, value in preset.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-    args.list_limits = sorted({int(v) for v in str(args.list_limits).split(",") if v.strip()})
-    args.create_users = sorted({int(v) for v in str(args.create_users).split(",") if v.strip()})
-    args.bulk_sizes = sorted({int(v) for v in str(args.bulk_sizes).split(",") if v.strip()})
-    return args
+    add_scratch_options(parser, db_name="bench_api", redis_db=9,
+                        redis_db_help="the product's broker DB (flushed at the start and the end)")
+    add_result_options(parser, out=ROOT / "bench" / "results")
+    return parser
 
 
 # --- Processes ------------------------------------------------------------------------------------
 
 
-def product_env(args):
+def product_settings(args):
+    """The settings the product runs with (the production defaults otherwise): gunicorn's and this process's."""
     return {
-        **os.environ,
         "DJANGO_SETTINGS_MODULE": args.settings,
         "SECRET_KEY": "bench",
         "DEBUG": "0",
@@ -102,15 +98,7 @@ def product_env(args):
         "DATABASE_URL": f"{args.pg}/{args.db_name}",
         "REDIS_URL": f"{args.redis}/{args.redis_db}",
         "TRANSPORT_URL": "console:",
-        "PYTHONUNBUFFERED": "1",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def gunicorn(args, env, log_dir, port):
@@ -146,23 +134,6 @@ def wait_serving(port, timeout=60.0):
         if time.time() > deadline:
             raise RuntimeError("gunicorn does not answer /healthz")
         time.sleep(0.2)
-
-
-def cpu_seconds(pid):
-    """utime + stime of a process tree, in seconds."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for member in process_tree(pid):
-        try:
-            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            pass
-    return total / ticks
-
-
-def rss_mb(pid):
-    return sum(proc_field(member, "VmRSS") for member in process_tree(pid)) / MB
 
 
 # --- Set-up ---------------------------------------------------------------------------------------
@@ -220,12 +191,6 @@ def warm_up(port, credentials, n):
 # --- Measuring ------------------------------------------------------------------------------------
 
 
-def percentile(sorted_values, p):
-    if not sorted_values:
-        return None
-    return sorted_values[max(0, math.ceil(p / 100 * len(sorted_values)) - 1)]
-
-
 def summarise(records, error_samples):
     """Figures of one locust run from its request records: (name, start s, latency ms, status, ok)."""
     if not records:
@@ -263,15 +228,10 @@ def run_locust(args, ctx, label, user_class, users, extra=()):
     out.mkdir(parents=True, exist_ok=True)
     records_file = out / f"{label}.records.json"
     records_file.unlink(missing_ok=True)
-    argv = [sys.executable, "-m", "locust", "-f", str(ROOT / "bench" / "locustfile.py"), "--headless",
-            "-u", str(users), "-r", str(users), "-t", f"{max(1, round(args.duration))}s", "--stop-timeout", "10",
-            "--host", ctx["host"], "--csv", str(out / label), "--exit-code-on-error", "0", "--only-summary",
-            "--session-id", ctx["credentials"]["id"], "--api-key", ctx["credentials"]["apiKey"],
-            "--api-username", ctx["credentials"]["apiUsername"], "--api-password", ctx["credentials"]["apiPassword"],
-            "--results-file", str(records_file), *extra, user_class]
+    argv = [*locust_argv(args, ctx, users, out / label, records_file), *extra, user_class]
     locust = Child(f"locust-{label}", argv, {**os.environ, "PYTHONUNBUFFERED": "1"}, Path(args.out) / "logs")
     server = ctx["gunicorn"].pid
-    cpu_server, rusage, load = cpu_seconds(server), resource.getrusage(resource.RUSAGE_CHILDREN), os.getloadavg()[0]
+    cpu_server, rusage, load = tree_cpu_seconds(server), resource.getrusage(resource.RUSAGE_CHILDREN), os.getloadavg()[0]
     started = time.time()
     locust.start()
     try:
@@ -283,16 +243,15 @@ def run_locust(args, ctx, label, user_class, users, extra=()):
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     Child.running.remove(locust)
     if code != 0 or not records_file.exists():
-        tail = "".join(locust.log.read_text(errors="replace").splitlines(True)[-30:])
-        raise RuntimeError(f"locust {label} exited {code} (see {locust.log}):\n{tail}")
+        raise RuntimeError(f"locust {label} exited {code} (see {locust.log}):\n{locust.tail()}")
     data = json.loads(records_file.read_text())
     result = summarise(data["records"], data["error_samples"])
     result.update({
         "users": users, "locust_exit_code": code, "wall_s": round(elapsed, 1), "loadavg_1m_before": load,
-        "server_cpu_s": round(cpu_seconds(server) - cpu_server, 2),
-        "server_cpu_ms_per_request": round((cpu_seconds(server) - cpu_server) * 1000 / max(len(data["records"]), 1), 2),
+        "server_cpu_s": round(tree_cpu_seconds(server) - cpu_server, 2),
+        "server_cpu_ms_per_request": round((tree_cpu_seconds(server) - cpu_server) * 1000 / max(len(data["records"]), 1), 2),
         "client_cpu_s": round(after.ru_utime + after.ru_stime - rusage.ru_utime - rusage.ru_stime, 2),
-        "server_rss_mb": round(rss_mb(server), 1), "ids_left": data.get("ids_left"),
+        "server_rss_mb": round(tree_rss_mb(server), 1), "ids_left": data.get("ids_left"),
         "ran_out_of_ids": data.get("exhausted", {}).get("cancel_ids", False),
         "locust_csv": str(out / f"{label}_stats.csv"), "locust_log": str(locust.log),
     })
@@ -300,6 +259,17 @@ def run_locust(args, ctx, label, user_class, users, extra=()):
     print(f"  {label:<18} {result['rps']:8.1f} req/s  p50 {result.get('p50_ms')} ms  p99 {result.get('p99_ms')} ms  "
           f"failures {result['failures']}/{result['requests']}", flush=True)
     return result
+
+
+def locust_argv(args, ctx, users, csv_prefix, records_file):
+    """locust headless, each user a closed loop for --duration, with the session's credentials."""
+    credentials = ctx["credentials"]
+    return [sys.executable, "-m", "locust", "-f", str(ROOT / "bench" / "locustfile.py"), "--headless",
+            "-u", str(users), "-r", str(users), "-t", f"{max(1, round(args.duration))}s", "--stop-timeout", "10",
+            "--host", ctx["host"], "--csv", str(csv_prefix), "--exit-code-on-error", "0", "--only-summary",
+            "--session-id", credentials["id"], "--api-key", credentials["apiKey"],
+            "--api-username", credentials["apiUsername"], "--api-password", credentials["apiPassword"],
+            "--results-file", str(records_file)]
 
 
 # --- Report ---------------------------------------------------------------------------------------
@@ -371,9 +341,22 @@ def charts(results, out):
 
     matplotlib.use("Agg")
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
+    return [save(scenarios_chart(results), out / "api_scenarios.png"), save(sweeps_chart(results), out / "api_sweeps.png")]
+
+
+def save(fig, path):
     import matplotlib.pyplot as plt
 
-    written = []
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def scenarios_chart(results):
+    """Throughput and latency of the four scenarios."""
+    import matplotlib.pyplot as plt
+
     s = results["scenarios"]
     names = ["create", "list", "cancel", "omni"]
     labels = ["create\nPOST scheduled", f"list\nlimit={s['list']['limit']}", "cancel\nDELETE", "omnimessage\nPOST /v1"]
@@ -397,34 +380,17 @@ def charts(results, out):
         left.text(0.02, 0.95, "failures: " + ", ".join(f"{n} {s[n]['failures']}" for n in names),
                   transform=left.transAxes, color="red", va="top", fontsize=8)
     fig.suptitle(f"API under load — {results['started_at'][:16]}Z, {results['machine']['usable_cpus']} CPUs", fontsize=10)
-    fig.tight_layout()
-    path = out / "api_scenarios.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    written.append(path)
+    return fig
 
-    sweeps = results["sweeps"]
+
+def sweeps_chart(results):
+    """The list page-size sweep (requests and messages per second), the create concurrency sweep, the bulk sweep."""
+    import matplotlib.pyplot as plt
+
+    sweeps, users = results["sweeps"], results["args"]["users"]
     fig, (left, middle, right, bulk) = plt.subplots(1, 4, figsize=(19, 4.2))
-    for axis, series, key, xlabel, title in (
-        (left, sweeps["list_limit"], "limit", "page size (limit)", f"List: requests, {users} users"),
-        (right, sweeps["create_users"], "users", "concurrent users", "Create: one message per request"),
-    ):
-        xs = [r[key] for r in series]
-        axis.plot(xs, [r["rps"] for r in series], "o-", color="#4C72B0", label="requests/s")
-        axis.set_xscale("log")
-        axis.minorticks_off()
-        axis.set_xticks(xs, [str(v) for v in xs])
-        axis.set_xlabel(xlabel)
-        axis.set_ylabel("requests/s")
-        axis.set_ylim(bottom=0, top=max([r["rps"] for r in series] + [1]) * 1.25)
-        axis.set_title(title)
-        twin = axis.twinx()
-        twin.plot(xs, [r.get("p50_ms") or 0 for r in series], "^--", color="#55A868", label="p50 ms")
-        twin.plot(xs, [r.get("p99_ms") or 0 for r in series], "v--", color="#C44E52", label="p99 ms")
-        twin.set_ylabel("latency, ms")
-        twin.set_ylim(bottom=0, top=max([r.get("p99_ms") or 0 for r in series] + [1]) * 1.25)
-        handles = axis.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
-        axis.legend(handles, [h.get_label() for h in handles], loc="upper left", fontsize=8, ncol=3)
+    plot_sweep(left, sweeps["list_limit"], "limit", "page size (limit)", f"List: requests, {users} users")
+    plot_sweep(right, sweeps["create_users"], "users", "concurrent users", "Create: one message per request")
     xs = [r["limit"] for r in sweeps["list_limit"]]
     bars = middle.bar([str(x) for x in xs], [r["rows_per_s"] for r in sweeps["list_limit"]], color="#8172B2")
     middle.bar_label(bars, fmt="%.0f")
@@ -439,43 +405,36 @@ def charts(results, out):
         bulk.set_ylabel("omnimessages scheduled per second")
         bulk.set_title(f"Bulk create, {users} users")
     fig.suptitle("Sweeps: page size, concurrency, bulk size", fontsize=10)
-    fig.tight_layout()
-    path = out / "api_sweeps.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    written.append(path)
-    return written
+    return fig
+
+
+def plot_sweep(axis, series, key, xlabel, title):
+    """Requests/s against `key` on a log axis, p50 and p99 on a second axis."""
+    xs = [r[key] for r in series]
+    axis.plot(xs, [r["rps"] for r in series], "o-", color="#4C72B0", label="requests/s")
+    axis.set_xscale("log")
+    axis.minorticks_off()
+    axis.set_xticks(xs, [str(v) for v in xs])
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel("requests/s")
+    axis.set_ylim(bottom=0, top=max([r["rps"] for r in series] + [1]) * 1.25)
+    axis.set_title(title)
+    twin = axis.twinx()
+    twin.plot(xs, [r.get("p50_ms") or 0 for r in series], "^--", color="#55A868", label="p50 ms")
+    twin.plot(xs, [r.get("p99_ms") or 0 for r in series], "v--", color="#C44E52", label="p99 ms")
+    twin.set_ylabel("latency, ms")
+    twin.set_ylim(bottom=0, top=max([r.get("p99_ms") or 0 for r in series] + [1]) * 1.25)
+    handles = axis.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+    axis.legend(handles, [h.get_label() for h in handles], loc="upper left", fontsize=8, ncol=3)
 
 
 # --- The run --------------------------------------------------------------------------------------
 
 
 def run(args, results):
-    import redis
-
-    out = Path(args.out)
-    log_dir = out / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    broker = redis.Redis.from_url(f"{args.redis}/{args.redis_db}")
-    broker.flushdb()
-    env = product_env(args)
-
-    print(f"database {args.db_name}: create and migrate", flush=True)
-    create_database(args.pg, args.db_name)
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
-    made = subprocess.run([sys.executable, "manage.py", "create_session", "bench", "--transport", "console"],
-                          cwd=ROOT, env=env, check=True, capture_output=True, text=True)
-    credentials = json.loads(made.stdout.strip().splitlines()[-1])
-    os.environ.update({k: env[k] for k in ("DJANGO_SETTINGS_MODULE", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS",
-                                             "DATABASE_URL", "REDIS_URL", "TRANSPORT_URL")})
-    import django
-
-    django.setup()
-    results.update(machine_and_versions(args))
-    results["child_env"] = {k: env[k] for k in ("DJANGO_SETTINGS_MODULE", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS",
-                                                 "DATABASE_URL", "REDIS_URL", "TRANSPORT_URL")}
-    results["session_id"] = credentials["id"]
-
+    log_dir = logs_dir(args.out)
+    scratch_redis(args.redis, args.redis_db)
+    env, credentials = set_up_product(args, results)
     _, took = seed(credentials["id"], args.seed_rows, "seed")
     results["seed"] = {"rows": args.seed_rows, "bulk_create_s": round(took, 2)}
     print(f"seeded {args.seed_rows} messages in {took:.1f} s", flush=True)
@@ -488,10 +447,39 @@ def run(args, results):
     results["warmup_failures"] = warm_up(port, credentials, args.warmup)
     scenarios, sweeps = {}, {"list_limit": [], "create_users": [], "bulk_size": []}
     results["scenarios"], results["sweeps"] = scenarios, sweeps
+    run_list(args, ctx, scenarios, sweeps)  # first, over the seeded rows (and the warm-up's): nothing else has written yet
+    run_create(args, ctx, scenarios, sweeps)
+    print("omnimessage create", flush=True)
+    scenarios["omni"] = run_locust(args, ctx, "omni", "OmniCreateUser", args.users)
+    run_bulk(args, ctx, sweeps)
+    run_cancel(args, ctx, scenarios, sweeps)
 
-    # List first, over the seeded rows (plus the warm-up's): nothing else has written yet.
+    results["messages_at_end"] = message_count(credentials["id"])
+    results["server_rss_mb_end"] = round(tree_rss_mb(server.pid), 1)
+    results["gunicorn_log_errors"] = log_errors(server.log)
+    server.stop()
+
+
+def set_up_product(args, results):
+    """The scratch database, migrated, a session made as an operator would, and the product's code in this
+    process; returns gunicorn's environment and the session's credentials."""
+    settings = product_settings(args)
+    env = child_env(settings)
+    fresh_database(args.pg, args.db_name, env)
+    made = subprocess.run([sys.executable, "manage.py", "create_session", "bench", "--transport", "console"],
+                          cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    credentials = json.loads(made.stdout.strip().splitlines()[-1])
+    setup_django(settings)
+    results.update(machine_and_versions(args))
+    results["child_env"] = settings
+    results["session_id"] = credentials["id"]
+    return env, credentials
+
+
+def run_list(args, ctx, scenarios, sweeps):
+    """The list scenario and the page-size sweep, over the messages present."""
     limits = sorted(set(args.list_limits) | {args.list_limit})
-    present = message_count(credentials["id"])
+    present = message_count(ctx["credentials"]["id"])
     print(f"list: {present} messages present, limits {', '.join(map(str, limits))}, {args.users} users", flush=True)
     for limit in limits:
         r = run_locust(args, ctx, f"list-limit{limit}", "ListUser", args.users, ["--list-limit", str(limit)])
@@ -501,6 +489,9 @@ def run(args, results):
         if limit in args.list_limits:
             sweeps["list_limit"].append(r)
 
+
+def run_create(args, ctx, scenarios, sweeps):
+    """The create scenario and the concurrency sweep."""
     users = sorted(set(args.create_users) | {args.users})
     print(f"create: users {', '.join(map(str, users))}", flush=True)
     for n in users:
@@ -510,40 +501,41 @@ def run(args, results):
         if n in args.create_users:
             sweeps["create_users"].append(r)
 
-    print("omnimessage create", flush=True)
-    scenarios["omni"] = run_locust(args, ctx, "omni", "OmniCreateUser", args.users)
 
+def run_bulk(args, ctx, sweeps):
+    """The bulk sweep: --bulk-sizes omnimessages per POST /v1/omnimessages."""
     print(f"bulk omnimessages: sizes {', '.join(map(str, args.bulk_sizes))}, {args.users} users", flush=True)
     for size in args.bulk_sizes:
         r = run_locust(args, ctx, f"bulk-size{size}", "OmniBulkUser", args.users, ["--bulk-size", str(size)])
         r.update({"bulk_size": size, "omnimessages_per_s": r["ok_rps"] * size})
         sweeps["bulk_size"].append(r)
 
+
+def run_cancel(args, ctx, scenarios, sweeps):
+    """The cancel scenario, over enough pending messages that the users do not run out (twice the best create rate)."""
+    session_id = ctx["credentials"]["id"]
     best = max(r["ok_rps"] for r in [*sweeps["create_users"], scenarios["create"], scenarios["omni"]])
     cancel_rows = args.cancel_rows or max(2000, math.ceil(2 * best * args.duration))
-    ids, took = seed(credentials["id"], cancel_rows, "to cancel", start_days=2.0)
-    ids_file = out / "locust" / "cancel-ids.txt"
+    ids, took = seed(session_id, cancel_rows, "to cancel", start_days=2.0)
+    ids_file = Path(args.out) / "locust" / "cancel-ids.txt"
     ids_file.write_text("\n".join(ids) + "\n")
     print(f"cancel: {cancel_rows} pending messages written in {took:.1f} s", flush=True)
     scenarios["cancel"] = run_locust(args, ctx, "cancel", "CancelUser", args.users, ["--ids-file", str(ids_file)])
     scenarios["cancel"]["rows_written"] = cancel_rows
-    scenarios["cancel"]["cancelled_in_db"] = message_count(credentials["id"], "cancelled")
+    scenarios["cancel"]["cancelled_in_db"] = message_count(session_id, "cancelled")
     ids_file.unlink()
 
-    results["messages_at_end"] = message_count(credentials["id"])
-    results["server_rss_mb_end"] = round(rss_mb(server.pid), 1)
-    gunicorn_log = server.log.read_text(errors="replace")
-    results["gunicorn_log_errors"] = [line[:400] for line in gunicorn_log.splitlines()
-                                      if any(word in line for word in ("Traceback", "[ERROR]", "[CRITICAL]", "WORKER TIMEOUT",
-                                                                       '"level": "ERROR"', "Internal Server Error"))][:50]
-    server.stop()
+
+def log_errors(log):
+    """Lines of gunicorn's log that tell of an error (at most 50, each cut to 400 characters)."""
+    words = ("Traceback", "[ERROR]", "[CRITICAL]", "WORKER TIMEOUT", '"level": "ERROR"', "Internal Server Error")
+    return [line[:400] for line in log.read_text(errors="replace").splitlines() if any(word in line for word in words)][:50]
 
 
 def main(argv=None):
     args = parse_args(argv)
     started = time.time()
-    results = {"command": shlex.join(Path("/proc/self/cmdline").read_text().split("\0")[:-1]), "cwd": os.getcwd(),
-               "args": vars(args), "started_at": datetime.now(UTC).isoformat()}
+    results = run_record(args)
     if not run_exclusively(f"api-{args.db_name}", lambda: run(args, results), lambda: cleanup(args)):
         return 1
     results["elapsed_s"] = round(time.time() - started, 1)

@@ -54,14 +54,11 @@ clean run and left running after a failed one (`--keep-db` keeps it always), for
 messages' history; the run prints its URL and how to stop it.
 """
 
-import argparse
 import asyncio
 import atexit
 import json
-import os
 import random
 import re
-import subprocess
 import sys
 import threading
 import time
@@ -69,7 +66,15 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from common import ROOT, Child, Provider, celery_worker, create_database, dispatch_pump, run_exclusively, take_request
+import redis
+
+from fleet import Child, Provider, celery_worker, dispatch_pump, logs_dir, start_all
+from local_http import JsonAnswering
+from options import add_result_options, runner_parser
+from product import ROOT, child_env, migrate, setup_django
+from runs import run_exclusively
+from scratch import create_database
+from stats import percentile
 
 sys.path.insert(0, str(ROOT))
 
@@ -79,8 +84,7 @@ TO = "15550001234"
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = runner_parser(__doc__)
     parser.add_argument("--messages", type=int, default=5000, help="messages to schedule")
     parser.add_argument("--spread", type=float, default=90.0, help="seconds over which they fall due")
     parser.add_argument("--campaign", type=int, default=1000,
@@ -104,8 +108,8 @@ def parse_args(argv=None):
     parser.add_argument("--lease", type=float, default=20.0, help="DISPATCH_LEASE_SECONDS (default 120 in production)")
     parser.add_argument("--seed", type=int, default=None, help="random seed of the kill schedule")
     parser.add_argument("--db-name", default="chaos_scheduler")
-    parser.add_argument("--keep-db", action="store_true", help="keep the PostgreSQL cluster after a clean run too")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "chaos"))
+    add_result_options(parser, out=ROOT / "bench" / "results" / "chaos",
+                       keep_db_help="keep the PostgreSQL cluster after a clean run too")
     return parser.parse_args(argv)
 
 
@@ -121,8 +125,7 @@ RECOVERY_ENV = {
 }
 
 
-# --- The webhook receiver (the provider, workers and pump come from bench/common.py) ---------------
-
+# --- The webhook receiver (the provider, workers and pump come from bench/fleet.py) ----------------
 
 
 class WebhookReceiver:
@@ -141,30 +144,9 @@ class WebhookReceiver:
 
     def _run(self):
         asyncio.set_event_loop(self.loop)
-        receiver = self
-
-        class Protocol(asyncio.Protocol):
-            def connection_made(self, transport):
-                self.transport, self.buffer = transport, b""
-
-            def data_received(self, data):
-                self.buffer += data
-                while (request := take_request(self.buffer)) is not None:
-                    _, headers, body, self.buffer = request
-                    try:
-                        payload = json.loads(body or b"{}")
-                        receiver.records.append((headers.get("webhook-id", ""), payload.get("event", ""),
-                                                 payload.get("scheduledId", ""), time.time()))
-                    except ValueError:
-                        receiver.errors += 1
-                    self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                                         b"Content-Length: 2\r\n\r\n{}")
-                    if headers.get("connection", "").lower() == "close":
-                        self.transport.close()
-                        return
 
         async def serve():
-            server = await self.loop.create_server(Protocol, "127.0.0.1", 0, backlog=1024)
+            server = await self.loop.create_server(lambda: WebhookProtocol(self), "127.0.0.1", 0, backlog=1024)
             self.port = server.sockets[0].getsockname()[1]
             self.started.set()
             await server.serve_forever()
@@ -172,13 +154,26 @@ class WebhookReceiver:
         self.loop.run_until_complete(serve())
 
 
+class WebhookProtocol(JsonAnswering):
+    def __init__(self, receiver):
+        self.receiver = receiver
+
+    def answer(self, method, target, headers, body):
+        try:
+            payload = json.loads(body or b"{}")
+            self.receiver.records.append((headers.get("webhook-id", ""), payload.get("event", ""),
+                                          payload.get("scheduledId", ""), time.time()))
+        except ValueError:
+            self.receiver.errors += 1
+        return {}
+
+
 # --- Set-up ---------------------------------------------------------------------------------------
 
 
-
-def product_env(args, provider_url):
+def product_settings(args, provider_url):
+    """The settings the product runs with: shortened recovery timings, the production defaults otherwise."""
     return {
-        **os.environ,
         "DJANGO_SETTINGS_MODULE": "project.settings",
         "SECRET_KEY": "chaos",
         "DATABASE_URL": f"{args.pg}/{args.db_name}",
@@ -187,9 +182,27 @@ def product_env(args, provider_url):
         **RECOVERY_ENV,
         "DISPATCH_STALE_AFTER_SECONDS": f"{args.stale_after:g}",
         "DISPATCH_LEASE_SECONDS": f"{args.lease:g}",
-        "PYTHONUNBUFFERED": "1",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
+
+
+def start_servers(args, state):
+    """The run's own Redis and PostgreSQL, which it stops and restarts."""
+    state["redis_server"] = redis_server = RedisServer().start()
+    state["pg_server"] = pg_server = PostgresServer().start()
+    args.redis, args.pg = redis_server.url, pg_server.url.rsplit("/", 1)[0]
+    create_database(args.pg, args.db_name)
+
+
+def set_up_product(args, provider_url, log_dir, state):
+    """The run's database migrated and the product's code in this process; returns its processes' environment."""
+    settings = product_settings(args, provider_url)
+    env = child_env(settings)
+    print(f"own PostgreSQL at {args.pg} (database {args.db_name}), own Redis at {args.redis}; logs in {log_dir}",
+          flush=True)
+    migrate(env)
+    setup_django(settings)
+    state["settings"] = {key: settings[key] for key in RECOVERY_ENV}
+    return env
 
 
 # --- The run --------------------------------------------------------------------------------------
@@ -212,10 +225,7 @@ class Fleet:
         return celery_worker(f"w{slot + 1}-{self.generation[slot]}", "project", self.env, self.log_dir, self.args.concurrency)
 
     def start(self):
-        for child in [*self.workers, self.pump]:
-            child.start()
-        for child in [*self.workers, self.pump]:
-            child.wait_ready(90)
+        start_all([*self.workers, self.pump])
 
     def kill_random_worker(self, rng, wait=10.0):
         """SIGKILL a random worker that is up (one still starting holds no work), then start it again."""
@@ -299,21 +309,9 @@ def pending_deliveries(session):
     return WebhookDelivery.objects.filter(session=session, status=DeliveryStatus.PENDING).count()
 
 
-def start_servers(args, state):
-    """The run's own Redis and PostgreSQL, which it stops and restarts."""
-    state["redis_server"] = redis_server = RedisServer().start()
-    state["pg_server"] = pg_server = PostgresServer().start()
-    args.redis, args.pg = redis_server.url, pg_server.url.rsplit("/", 1)[0]
-    create_database(args.pg, args.db_name)
-
-
 def run(args, state):
-    import redis
-
     rng = random.Random(args.seed)
-    out = Path(args.out)
-    log_dir = out / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
+    log_dir = logs_dir(args.out)
     for old in log_dir.glob("*.log"):
         old.unlink()
     start_servers(args, state)
@@ -321,18 +319,8 @@ def run(args, state):
 
     provider = Provider(log_dir)
     receiver = WebhookReceiver()
-    env = product_env(args, provider.url)
-    print(f"own PostgreSQL at {args.pg} (database {args.db_name}), own Redis at {args.redis}; logs in {log_dir}",
-          flush=True)
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
-    os.environ.update({key: env[key] for key in ("DJANGO_SETTINGS_MODULE", "SECRET_KEY", "DATABASE_URL", "REDIS_URL",
-                                                 "TRANSPORT_URL", *RECOVERY_ENV)})
-    state["settings"] = {key: env[key] for key in RECOVERY_ENV}
-    import django
-
-    django.setup()
-    from django.db import close_old_connections
-
+    state.update(provider=provider, receiver=receiver)
+    env = set_up_product(args, provider.url, log_dir, state)
     from scheduling import services
 
     session = services.session_create(name="chaos", webhook_url=receiver.url).session
@@ -343,6 +331,20 @@ def run(args, state):
     state["fleet"] = fleet
     fleet.start()
 
+    first_due, last_due = write_messages(args, session, calibration, state)
+    for at, action in chaos_plan(args, rng, first_due, last_due):
+        time.sleep(max(0.0, at - time.time()))
+        act(action, fleet, broker, rng, state)
+        print(f"  t={time.time() - first_due:+6.1f} s  {fleet.events[-1][1]}", flush=True)
+    time.sleep(max(0.0, last_due - time.time()))
+    print(f"last message due; waiting (at most {args.timeout:g} s) for every message to be final", flush=True)
+    wait_until_settled(args, session, last_due, state)
+    time.sleep(1.0)  # let the last requests' records land
+
+
+def write_messages(args, session, calibration, state):
+    """--messages through message_schedule and the campaign as stored rows, all written before the first
+    is due (the time they take is measured first); returns the first and the last due time."""
     per_message = calibrate(calibration)
     write_s = per_message * args.messages * 1.15 + 1.0  # with a margin: the machine is shared
     created_at = time.time()
@@ -357,11 +359,13 @@ def run(args, state):
         print(f"campaign: {args.campaign} more messages due together {campaign_due - first_due:+.1f} s after the first",
               flush=True)
     written = time.time()
-    state.update(session=session, due_by_id=due_by_id, provider=provider, receiver=receiver,
-                 write_s=written - created_at, lead_after_written_s=first_due - written)
+    state.update(session=session, due_by_id=due_by_id, write_s=written - created_at, lead_after_written_s=first_due - written)
     print(f"written in {written - created_at:.1f} s; first due {first_due - written:.1f} s later", flush=True)
+    return first_due, last_due
 
-    # Chaos from a few seconds before the first due time to the last one (from now, if writing overran).
+
+def chaos_plan(args, rng, first_due, last_due):
+    """(when, action) from a few seconds before the first due time to the last one (from now, if writing overran)."""
     chaos_start = max(first_due - 3.0, time.time())
     plan = []
     if not args.no_kill:
@@ -378,13 +382,13 @@ def run(args, state):
     if args.redis_outage:
         plan.append((first_due + args.spread * 0.6, "redis-stop"))
         plan.append((first_due + args.spread * 0.6 + args.redis_outage, "redis-start"))
-    plan.sort()
-    for at, action in plan:
-        time.sleep(max(0.0, at - time.time()))
-        act(action, fleet, broker, rng, state)
-        print(f"  t={time.time() - first_due:+6.1f} s  {fleet.events[-1][1]}", flush=True)
-    time.sleep(max(0.0, last_due - time.time()))
-    print(f"last message due; waiting (at most {args.timeout:g} s) for every message to be final", flush=True)
+    return sorted(plan)
+
+
+def wait_until_settled(args, session, last_due, state):
+    """Until every message is final and every webhook delivered, at most --timeout past the last due time,
+    or until nothing changed for --stall seconds."""
+    from django.db import close_old_connections
 
     deadline, previous, progress_at = last_due + args.timeout, None, time.time()
     state["timed_out"] = state["stalled"] = False
@@ -403,7 +407,6 @@ def run(args, state):
             break
         time.sleep(1.0)
     state["settled_after_last_due_s"] = time.time() - last_due
-    time.sleep(1.0)  # let the last requests' records land
 
 
 def act(action, fleet, broker, rng, state):
@@ -454,13 +457,13 @@ def recovery_figures(state, first_arrival):
         if action in events:
             phases[f"{name} (lateness)"] = delays(events[action], window_end(events[action]), lambda due: due)
     state["recovery"] = phases
-    return [f"{name}: {len(values)} messages, first {percentile(values, 0):.2f} s, p50 {percentile(values, 50):.2f} s,"
-            f" max {percentile(values, 100):.2f} s" for name, values in phases.items()]
+    return [f"{name}: {len(values)} messages, first {chaos_percentile(values, 0):.2f} s, p50 {chaos_percentile(values, 50):.2f} s,"
+            f" max {chaos_percentile(values, 100):.2f} s" for name, values in phases.items()]
 
 
 def check(args, state):
     """Compare the provider's record, the webhook receiver's and the database. Returns (line, details, ok)."""
-    from scheduling.models import MessageEvent, ScheduledMessage, WebhookDelivery
+    from scheduling.models import ScheduledMessage
 
     session, due_by_id = state["session"], state["due_by_id"]
     records = [(record[0], record[1]) for record in state["provider"].records()]
@@ -468,15 +471,41 @@ def check(args, state):
     first_arrival = {}
     for key, arrived in records:
         first_arrival.setdefault(key, arrived)
-    lateness = sorted(first_arrival[key] - due for key, due in due_by_id.items() if key in first_arrival)
     messages = {row[0]: row[1:] for row in ScheduledMessage.objects.filter(session=session)
                 .values_list("id", "status", "last_error", "attempts")}
-    events = MessageEvent.objects.filter(message__session=session)
-    lease_recoveries = Counter(events.filter(actor="pump", detail__startswith="lease expired")
-                               .values_list("message_id", flat=True))
-    temporary_retries = Counter(events.filter(detail__startswith="temporary error").values_list("message_id", flat=True))
-    rehanded = events.filter(actor="pump", detail__contains="presumed lost").count()
+    found = {"lateness": sorted(first_arrival[key] - due for key, due in due_by_id.items() if key in first_arrival),
+             **message_history(session), **outcomes(due_by_id, messages, provider_keys)}
+    found.update(duplicates(due_by_id, provider_keys, found["lease_recoveries"], found["temporary_retries"]))
+    found.update(webhooks(state["receiver"], due_by_id, messages, session))
+    line = (f"{len(due_by_id)} scheduled, {len(found['sent'])} sent, {found['lost_count']} lost,"
+            f" {len(found['duplicated'])} duplicated, {len(found['webhook_ids'])} webhooks, {len(found['missing'])} missing")
+    details = summary_lines(args, state, found, first_arrival) + problem_lines(found)
+    died = state["fleet"].died_on_their_own()
+    if died:
+        details.append(f"EXITED ON THEIR OWN (not killed by the run): {', '.join(died)}")
+    ok = not found["lost_count"] and not found["missing"] and not found["unexplained"] and not found["repeated_events"] and not died
+    state["report"] = {"line": line, "details": details, "ok": ok, "lost": dict(found["lost"]),
+                       "recovery_seconds": state.get("recovery", {}), "duplicated": found["duplicated"],
+                       "unexplained": found["unexplained"], "missing": found["missing"], "events": state["fleet"].events}
+    return line, details, ok
 
+
+def message_history(session):
+    """From the messages' history: lease recoveries and temporary-error retries per message, and the
+    hand-overs the pump re-handed as lost."""
+    from scheduling.models import MessageEvent
+
+    events = MessageEvent.objects.filter(message__session=session)
+    return {
+        "lease_recoveries": Counter(events.filter(actor="pump", detail__startswith="lease expired")
+                                    .values_list("message_id", flat=True)),
+        "temporary_retries": Counter(events.filter(detail__startswith="temporary error").values_list("message_id", flat=True)),
+        "rehanded": events.filter(actor="pump", detail__contains="presumed lost").count(),
+    }
+
+
+def outcomes(due_by_id, messages, provider_keys):
+    """Each message sent (sent in the database and at the provider), outcome unknown, or lost, by reason."""
     sent, outcome_unknown, lost = [], [], defaultdict(list)
     for message_id in due_by_id:
         status, last_error, _ = messages[message_id]
@@ -490,8 +519,12 @@ def check(args, state):
         else:
             unfinished = " (not final when the wait ended: late or stuck)" if status in ("pending", "sending") else ""
             lost[f"{status}{unfinished}" + (f" ({last_error[:80]})" if last_error else "")].append(message_id)
-    lost_count = sum(len(ids) for ids in lost.values())
+    return {"sent": sent, "outcome_unknown": outcome_unknown, "lost": lost,
+            "lost_count": sum(len(ids) for ids in lost.values())}
 
+
+def duplicates(due_by_id, provider_keys, lease_recoveries, temporary_retries):
+    """Keys that reached the provider more than once, each explained by a lease recovery or a retry, or not."""
     duplicated = {key: n for key, n in provider_keys.items() if n > 1 and key in due_by_id}
     by_lease, by_retry, unexplained = [], [], []
     for key, n in duplicated.items():
@@ -502,35 +535,45 @@ def check(args, state):
             by_retry.append(key)
         else:
             unexplained.append(key)
-    strangers = sum(n for key, n in provider_keys.items() if key not in due_by_id)
+    return {"duplicated": duplicated, "by_lease": by_lease, "by_retry": by_retry, "unexplained": unexplained,
+            "strangers": sum(n for key, n in provider_keys.items() if key not in due_by_id)}
 
-    receiver = state["receiver"]
-    webhook_ids = {record[0] for record in receiver.records}
-    redelivered = sum(1 for n in Counter(record[0] for record in receiver.records).values() if n > 1)
+
+def webhooks(receiver, due_by_id, messages, session):
+    """What the receiver got: distinct webhook ids, final messages whose event never came, events repeated."""
+    from scheduling.models import WebhookDelivery
+
     got_event = defaultdict(set)  # (scheduledId, event) -> webhook ids
     for webhook_id, event, scheduled_id, _ in receiver.records:
         got_event[(scheduled_id, event)].add(webhook_id)
     expected_event = {"sent": "message.sent", "failed": "message.failed", "cancelled": "message.cancelled"}
-    missing = [mid for mid in due_by_id if messages[mid][0] in expected_event
-               and not got_event.get((mid, expected_event[messages[mid][0]]))]
-    repeated_events = [key for key, ids in got_event.items() if len(ids) > 1]
-    delivery_status = Counter(WebhookDelivery.objects.filter(session=session).values_list("status", flat=True))
+    return {
+        "webhook_ids": {record[0] for record in receiver.records},
+        "redelivered": sum(1 for n in Counter(record[0] for record in receiver.records).values() if n > 1),
+        "missing": [mid for mid in due_by_id if messages[mid][0] in expected_event
+                    and not got_event.get((mid, expected_event[messages[mid][0]]))],
+        "repeated_events": [key for key, ids in got_event.items() if len(ids) > 1],
+        "delivery_status": Counter(WebhookDelivery.objects.filter(session=session).values_list("status", flat=True)),
+    }
 
-    line = (f"{len(due_by_id)} scheduled, {len(sent)} sent, {lost_count} lost, {len(duplicated)} duplicated, "
-            f"{len(webhook_ids)} webhooks, {len(missing)} missing")
-    fleet = state["fleet"]
-    details = [
-        f"duplicated: {len(by_lease)} resent with the same key after a recorded lease recovery (exactly once at a"
-        f" deduplicating provider), {len(by_retry)} after a temporary-error retry, {len(unexplained)} unexplained",
-        f"outcome unknown (failed, not resent): {len(outcome_unknown)}; lease recoveries: {sum(lease_recoveries.values())};"
-        f" hand-overs re-handed as lost: {rehanded}; requests with keys of no chaos message: {strangers}",
-        f"statuses: {dict(status_counts(session))}; webhook deliveries: {dict(delivery_status)};"
-        f" webhook ids received more than once: {redelivered}; messages with two events of one kind: {len(repeated_events)}",
+
+def summary_lines(args, state, found, first_arrival):
+    fleet, lateness = state["fleet"], found["lateness"]
+    return [
+        f"duplicated: {len(found['by_lease'])} resent with the same key after a recorded lease recovery (exactly once at a"
+        f" deduplicating provider), {len(found['by_retry'])} after a temporary-error retry, {len(found['unexplained'])} unexplained",
+        f"outcome unknown (failed, not resent): {len(found['outcome_unknown'])}; lease recoveries:"
+        f" {sum(found['lease_recoveries'].values())}; hand-overs re-handed as lost: {found['rehanded']};"
+        f" requests with keys of no chaos message: {found['strangers']}",
+        f"statuses: {dict(status_counts(state['session']))}; webhook deliveries: {dict(found['delivery_status'])};"
+        f" webhook ids received more than once: {found['redelivered']}; messages with two events of one kind:"
+        f" {len(found['repeated_events'])}",
         f"chaos: {fleet.kills} worker SIGKILLs, {fleet.worker_restarts} worker restarts, {state.get('flushes', 0)}"
         f" broker flush(es), {fleet.pump_restarts} pump restart(s), {0 if args.no_pg_restart else 1} PostgreSQL"
         f" restart(s), Redis stopped for {args.redis_outage:g} s",
-        f"lateness (first arrival - due): p50 {percentile(lateness, 50):.2f} s, p95 {percentile(lateness, 95):.2f} s,"
-        f" p99 {percentile(lateness, 99):.2f} s, max {percentile(lateness, 100):.2f} s, min {percentile(lateness, 0):+.3f} s",
+        f"lateness (first arrival - due): p50 {chaos_percentile(lateness, 50):.2f} s, p95 {chaos_percentile(lateness, 95):.2f} s,"
+        f" p99 {chaos_percentile(lateness, 99):.2f} s, max {chaos_percentile(lateness, 100):.2f} s,"
+        f" min {chaos_percentile(lateness, 0):+.3f} s",
         *("recovery " + figure for figure in recovery_figures(state, first_arrival)),
         f"task runs (from the worker logs; a killed worker's last tasks may be missing): {task_runs(Path(args.out) / 'logs')}",
         "settings: " + ", ".join(f"{key}={value}" for key, value in state["settings"].items()),
@@ -539,29 +582,23 @@ def check(args, state):
         + (" (TIMED OUT: --timeout)" if state["timed_out"] else "")
         + (f" (STALLED: no change for --stall {args.stall:g} s)" if state["stalled"] else ""),
     ]
-    for reason, ids in lost.items():
-        details.append(f"LOST {len(ids)}: {reason}; e.g. {', '.join(ids[:5])}")
-    if unexplained:
-        details.append("UNEXPLAINED DUPLICATES: " + ", ".join(f"{key} x{duplicated[key]}" for key in unexplained[:10]))
-    if missing:
-        details.append(f"MISSING WEBHOOKS {len(missing)}: e.g. {', '.join(missing[:5])}")
-    if repeated_events:
-        details.append("TWO EVENTS OF ONE KIND FOR ONE MESSAGE: " + ", ".join(f"{m} {e}" for m, e in repeated_events[:10]))
-    died = fleet.died_on_their_own()
-    if died:
-        details.append(f"EXITED ON THEIR OWN (not killed by the run): {', '.join(died)}")
-    ok = not lost_count and not missing and not unexplained and not repeated_events and not died
-    state["report"] = {"line": line, "details": details, "ok": ok, "lost": {k: v for k, v in lost.items()},
-                       "recovery_seconds": state.get("recovery", {}),
-                       "duplicated": duplicated, "unexplained": unexplained, "missing": missing,
-                       "events": fleet.events}
-    return line, details, ok
 
 
-def percentile(values, p):
-    if not values:
-        return float("nan")
-    return values[min(len(values) - 1, max(0, round(p / 100 * len(values)) - 1))]
+def problem_lines(found):
+    lines = [f"LOST {len(ids)}: {reason}; e.g. {', '.join(ids[:5])}" for reason, ids in found["lost"].items()]
+    if found["unexplained"]:
+        lines.append("UNEXPLAINED DUPLICATES: " + ", ".join(f"{key} x{found['duplicated'][key]}" for key in found["unexplained"][:10]))
+    if found["missing"]:
+        lines.append(f"MISSING WEBHOOKS {len(found['missing'])}: e.g. {', '.join(found['missing'][:5])}")
+    if found["repeated_events"]:
+        lines.append("TWO EVENTS OF ONE KIND FOR ONE MESSAGE: " + ", ".join(f"{m} {e}" for m, e in found["repeated_events"][:10]))
+    return lines
+
+
+def chaos_percentile(values, p):
+    """The chaos figures' percentile, ranked with round() as they always have been; nan (printed so) when there are none."""
+    found = percentile(values, p, rank=round)
+    return float("nan") if found is None else found
 
 
 def task_runs(log_dir):

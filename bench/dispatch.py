@@ -19,14 +19,12 @@ product's messages was lost or sent twice (a baseline's losses are reported, not
 See bench/README.md for what each figure means.
 """
 
-import argparse
+
 import importlib.util
 import json
 import math
 import multiprocessing
 import os
-import shlex
-import subprocess
 import sys
 import time
 import uuid
@@ -36,11 +34,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from common import (ROOT, Child, Provider, celery_worker, create_database, dispatch_pump, machine_facts, proc_field,
-                    process_tree, release_scratch, run_exclusively, start_all)
+from fleet import Child, Provider, celery_worker, dispatch_pump, logs_dir, start_all
+from options import add_result_options, add_scratch_options, runner_parser
+from procfs import MB, tree_memory
+from product import ROOT, child_env, setup_django
+from runs import machine_facts, run_exclusively, run_record
+from scratch import fresh_database, release_scratch, scratch_redis
+from stats import percentile
+
 sys.path.insert(0, str(ROOT))
 
-MB = 1024 * 1024
 TO = "15550001234"
 TARGETS = {
     "pending_worker_rss_growth_mb": 50,
@@ -52,7 +55,21 @@ TARGETS = {
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = options_parser()
+    args = parser.parse_args(argv)
+    if args.baseline_pending is None:
+        args.baseline_pending = min(args.pending, 20_000)
+    args.baselines = [] if args.skip_baseline else [name.strip() for name in args.baselines.split(",") if name.strip()]
+    unknown = set(args.baselines) - {"celery", "rq"}
+    if unknown:
+        parser.error(f"unknown baseline(s) {', '.join(sorted(unknown))}: choose from celery, rq")
+    if "rq" in args.baselines and importlib.util.find_spec("rq") is None:
+        parser.error("the rq baseline needs `pip install -r requirements-bench.txt` (or --baselines celery)")
+    return args
+
+
+def options_parser():
+    parser = runner_parser(__doc__)
     parser.add_argument("--pending", type=int, default=100_000, help="far-future messages (phase 1)")
     parser.add_argument("--pending-settle", type=float, default=10.0, help="seconds the pump runs over them")
     parser.add_argument("--rate", type=float, default=100.0, help="messages per second due (phase 2)")
@@ -76,40 +93,18 @@ def parse_args(argv=None):
                         help="cap on waiting for the plain-ETA workers to reserve them")
     parser.add_argument("--no-charts", action="store_true", help="do not draw the PNG charts (charts.py)")
     parser.add_argument("--horizon", type=float, default=5.0, help="DISPATCH_HORIZON, minutes")
-    parser.add_argument("--settings", default="project.settings",
-                        help="DJANGO_SETTINGS_MODULE of every process (to try a variant; on PYTHONPATH)")
-    parser.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432", help="PostgreSQL server URL")
-    parser.add_argument("--db-name", default="bench_scheduler")
-    parser.add_argument("--redis", default="redis://127.0.0.1:6379", help="Redis server URL")
-    parser.add_argument("--redis-db", type=int, default=14, help="the product's broker DB (flushed)")
+    add_scratch_options(parser, db_name="bench_scheduler", redis_db=14, redis_db_help="the product's broker DB (flushed)")
     parser.add_argument("--bench-redis-db", type=int, default=13, help="the bench's own Celery apps' DB (flushed)")
     parser.add_argument("--rq-redis-db", type=int, default=12, help="the RQ baseline's DB (flushed)")
-    parser.add_argument("--keep-db", action="store_true", help="keep the bench database afterwards")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
-    args = parser.parse_args(argv)
-    if args.baseline_pending is None:
-        args.baseline_pending = min(args.pending, 20_000)
-    args.baselines = [] if args.skip_baseline else [name.strip() for name in args.baselines.split(",") if name.strip()]
-    unknown = set(args.baselines) - {"celery", "rq"}
-    if unknown:
-        parser.error(f"unknown baseline(s) {', '.join(sorted(unknown))}: choose from celery, rq")
-    if "rq" in args.baselines and importlib.util.find_spec("rq") is None:
-        parser.error("the rq baseline needs `pip install -r requirements-bench.txt` (or --baselines celery)")
-    return args
+    add_result_options(parser, out=ROOT / "bench" / "results")
+    return parser
 
 
 # --- Measuring ------------------------------------------------------------------------------------
 
 
-def memory_of(child):
-    """RSS of the main process and of its whole tree (prefork pool children included); PSS beside it."""
-    tree = process_tree(child.pid)
-    return {
-        "processes": len(tree),
-        "main_rss_mb": proc_field(child.pid, "VmRSS") / MB,
-        "tree_rss_mb": sum(proc_field(pid, "VmRSS") for pid in tree) / MB,
-        "tree_pss_mb": sum(proc_field(pid, "Pss", "smaps_rollup") for pid in tree) / MB,
-    }
+def fleet_memory(fleet):
+    return {w.name: tree_memory(w.pid) for w in fleet}
 
 
 def redis_state(client):
@@ -130,14 +125,16 @@ def redis_state(client):
     }
 
 
-def growth(before, after, keys):
-    return {key: after[key] - before[key] for key in keys}
-
-
-def percentile(sorted_values, p):
-    if not sorted_values:
-        return None
-    return sorted_values[max(0, math.ceil(p / 100 * len(sorted_values)) - 1)]
+def workers_growth(before, after):
+    """Each worker's memory growth between two snapshots, the largest and the sum of their trees."""
+    keys = ["main_rss_mb", "tree_rss_mb", "tree_pss_mb"]
+    growth = {name: {key: after["workers"][name][key] - memory[key] for key in keys}
+              for name, memory in before["workers"].items()}
+    return {
+        "worker_growth_mb": growth,
+        "max_worker_tree_rss_growth_mb": max(g["tree_rss_mb"] for g in growth.values()),
+        "workers_tree_rss_growth_total_mb": sum(g["tree_rss_mb"] for g in growth.values()),
+    }
 
 
 def lateness_summary(lateness_s):
@@ -153,6 +150,11 @@ def lateness_summary(lateness_s):
     }
 
 
+def arrivals_at(provider, mark, due_by_id, last_due):
+    """Wait for a phase's messages at the provider (Provider.wait_for), then their arrival times by id."""
+    provider.wait_for(mark, len(due_by_id), last_due=last_due)
+    return provider.deliveries(mark, set(due_by_id))
+
 
 def delivery_report(due_by_id, arrivals):
     lost = [key for key in due_by_id if key not in arrivals]
@@ -165,6 +167,30 @@ def delivery_report(due_by_id, arrivals):
 def lateness_samples_ms(due_by_id, arrivals):
     """Every first arrival minus its due time, sorted, in ms to 0.1: what the charts draw (compact in the JSON)."""
     return sorted(round((min(times) - due_by_id[key]) * 1000, 1) for key, times in arrivals.items())
+
+
+def drain_figures(arrivals, due, count):
+    """drain = last arrival - the burst's due time; drain rate = messages / drain."""
+    last = max((t for times in arrivals.values() for t in times), default=None)
+    drain_s = (last - due) if last else None
+    return {"drain_s": drain_s, "drain_per_s": count / drain_s if drain_s else None}
+
+
+def first_time_before(due, ready):
+    """When ready() first held, polled every 0.2 s until `due`; None if it never did."""
+    while time.time() < due:
+        if ready():
+            return time.time()
+        time.sleep(0.2)
+    return None
+
+
+def measured_before(due, measure):
+    """measure() 2 s before `due` (what is held with a whole burst in place); None if that moment has passed."""
+    if time.time() >= due - 2:
+        return None
+    time.sleep(max(0.0, due - 2 - time.time()))
+    return measure()
 
 
 def table_size(model):
@@ -186,18 +212,15 @@ def table_size(model):
 # --- Set-up ------------------------------------------------------------------------------------
 
 
-
-def product_env(args, provider_url):
+def product_settings(args, provider_url):
+    """The settings the product runs with (the production defaults otherwise): its processes' and this one's."""
     return {
-        **os.environ,
         "DJANGO_SETTINGS_MODULE": args.settings,
         "SECRET_KEY": "bench",
         "DATABASE_URL": f"{args.pg}/{args.db_name}",
         "REDIS_URL": f"{args.redis}/{args.redis_db}",
         "TRANSPORT_URL": provider_url,
         "DISPATCH_HORIZON": str(args.horizon),
-        "PYTHONUNBUFFERED": "1",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
 
 
@@ -205,6 +228,18 @@ def noop_env(args, celery_config):
     env = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
     return {**env, "BENCH_BROKER_URL": f"{args.redis}/{args.bench_redis_db}", "BENCH_CELERY_CONFIG": json.dumps(celery_config),
             "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
+
+
+def set_up_product(args, provider_url, results):
+    """The scratch database, migrated, and the product's code in this process; returns its processes' environment."""
+    settings = product_settings(args, provider_url)
+    env = child_env(settings)
+    fresh_database(args.pg, args.db_name, env)
+    setup_django(settings)
+    results.update(machine_and_versions(args))
+    results["dispatch_settings"] = dispatch_settings()
+    results["child_env"] = settings
+    return env
 
 
 def dispatch_settings():
@@ -251,49 +286,51 @@ def installed_version(name):
         return None
 
 
+def bench_sessions():
+    from scheduling import services
+
+    return {name: services.session_create(name=f"bench-{name}").session for name in ("pending", "lateness", "burst")}
+
+
+def start_creators(processes):
+    """The processes that call message_schedule (spawned, Django set up), started before anything is timed."""
+    pool = multiprocessing.get_context("spawn").Pool(processes, initializer=_creator_setup)
+    Child.pools.append(pool)
+    pool.map(abs, range(processes * 4))
+    return pool, processes
+
+
+def start_fleet(args, env, log_dir):
+    print(f"starting {args.workers} worker(s) and the pump", flush=True)
+    fleet = [celery_worker(f"w{i + 1}", "project", env, log_dir, args.concurrency) for i in range(args.workers)]
+    pump = dispatch_pump(env, log_dir)
+    start_all([*fleet, pump])
+    return fleet, pump
+
+
 # --- Phase 1: far-future messages cost a row, not memory ------------------------------------
 
 
 def snapshot(workers, pump, broker):
-    return {"workers": {w.name: memory_of(w) for w in workers}, "pump": memory_of(pump), "redis": redis_state(broker)}
+    return {"workers": fleet_memory(workers), "pump": tree_memory(pump.pid), "redis": redis_state(broker)}
 
 
 def phase_pending(args, fleet, pump, broker, session):
-    from django.db import connection
-
     from scheduling.models import ScheduledMessage
 
     time.sleep(3)  # let freshly started processes settle
     before = snapshot(fleet, pump, broker)
     table_before = table_size(ScheduledMessage)
-    first_due = datetime.now(UTC) + timedelta(days=1)
-    started = time.perf_counter()
-    for offset in range(0, args.pending, 5000):
-        batch = []
-        for i in range(offset, min(offset + 5000, args.pending)):
-            due = first_due + timedelta(milliseconds=i)
-            # The row message_schedule writes for a far-future time (its history row aside).
-            batch.append(ScheduledMessage(session=session, to=TO, text=f"pending {i}", scheduled_at=due, due_at=due,
-                                          handed_over_at=None, task_id=""))
-        ScheduledMessage.objects.bulk_create(batch)
-    insert_s = time.perf_counter() - started
+    insert_s = insert_far_future(session, args.pending)
     time.sleep(args.pending_settle)
     after = snapshot(fleet, pump, broker)
     table_after = table_size(ScheduledMessage)  # the rows are what the product holds instead of memory
     handed_over = ScheduledMessage.objects.filter(session=session).exclude(handed_over_at=None).count()
-    started = time.perf_counter()
-    with connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {ScheduledMessage._meta.db_table} WHERE session_id = %s", [session.pk])
-        cursor.execute(f"VACUUM ANALYZE {ScheduledMessage._meta.db_table}")
-    delete_s = time.perf_counter() - started
-    keys = ["main_rss_mb", "tree_rss_mb", "tree_pss_mb"]
-    workers_growth = {name: growth(before["workers"][name], after["workers"][name], keys) for name in before["workers"]}
+    delete_s = delete_rows(session)
     return {
         "messages": args.pending, "insert_s": insert_s, "insert_per_s": args.pending / insert_s, "delete_s": delete_s,
         "pump_ran_s": args.pending_settle, "handed_over": handed_over, "before": before, "after": after,
-        "worker_growth_mb": workers_growth,
-        "max_worker_tree_rss_growth_mb": max(g["tree_rss_mb"] for g in workers_growth.values()),
-        "workers_tree_rss_growth_total_mb": sum(g["tree_rss_mb"] for g in workers_growth.values()),
+        **workers_growth(before, after),
         "postgres_before": table_before, "postgres_after": table_after,
         "postgres_growth_mb": table_after["total_mb"] - table_before["total_mb"],
         "postgres_bytes_per_message": (table_after["total_mb"] - table_before["total_mb"]) * MB / args.pending,
@@ -302,6 +339,36 @@ def phase_pending(args, fleet, pump, broker, session):
         "redis_db_keys_memory_mb": after["redis"]["db_keys_memory_mb"],
         "redis_messages_held": after["redis"]["messages_held"],
     }
+
+
+def insert_far_future(session, count):
+    """`count` rows due a day ahead, 1 ms apart, in bulk_create batches of 5000; returns the seconds it took."""
+    from scheduling.models import ScheduledMessage
+
+    first_due = datetime.now(UTC) + timedelta(days=1)
+    started = time.perf_counter()
+    for offset in range(0, count, 5000):
+        batch = []
+        for i in range(offset, min(offset + 5000, count)):
+            due = first_due + timedelta(milliseconds=i)
+            # The row message_schedule writes for a far-future time (its history row aside).
+            batch.append(ScheduledMessage(session=session, to=TO, text=f"pending {i}", scheduled_at=due, due_at=due,
+                                          handed_over_at=None, task_id=""))
+        ScheduledMessage.objects.bulk_create(batch)
+    return time.perf_counter() - started
+
+
+def delete_rows(session):
+    """The phase's rows deleted, the table vacuumed and analysed; returns the seconds it took."""
+    from django.db import connection
+
+    from scheduling.models import ScheduledMessage
+
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {ScheduledMessage._meta.db_table} WHERE session_id = %s", [session.pk])
+        cursor.execute(f"VACUUM ANALYZE {ScheduledMessage._meta.db_table}")
+    return time.perf_counter() - started
 
 
 # --- Phases 2 and 3: messages through the real service ------------------------------------------
@@ -384,15 +451,13 @@ def phase_lateness(args, provider, session, creators):
     t0 = started + args.lead
     due_by_id = schedule_via_service(creators, session, [t0 + i / args.rate for i in range(count)], "steady")
     created = time.time()
-    provider.wait_for(mark, count, last_due=max(due_by_id.values()))
-    arrivals = provider.deliveries(mark, set(due_by_id))
-    report = delivery_report(due_by_id, arrivals)
+    arrivals = arrivals_at(provider, mark, due_by_id, last_due=max(due_by_id.values()))
     return {
         "rate_per_s": args.rate, "duration_s": args.duration, "created": count, "create_s": created - started,
         "create_per_s": count / (created - started), "creators": args.creators, "lead_s": args.lead,
-        "created_before_first_due": created <= t0, **report, "statuses": settled_statuses(session),
-        "rehanded_as_lost": rehanded(session), "db_connections_opened": db_sessions_opened() - sessions,
-        "samples_ms": lateness_samples_ms(due_by_id, arrivals),
+        "created_before_first_due": created <= t0, **delivery_report(due_by_id, arrivals),
+        "statuses": settled_statuses(session), "rehanded_as_lost": rehanded(session),
+        "db_connections_opened": db_sessions_opened() - sessions, "samples_ms": lateness_samples_ms(due_by_id, arrivals),
     }
 
 
@@ -407,30 +472,22 @@ def phase_burst(args, provider, session, fleet, broker, creators):
     else:
         due_by_id = insert_as_stored(session, [due] * args.burst, "burst")
     created = time.time()
-    handed_over_at = None
-    while time.time() < due:
-        pending = ScheduledMessage.objects.filter(session=session, handed_over_at=None).count()
-        if not pending and redis_state(broker)["queued"] == 0:
-            handed_over_at = time.time()
-            break
-        time.sleep(0.2)
-    held = None
-    if time.time() < due - 2:  # what the workers hold with the whole burst reserved
-        time.sleep(max(0.0, due - 2 - time.time()))
-        held = {"workers": {w.name: memory_of(w) for w in fleet}, "redis": redis_state(broker)}
+
+    def all_handed_over_and_reserved():
+        return not ScheduledMessage.objects.filter(session=session, handed_over_at=None).count() \
+            and redis_state(broker)["queued"] == 0
+
+    handed_over_at = first_time_before(due, all_handed_over_and_reserved)
+    # what the workers hold with the whole burst reserved
+    held = measured_before(due, lambda: {"workers": fleet_memory(fleet), "redis": redis_state(broker)})
     sessions = db_sessions_opened()
-    provider.wait_for(mark, args.burst, last_due=due)
-    arrivals = provider.deliveries(mark, set(due_by_id))
-    report = delivery_report(due_by_id, arrivals)
-    last = max((t for times in arrivals.values() for t in times), default=None)
-    drain_s = (last - due) if last else None
+    arrivals = arrivals_at(provider, mark, due_by_id, last_due=due)
     return {
         "messages": args.burst, "created_by": args.burst_create, "lead_s": due - started, "create_s": created - started,
         "create_per_s": args.burst / (created - started),
         "handed_over_and_reserved_s": None if handed_over_at is None else handed_over_at - started,
-        "handed_over_before_due": handed_over_at is not None,
-        "drain_s": drain_s, "drain_per_s": args.burst / drain_s if drain_s else None,
-        **report, "held_before_due": held, "statuses": settled_statuses(session),
+        "handed_over_before_due": handed_over_at is not None, **drain_figures(arrivals, due, args.burst),
+        **delivery_report(due_by_id, arrivals), "held_before_due": held, "statuses": settled_statuses(session),
         "rehanded_as_lost": rehanded(session), "db_connections_opened": db_sessions_opened() - sessions,
         "samples_ms": lateness_samples_ms(due_by_id, arrivals),
     }
@@ -449,6 +506,20 @@ def phase_noop(args, log_dir, bench_broker, celery_config):
         for _ in range(args.burst):
             app.send_task("bench.noop_timed", queue="bench.staging", producer=producer)
     enqueue_s = time.perf_counter() - started
+    times = noop_times(args, log_dir, bench_broker, celery_config)
+    run_s = max(t[1] for t in times) - min(t[0] for t in times) if len(times) > 1 else None
+    first = min((t[0] for t in times), default=0.0)
+    return {
+        "tasks": args.burst, "done": len(times), "enqueue_s": enqueue_s, "run_s": run_s,
+        "noop_per_s": len(times) / run_s if run_s else None, "celery_config": celery_config,
+        "samples_ms": sorted(round((t[1] - first) * 1000, 1) for t in times),  # finishes since the first start
+    }
+
+
+def noop_times(args, log_dir, bench_broker, celery_config):
+    """Start the no-op workers, let the queued batch appear at once, and return each task's (start, finish)."""
+    from bench import noop_app
+
     workers = [celery_worker(f"noop{i + 1}", "bench.noop_app", noop_env(args, celery_config), log_dir, args.concurrency)
                for i in range(args.workers)]
     for worker in workers:  # they consume "bench.run", empty until every task is there
@@ -460,17 +531,10 @@ def phase_noop(args, log_dir, bench_broker, celery_config):
         deadline = time.time() + 60 + args.burst / 20
         while bench_broker.llen(noop_app.TIMES_KEY) < args.burst and time.time() < deadline:
             time.sleep(0.1)
-        times = [tuple(map(float, item.split())) for item in bench_broker.lrange(noop_app.TIMES_KEY, 0, -1)]
+        return [tuple(map(float, item.split())) for item in bench_broker.lrange(noop_app.TIMES_KEY, 0, -1)]
     finally:
         for worker in workers:
             worker.stop()
-    run_s = max(t[1] for t in times) - min(t[0] for t in times) if len(times) > 1 else None
-    first = min((t[0] for t in times), default=0.0)
-    return {
-        "tasks": args.burst, "done": len(times), "enqueue_s": enqueue_s, "run_s": run_s,
-        "noop_per_s": len(times) / run_s if run_s else None, "celery_config": celery_config,
-        "samples_ms": sorted(round((t[1] - first) * 1000, 1) for t in times),  # finishes since the first start
-    }
 
 
 # --- Phases 5 and 6: the baselines, measured as the product is ------------------------------------
@@ -528,10 +592,6 @@ def rq_baseline(args, log_dir, provider):
                     lambda count: baseline_rq.scheduled(queue) >= count, queue.connection)
 
 
-def fleet_memory(fleet):
-    return {w.name: memory_of(w) for w in fleet}
-
-
 def baseline_pending(args, base):
     """--baseline-pending messages a day ahead: how fast they are scheduled, then what the workers (each
     process tree) and Redis hold once all are in place. The fleet is killed afterwards with what it holds."""
@@ -540,36 +600,37 @@ def baseline_pending(args, base):
     try:
         time.sleep(3)  # let freshly started processes settle
         before = {"workers": fleet_memory(fleet), "redis": redis_state(base.client)}
-        first_due = time.time() + 86400
-        items = [(str(uuid.uuid4()), first_due + i / 1000) for i in range(args.baseline_pending)]
-        started = time.perf_counter()
-        base.enqueue(items, "pending")
-        enqueue_s = time.perf_counter() - started
-        deadline = time.time() + args.baseline_timeout
-        while not base.ready(len(items)) and time.time() < deadline:  # Celery: until the workers reserved them
-            time.sleep(1)
-        held_s = time.perf_counter() - started
-        all_held = base.ready(len(items))
+        items, enqueue_s, held_s, all_held = enqueue_and_hold(args, base)
         time.sleep(3)  # RQ's scheduler polls every second: a few passes over them
         after = {"workers": fleet_memory(fleet), "redis": redis_state(base.client)}
     finally:
         for worker in fleet:
             worker.kill()  # their messages are never due; the DB is flushed next
         base.client.flushdb()
-    keys = ["main_rss_mb", "tree_rss_mb", "tree_pss_mb"]
-    workers_growth = {name: growth(before["workers"][name], after["workers"][name], keys) for name in before["workers"]}
-    rss_total = sum(g["tree_rss_mb"] for g in workers_growth.values())
+    growth = workers_growth(before, after)
     return {
         "messages": len(items), "workers": len(fleet), "enqueue_s": enqueue_s, "enqueue_per_s": len(items) / enqueue_s,
-        "all_held": all_held, "held_after_s": held_s, "before": before, "after": after,
-        "worker_growth_mb": workers_growth,
-        "max_worker_tree_rss_growth_mb": max(g["tree_rss_mb"] for g in workers_growth.values()),
-        "workers_tree_rss_growth_total_mb": rss_total, "rss_per_message_kb": rss_total * 1024 / len(items),
+        "all_held": all_held, "held_after_s": held_s, "before": before, "after": after, **growth,
+        "rss_per_message_kb": growth["workers_tree_rss_growth_total_mb"] * 1024 / len(items),
         "redis_used_memory_growth_mb": after["redis"]["used_memory_mb"] - before["redis"]["used_memory_mb"],
         "redis_db_keys_memory_mb": after["redis"]["db_keys_memory_mb"],
         "redis_bytes_per_message": after["redis"]["db_keys_memory_mb"] * MB / len(items),
         "redis_messages_held": after["redis"]["messages_held"],
     }
+
+
+def enqueue_and_hold(args, base):
+    """Schedule the far-future messages, then wait (at most --baseline-timeout) until the baseline holds
+    them all (Celery: the workers reserved them). (items, enqueue seconds, seconds until held, all held)."""
+    first_due = time.time() + 86400
+    items = [(str(uuid.uuid4()), first_due + i / 1000) for i in range(args.baseline_pending)]
+    started = time.perf_counter()
+    base.enqueue(items, "pending")
+    enqueue_s = time.perf_counter() - started
+    deadline = time.time() + args.baseline_timeout
+    while not base.ready(len(items)) and time.time() < deadline:
+        time.sleep(1)
+    return items, enqueue_s, time.perf_counter() - started, base.ready(len(items))
 
 
 def baseline_steady(args, base, provider):
@@ -582,8 +643,7 @@ def baseline_steady(args, base, provider):
     base.enqueue(items, "steady")
     created = time.time()
     due_by_id = dict(items)
-    provider.wait_for(mark, count, last_due=items[-1][1])
-    arrivals = provider.deliveries(mark, set(due_by_id))
+    arrivals = arrivals_at(provider, mark, due_by_id, last_due=items[-1][1])
     return {
         "rate_per_s": args.rate, "duration_s": args.duration, "created": count, "create_s": created - started,
         "create_per_s": count / (created - started), "lead_s": args.lead, "created_before_first_due": created <= t0,
@@ -599,27 +659,15 @@ def baseline_burst(args, base, provider, fleet):
     items = [(str(uuid.uuid4()), due) for _ in range(args.burst)]
     base.enqueue(items, "burst")
     created = time.time()
-    ready_at = None
-    while time.time() < due:
-        if base.ready(args.burst):
-            ready_at = time.time()
-            break
-        time.sleep(0.2)
-    held = None
-    if time.time() < due - 2:  # what the workers hold with the whole burst scheduled
-        time.sleep(max(0.0, due - 2 - time.time()))
-        held = {"workers": fleet_memory(fleet)}
-    provider.wait_for(mark, args.burst, last_due=due)
+    ready_at = first_time_before(due, lambda: base.ready(args.burst))
+    held = measured_before(due, lambda: {"workers": fleet_memory(fleet)})  # with the whole burst scheduled
     due_by_id = dict(items)
-    arrivals = provider.deliveries(mark, set(due_by_id))
-    last = max((t for times in arrivals.values() for t in times), default=None)
-    drain_s = (last - due) if last else None
+    arrivals = arrivals_at(provider, mark, due_by_id, last_due=due)
     return {
         "messages": args.burst, "lead_s": due - started, "create_s": created - started,
         "create_per_s": args.burst / (created - started),
         "ready_s": None if ready_at is None else ready_at - started, "ready_before_due": ready_at is not None,
-        "drain_s": drain_s, "drain_per_s": args.burst / drain_s if drain_s else None,
-        **delivery_report(due_by_id, arrivals), "held_before_due": held,
+        **drain_figures(arrivals, due, args.burst), **delivery_report(due_by_id, arrivals), "held_before_due": held,
         "samples_ms": lateness_samples_ms(due_by_id, arrivals),
     }
 
@@ -647,11 +695,21 @@ def phase_baseline(args, base, provider):
 
 
 def table(results):
-    p, late, burst = results["pending"], results["lateness"], results["burst"]
-    noop, pg = results["noop"], results["pending"]["postgres_after"]
-    yes = lambda ok: "yes" if ok else "NO"  # noqa: E731
-    fmt = lambda v, f="{:.1f}": "n/a" if v is None else f.format(v)  # noqa: E731
-    rows = [
+    rows = [*pending_rows(results), *lateness_rows(results), *burst_rows(results), *noop_rows(results)]
+    return render(("figure", "value", "target", "met"), rows)
+
+
+def yes(ok):
+    return "yes" if ok else "NO"
+
+
+def fmt(value, form="{:.1f}"):
+    return "n/a" if value is None else form.format(value)
+
+
+def pending_rows(results):
+    p, pg = results["pending"], results["pending"]["postgres_after"]
+    return [
         ("PENDING (far future, 1 day ahead)", "", "", ""),
         ("  rows created (bulk_create, 5000 a batch)",
          f"{p['messages']} in {p['insert_s']:.1f} s ({p['insert_per_s']:.0f} rows/s)", "", ""),
@@ -670,45 +728,65 @@ def table(results):
          f"{pg['total_mb']:.1f} MB: heap {pg['heap_mb']:.1f} MB, indexes {pg['indexes_mb']:.1f} MB"
          f" ({p['postgres_bytes_per_message']:.0f} B/message grown)", "", ""),
     ]
-    rows += [
+
+
+def lateness_rows(results):
+    late = results["lateness"]
+    return [
         (f"LATENESS ({late['rate_per_s']:g}/s for {late['duration_s']:g} s, {args_workers(results)})", "", "", ""),
         (f"  created via message_schedule ({late['creators']} processes)",
          f"{late['created']} in {late['create_s']:.1f} s, first due after {late['lead_s']:g} s"
          + ("" if late["created_before_first_due"] else " (overlapped sending)"), "", ""),
-        ("  sent / lost / duplicated", f"{late['sent']} / {late['lost']} / {late['duplicated']}", "lost 0, dup 0",
-         yes(late["lost"] == 0 and late["duplicated"] == 0)),
+        delivered_row(late),
         ("  lateness p50", f"{fmt(late['p50_ms'])} ms", "< 100 ms", yes(late["p50_ms"] is not None and late["p50_ms"] < 100)),
         ("  lateness p95", f"{fmt(late['p95_ms'])} ms", "", ""),
         ("  lateness p99", f"{fmt(late['p99_ms'])} ms", "< 500 ms", yes(late["p99_ms"] is not None and late["p99_ms"] < 500)),
         ("  lateness max (min)", f"{fmt(late['max_ms'])} ms ({fmt(late['min_ms'])} ms)", "", ""),
-        ("  PostgreSQL connections opened", f"{late['db_connections_opened']}"
-         f" ({late['db_connections_opened'] / max(1, late['sent']):.2f} per message)", "", ""),
+        connections_row(late),
         ("  re-handed by the pump as lost", str(late["rehanded_as_lost"]), "", ""),
+    ]
+
+
+def delivered_row(phase):
+    return ("  sent / lost / duplicated", f"{phase['sent']} / {phase['lost']} / {phase['duplicated']}", "lost 0, dup 0",
+            yes(phase["lost"] == 0 and phase["duplicated"] == 0))
+
+
+def connections_row(phase):
+    return ("  PostgreSQL connections opened",
+            f"{phase['db_connections_opened']} ({phase['db_connections_opened'] / max(1, phase['sent']):.2f} per message)", "", "")
+
+
+def burst_rows(results):
+    burst = results["burst"]
+    rows = [
         (f"BURST ({burst['messages']} due at the same instant)", "", "", ""),
         (f"  created ({burst['created_by']}), handed over + reserved",
          f"{burst['create_s']:.1f} s, {fmt(burst['handed_over_and_reserved_s'])} s; due after {burst['lead_s']:.0f} s"
          + ("" if burst["handed_over_before_due"] else " (NOT all reserved before due)"), "", ""),
-        ("  sent / lost / duplicated", f"{burst['sent']} / {burst['lost']} / {burst['duplicated']}", "lost 0, dup 0",
-         yes(burst["lost"] == 0 and burst["duplicated"] == 0)),
+        delivered_row(burst),
         ("  drain: last arrival - due", f"{fmt(burst['drain_s'], '{:.2f}')} s", "", ""),
         ("  drain rate", f"{fmt(burst['drain_per_s'])} msg/s", "", ""),
         ("  lateness first / p50 / p99", f"{fmt(burst['min_ms'])} / {fmt(burst['p50_ms'])} / {fmt(burst['p99_ms'])} ms", "", ""),
-        ("  PostgreSQL connections opened", f"{burst['db_connections_opened']}"
-         f" ({burst['db_connections_opened'] / max(1, burst['sent']):.2f} per message)", "", ""),
+        connections_row(burst),
         ("  re-handed by the pump as lost", f"{burst['rehanded_as_lost']} (pending {results['dispatch_settings']['DISPATCH_STALE_AFTER']:g} s"
          " past due)", "", ""),
     ]
     if burst["held_before_due"]:
         rows.append(("  worker RSS holding the burst (tree)",
                      ", ".join(f"{n} {m['tree_rss_mb']:.1f} MB" for n, m in burst["held_before_due"]["workers"].items()), "", ""))
-    rows += [
+    return rows
+
+
+def noop_rows(results):
+    noop = results["noop"]
+    return [
         (f"RAW CELERY NO-OP ({noop['tasks']} tasks, same worker setup)", "", "", ""),
         ("  first start -> last finish", f"{fmt(noop['run_s'], '{:.2f}')} s ({noop['done']} done)", "", ""),
         ("  no-op rate", f"{fmt(noop['noop_per_s'])} tasks/s", "", ""),
         ("RATIO drain rate / no-op rate", fmt(results["drain_to_noop_ratio"], "{:.2f}"), ">= 0.5",
          yes(results["drain_to_noop_ratio"] is not None and results["drain_to_noop_ratio"] >= 0.5)),
     ]
-    return render(("figure", "value", "target", "met"), rows)
 
 
 def args_workers(results):
@@ -728,16 +806,25 @@ def held_bytes_per_message(pending):
     return mb * MB / pending["messages"]
 
 
+
 def comparison(results):
     """The product and each baseline side by side, each measured as the product is, and product/baseline
     where the ratio means something (rates, lateness, memory per message); "" without baselines."""
     systems = {"product": {phase: results[phase] for phase in ("pending", "lateness", "burst")}, **results.get("baselines", {})}
     if len(systems) == 1:
         return ""
+    baselines = [name for name in systems if name != "product"]
+    out = [comparison_row(row, systems, baselines) for row in comparison_rows(results)]
+    header = ("product vs baselines", *systems, *[f"product/{name}" for name in baselines])
+    return render(header, out)
+
+
+def comparison_rows(results):
+    """(label, value from one system's phases, format, ratio); a KeyError or None shows as n/a."""
     noop = results["noop"]["noop_per_s"]
     rss_held = lambda s: sum(m["tree_rss_mb"] for m in s["burst"]["held_before_due"]["workers"].values())  # noqa: E731
     trio = lambda r: f"{r['sent']} / {r['lost']} / {r['duplicated']}"  # noqa: E731
-    rows = [  # (label, value from one system's phases, format, ratio); a KeyError or None shows as n/a
+    return [
         ("PENDING (far future, 1 day ahead)", None, "", False),
         ("  messages", lambda s: s["pending"]["messages"], "{}", False),
         ("  created per s (product: bulk_create rows)",
@@ -765,104 +852,77 @@ def comparison(results):
         ("  lateness p50 / p99, ms", lambda s: f"{s['burst']['p50_ms']:.0f} / {s['burst']['p99_ms']:.0f}", "{}", False),
     ]
 
-    def value(getter, system):
-        try:
-            return getter(system)
-        except (KeyError, TypeError, ZeroDivisionError):  # a figure this system lacks, or None
-            return None
 
-    baselines = [name for name in systems if name != "product"]
-    out = []
-    for label, getter, form, ratio in rows:
-        if getter is None:
-            out.append((label, *[""] * (len(systems) + len(baselines))))
-            continue
-        values = {name: value(getter, phases) for name, phases in systems.items()}
-        cells = ["n/a" if v is None else form.format(v) for v in values.values()]
-        ratios = []
-        for name in baselines:
-            p, b = values["product"], values[name]
-            ok = ratio and isinstance(p, (int, float)) and isinstance(b, (int, float)) and b > 0 and p >= 0
-            ratios.append(f"{p / b:.2f}" if ok else "")
-        out.append((label, *cells, *ratios))
-    header = ("product vs baselines", *systems, *[f"product/{name}" for name in baselines])
-    return render(header, out)
+def comparison_row(row, systems, baselines):
+    """A row's cell for each system, then product/baseline for each baseline where the row has a ratio."""
+    label, getter, form, ratio = row
+    if getter is None:
+        return (label, *[""] * (len(systems) + len(baselines)))
+    values = {name: figure_of(getter, phases) for name, phases in systems.items()}
+    cells = ["n/a" if v is None else form.format(v) for v in values.values()]
+    ratios = [ratio_text(values["product"], values[name]) if ratio else "" for name in baselines]
+    return (label, *cells, *ratios)
+
+
+def figure_of(getter, system):
+    try:
+        return getter(system)
+    except (KeyError, TypeError, ZeroDivisionError):  # a figure this system lacks, or None
+        return None
+
+
+def ratio_text(product, baseline):
+    numbers = isinstance(product, (int, float)) and isinstance(baseline, (int, float))
+    return f"{product / baseline:.2f}" if numbers and baseline > 0 and product >= 0 else ""
 
 
 # --- Main -----------------------------------------------------------------------------------------
 
 
 def run(args, results):
-    import redis
-
-    log_dir = Path(args.out) / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    broker = redis.Redis.from_url(f"{args.redis}/{args.redis_db}")
-    bench_broker = redis.Redis.from_url(f"{args.redis}/{args.bench_redis_db}")
-    broker.flushdb()
-    bench_broker.flushdb()
+    log_dir = logs_dir(args.out)
+    broker = scratch_redis(args.redis, args.redis_db)
+    bench_broker = scratch_redis(args.redis, args.bench_redis_db)
     provider = Provider(log_dir)
-    env = product_env(args, provider.url)
-
-    print(f"database {args.db_name}: create and migrate", flush=True)
-    create_database(args.pg, args.db_name)
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
-    os.environ.update({k: env[k] for k in ("DJANGO_SETTINGS_MODULE", "SECRET_KEY", "DATABASE_URL", "REDIS_URL",
-                                             "TRANSPORT_URL", "DISPATCH_HORIZON")})
-    import django
-
-    django.setup()
-    from scheduling import services
-
-    results.update(machine_and_versions(args))
-    results["dispatch_settings"] = dispatch_settings()
-    results["child_env"] = {k: env[k] for k in ("DJANGO_SETTINGS_MODULE", "SECRET_KEY", "DATABASE_URL", "REDIS_URL",
-                                                 "TRANSPORT_URL", "DISPATCH_HORIZON")}
-    sessions = {name: services.session_create(name=f"bench-{name}").session for name in ("pending", "lateness", "burst")}
-
-    pool = multiprocessing.get_context("spawn").Pool(args.creators, initializer=_creator_setup)
-    Child.pools.append(pool)
-    pool.map(abs, range(args.creators * 4))  # started and set up before anything is timed
-    creators = (pool, args.creators)
-
-    print(f"starting {args.workers} worker(s) and the pump", flush=True)
-    fleet = [celery_worker(f"w{i + 1}", "project", env, log_dir, args.concurrency) for i in range(args.workers)]
-    pump = dispatch_pump(env, log_dir)
-    start_all([*fleet, pump])
+    env = set_up_product(args, provider.url, results)
+    sessions = bench_sessions()
+    creators = start_creators(args.creators)
+    fleet, pump = start_fleet(args, env, log_dir)
 
     results["loadavg_1m_before"] = {}
-    results["loadavg_1m_before"]["pending"] = os.getloadavg()[0]
-    print(f"phase 1: {args.pending} far-future messages", flush=True)
-    results["pending"] = phase_pending(args, fleet, pump, broker, sessions["pending"])
-    results["loadavg_1m_before"]["lateness"] = os.getloadavg()[0]
-    print(f"phase 2: {args.rate:g}/s for {args.duration:g} s", flush=True)
-    results["lateness"] = phase_lateness(args, provider, sessions["lateness"], creators)
-    results["loadavg_1m_before"]["burst"] = os.getloadavg()[0]
-    print(f"phase 3: burst of {args.burst}", flush=True)
-    results["burst"] = phase_burst(args, provider, sessions["burst"], fleet, broker, creators)
-    results["fleet_after"] = {w.name: memory_of(w) for w in fleet}
+    results["pending"] = run_phase(results, "pending", f"phase 1: {args.pending} far-future messages",
+                                   lambda: phase_pending(args, fleet, pump, broker, sessions["pending"]))
+    results["lateness"] = run_phase(results, "lateness", f"phase 2: {args.rate:g}/s for {args.duration:g} s",
+                                    lambda: phase_lateness(args, provider, sessions["lateness"], creators))
+    results["burst"] = run_phase(results, "burst", f"phase 3: burst of {args.burst}",
+                                 lambda: phase_burst(args, provider, sessions["burst"], fleet, broker, creators))
+    results["fleet_after"] = fleet_memory(fleet)
     for child in [pump, *fleet]:
         child.stop()
 
-    results["loadavg_1m_before"]["noop"] = os.getloadavg()[0]
-    print(f"phase 4: {args.burst} raw Celery no-op tasks", flush=True)
-    results["noop"] = phase_noop(args, log_dir, bench_broker, product_celery_config())
+    results["noop"] = run_phase(results, "noop", f"phase 4: {args.burst} raw Celery no-op tasks",
+                                lambda: phase_noop(args, log_dir, bench_broker, product_celery_config()))
     drain, noop = results["burst"]["drain_per_s"], results["noop"]["noop_per_s"]
     results["drain_to_noop_ratio"] = drain / noop if drain and noop else None
     results["baselines"] = {}
     for number, name in ((5, "celery"), (6, "rq")):
         if name in args.baselines:
-            results["loadavg_1m_before"][name] = os.getloadavg()[0]
-            print(f"phase {number}: {name} baseline", flush=True)
             make = celery_baseline if name == "celery" else rq_baseline
-            results["baselines"][name] = phase_baseline(args, make(args, log_dir, provider), provider)
+            results["baselines"][name] = run_phase(results, name, f"phase {number}: {name} baseline",
+                                                   lambda: phase_baseline(args, make(args, log_dir, provider), provider))
+
+
+def run_phase(results, name, title, measure):
+    """One phase's figures, after its title and the 1-minute load average before it (the machine is shared)."""
+    results["loadavg_1m_before"][name] = os.getloadavg()[0]
+    print(title, flush=True)
+    return measure()
 
 
 def main(argv=None):
     args = parse_args(argv)
     started = time.time()
-    results = {"command": shlex.join(Path("/proc/self/cmdline").read_text().split("\0")[:-1]), "cwd": os.getcwd(),
-               "args": vars(args), "started_at": datetime.now(UTC).isoformat(), "targets": TARGETS}
+    results = {**run_record(args), "targets": TARGETS}
     finished = run_exclusively(f"dispatch-{args.db_name}", lambda: run(args, results), lambda: cleanup(args))
     if not finished or "noop" not in results:
         return 1
@@ -872,18 +932,22 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_results(out / "dispatch.json", results)
-    print()
-    print(table(results))
-    if compared := comparison(results):
-        print()
-        print(compared)
-    print(f"\n{results['command']}\ntook {results['elapsed_s']:.0f} s; results in {out / 'dispatch.json'}")
+    print_report(results, out)
     if not args.no_charts:
         draw_charts(out / "dispatch.json")
     if lost_or_dup:
         print(f"FAILED: {lost_or_dup} message(s) lost or duplicated", file=sys.stderr)
         return 1
     return 0
+
+
+def print_report(results, out):
+    print()
+    print(table(results))
+    if compared := comparison(results):
+        print()
+        print(compared)
+    print(f"\n{results['command']}\ntook {results['elapsed_s']:.0f} s; results in {out / 'dispatch.json'}")
 
 
 def take_samples(results):

@@ -112,11 +112,17 @@ def check(response, expected_status, predicate):
     response.success()
 
 
-class SessionUser(FastHttpUser):
+class ClosedLoopUser(FastHttpUser):
+    """A closed loop: the next request as soon as the answer is in (network and connect timeouts of 60 s)."""
+
     abstract = True
     wait_time = constant(0)
     network_timeout = 60.0
     connection_timeout = 60.0
+
+
+class SessionUser(ClosedLoopUser):
+    abstract = True
 
     def on_start(self):
         options = self.environment.parsed_options
@@ -172,11 +178,7 @@ class CancelUser(SessionUser):
             check(response, 200, lambda b: b.get("success") is True)
 
 
-class OmniCreateUser(FastHttpUser):
-    wait_time = constant(0)
-    network_timeout = 60.0
-    connection_timeout = 60.0
-
+class OmniCreateUser(ClosedLoopUser):
     def on_start(self):
         options = self.environment.parsed_options
         token = base64.b64encode(f"{options.api_username}:{options.api_password}".encode()).decode()

@@ -14,42 +14,22 @@ of what two cores of workers can send (see README.md).
 
 import argparse
 import asyncio
-import json
 import time
 from urllib.parse import parse_qs, urlsplit
 
-from common import take_request
+from local_http import JsonAnswering
 
 RECORDS: list[tuple[str, float]] = []
 
 
-class ProviderProtocol(asyncio.Protocol):
-    def connection_made(self, transport):
-        self.transport = transport
-        self.buffer = b""
-
-    def data_received(self, data):
-        self.buffer += data
-        while (request := take_request(self.buffer)) is not None:
-            first_line, headers, _, self.buffer = request
-            method, target, _ = first_line.split(" ", 2)
-            self.respond(method, target, headers)
-            if headers.get("connection", "").lower() == "close":
-                self.transport.close()
-                return
-
-    def respond(self, method, target, headers):
+class ProviderProtocol(JsonAnswering):
+    def answer(self, method, target, headers, body):
         if method == "POST":
             RECORDS.append((headers.get("idempotency-key", ""), time.time()))
-            body = {"messageId": f"prov-{len(RECORDS)}"}
-        else:
-            url = urlsplit(target)
-            start = int(parse_qs(url.query).get("from", ["0"])[0])
-            body = {"count": len(RECORDS)} if url.path == "/_stats" else RECORDS[start:]
-        payload = json.dumps(body).encode()
-        self.transport.write(
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(payload), payload)
-        )
+            return {"messageId": f"prov-{len(RECORDS)}"}
+        url = urlsplit(target)
+        start = int(parse_qs(url.query).get("from", ["0"])[0])
+        return {"count": len(RECORDS)} if url.path == "/_stats" else RECORDS[start:]
 
 
 async def serve(port):
