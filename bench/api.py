@@ -104,7 +104,7 @@ def product_settings(args):
 def gunicorn(args, env, log_dir, port):
     # The Procfile's web process, bound to loopback on a free port (its access log too).
     argv = [str(Path(sys.executable).parent / "gunicorn"), "project.wsgi", "--bind", f"127.0.0.1:{port}",
-            "--workers", str(args.gunicorn_workers), "--access-logfile", "-",
+            "--workers", str(args.gunicorn_workers), "--no-control-socket", "--access-logfile", "-",
             "--access-logformat", '%(h)s %(l)s - %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"']  # no user field: it held the key
     if args.gunicorn_threads > 1:
         argv += ["--threads", str(args.gunicorn_threads)]
