@@ -1,6 +1,7 @@
 import os
 import signal
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import psycopg
@@ -61,11 +62,20 @@ def redis_problem() -> str | None:
     return None
 
 
+FLEET_TESTS = Path(__file__).parent / "fleet"
+
+
 @pytest.hookimpl(trylast=True)  # after pytest-django's own ordering, which this keeps within each group
 def pytest_collection_modifyitems(items):
-    """Tests that start the worker and pump run last. The fleet lives for the rest of the session and
-    works on the test database; the tests before it then never have it sending or pumping under them."""
-    items.sort(key=lambda item: "fleet" in getattr(item, "fixturenames", ()))
+    """Everything under tests/fleet/ (tests that start workers, the pump or the Procfile's processes) runs
+    after every in-process test, and of those the users of the shared fleet run last. The fleet lives for
+    the rest of the session and works on the test database; the tests before it then never have it
+    sending or pumping under them, and the deployments of their own start on an idle machine."""
+    items.sort(key=lambda item: (item.path.is_relative_to(FLEET_TESTS) or uses_fleet(item), uses_fleet(item)))
+
+
+def uses_fleet(item) -> bool:
+    return "fleet" in getattr(item, "fixturenames", ())
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from scheduling import handover
 from scheduling.models import MessageStatus, ScheduledMessage
 
-from .support import Reply
+from ..support import Reply
 
 pytestmark = pytest.mark.dispatch
 
@@ -91,7 +91,7 @@ def test_it_sends_a_rescheduled_message_at_its_new_time_only(dispatch, provider,
 
 
 def test_it_sends_once_with_two_workers_and_a_duplicated_task(dispatch, provider, api, scheduled_url, service_env):
-    from . import support
+    from .. import support
 
     second = support.worker(service_env, "w2").start()
     try:

@@ -11,7 +11,7 @@ from django.utils import timezone
 from scheduling import handover, services, validation
 from scheduling.models import MessageStatus, ScheduledMessage
 
-from .support import Reply
+from ..support import Reply
 
 
 def test_a_slow_batch_hands_back_what_it_could_not_start_in_time(transactional_db, settings, provider):
