@@ -9,11 +9,11 @@ import pytest
 import redis
 from django.conf import settings
 from django.db import connection
-from rest_framework.test import APIClient
 
 from scheduling import services
 
 from . import support
+from .factories import key_client
 from .support import ProviderServer
 
 
@@ -86,9 +86,7 @@ def new_session(db):
 
 @pytest.fixture
 def api(new_session):
-    client = APIClient()
-    client.credentials(HTTP_X_API_KEY=new_session.api_key)
-    return client
+    return key_client(new_session.api_key)
 
 
 @pytest.fixture
@@ -96,14 +94,19 @@ def scheduled_url(new_session):
     return f"/sessions/{new_session.session.id}/scheduled"
 
 
+@pytest.fixture
+def account(db):
+    """A session, for its credentials of the Messente-compatible API."""
+    return services.session_create(name="messente-user")
+
+
 # --- Dispatch: a real provider server, Celery worker and pump ---------------------------------
 
 
 @pytest.fixture(scope="session")
 def provider():
-    server = ProviderServer().start()
-    yield server
-    server.stop()
+    with ProviderServer() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -11,18 +11,24 @@ from django.utils import timezone
 from scheduling import handover, services, validation
 from scheduling.models import MessageStatus, ScheduledMessage
 
+from ..factories import in_hours, schedule_via_services
 from ..support import Reply
+
+
+def session_sending_to(provider, settings, *, transport, **options):
+    """A session whose messages go to `provider` through a transport of its own (transports are built once
+    per name, so each test names a new one)."""
+    settings.TRANSPORTS = {**settings.TRANSPORTS, transport: {
+        "BACKEND": "scheduling.transports.http.HttpTransport", "OPTIONS": {"URL": provider.url, **options}}}
+    return services.session_create(name=transport, transport=transport).session
 
 
 def test_a_slow_batch_hands_back_what_it_could_not_start_in_time(transactional_db, settings, provider):
     provider.reset()
     settings.SEND_TIME_LIMIT = 3  # a batch starts sends for a third of it: 1 s
-    settings.TRANSPORTS = {**settings.TRANSPORTS, "slow-provider": {
-        "BACKEND": "scheduling.transports.http.HttpTransport", "OPTIONS": {"URL": provider.url, "TIMEOUT": 5}}}
-    session = services.session_create(name="campaign", transport="slow-provider").session
-    due = timezone.now() + timedelta(hours=1)  # beyond the horizon: no task of its own
-    messages = [services.message_schedule(session=session, scheduled_at=due, to="919988066776", text=f"slow {n}")
-                for n in range(3)]
+    session = session_sending_to(provider, settings, transport="slow-provider", TIMEOUT=5)
+    due = in_hours(1)  # beyond the horizon: no task of its own
+    messages = [schedule_via_services(session, due, text=f"slow {n}") for n in range(3)]
     for message in messages:
         provider.script(message.text, Reply(body={"messageId": f"id-{message.id}"}, delay=0.6))
 
@@ -41,8 +47,7 @@ def test_a_slow_batch_hands_back_what_it_could_not_start_in_time(transactional_d
 
 def overdue_hand_over(session, *, late_by):
     """A pending message due `late_by` seconds ago whose hand-over happened then and never ran."""
-    message = services.message_schedule(session=session, scheduled_at=timezone.now() + timedelta(hours=1),
-                                        to="919988066776", text="late")
+    message = schedule_via_services(session, text="late")
     then = timezone.now() - timedelta(seconds=late_by)
     ScheduledMessage.objects.filter(pk=message.pk).update(scheduled_at=then, due_at=then, handed_over_at=then)
     return message
@@ -50,8 +55,7 @@ def overdue_hand_over(session, *, late_by):
 
 def in_flight(session, *, due_seconds_ago):
     """A message a worker is sending right now, due `due_seconds_ago`."""
-    message = services.message_schedule(session=session, scheduled_at=timezone.now() + timedelta(hours=1),
-                                        to="919988066776", text="in flight")
+    message = schedule_via_services(session, text="in flight")
     due = timezone.now() - timedelta(seconds=due_seconds_ago)
     ScheduledMessage.objects.filter(pk=message.pk).update(
         status=MessageStatus.SENDING, due_at=due, lease_until=timezone.now() + timedelta(minutes=1))
@@ -96,11 +100,8 @@ def test_it_never_hands_the_provider_media_whose_host_resolves_inside_the_networ
         pytest.skip(f"this host's name resolves to a public address ({address})")
     provider.reset()
     settings.WEBHOOK_ALLOW_PRIVATE = False
-    settings.TRANSPORTS = {**settings.TRANSPORTS, "media-provider": {
-        "BACKEND": "scheduling.transports.http.HttpTransport", "OPTIONS": {"URL": provider.url}}}
-    session = services.session_create(name="media", transport="media-provider").session
-    message = services.message_schedule(session=session, scheduled_at=timezone.now() + timedelta(hours=1), to="919988066776",
-                                        type="image", media=f"http://{name}/cat.jpg")
+    session = session_sending_to(provider, settings, transport="media-provider")
+    message = schedule_via_services(session, type="image", text="", media=f"http://{name}/cat.jpg")
 
     services.message_dispatch(message_id=message.id, version=message.version, worker="test")
 

@@ -17,9 +17,8 @@ IMAGE = OutgoingMessage(
 
 @pytest.fixture(scope="module")
 def server():
-    running = ProviderServer().start()
-    yield running
-    running.stop()
+    with ProviderServer() as running:
+        yield running
 
 
 @pytest.fixture
