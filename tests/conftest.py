@@ -8,6 +8,7 @@ import psycopg
 import pytest
 import redis
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import connection
 
 from scheduling import services
@@ -98,6 +99,31 @@ def scheduled_url(new_session):
 def account(db):
     """A session, for its credentials of the Messente-compatible API."""
     return services.session_create(name="messente-user")
+
+
+@pytest.fixture
+def operator(db, client):
+    """A logged-in superuser's browser on the admin."""
+    # No password: hashing one costs most of a second, and force_login needs none.
+    client.force_login(User.objects.create_superuser("boss", "boss@example.com", None))
+    return client
+
+
+# --- Webhooks: a real local receiver ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def receiver():
+    with ProviderServer() as server:
+        yield server
+
+
+@pytest.fixture
+def hooked(db, receiver):
+    """A session whose webhook URL is the local receiver, with an API client for it."""
+    receiver.reset()
+    created = services.session_create(name="hooked", webhook_url=receiver.url)
+    return created, key_client(created.api_key), f"/sessions/{created.session.id}/scheduled"
 
 
 # --- Dispatch: a real provider server, Celery worker and pump ---------------------------------

@@ -6,6 +6,7 @@ in a test's time."""
 import base64
 from datetime import UTC, datetime, timedelta
 
+from messente_api import ApiClient, Configuration, DeliveryReportApi, OmnimessageApi
 from rest_framework.test import APIClient
 
 from scheduling import services
@@ -50,6 +51,19 @@ def basic_auth(username: str, password: str) -> str:
     """The Messente API's Authorization header. A lone surrogate is sent as its UTF-8 bytes, as a
     careless client would."""
     return "Basic " + base64.b64encode(f"{username}:{password}".encode("utf-8", "surrogatepass")).decode()
+
+
+def messente_client(live_server, username: str, password: str) -> tuple[OmnimessageApi, DeliveryReportApi]:
+    """Messente's own Python client, pointed at the live test server."""
+    api = ApiClient(Configuration(host=f"{live_server.url}/v1", username=username, password=password))
+    return OmnimessageApi(api), DeliveryReportApi(api)
+
+
+def admin_action(operator, changelist: str, action: str, *objects, **form):
+    """An action picked on an admin list (`changelist`, e.g. /admin/scheduling/session/) for `objects`, with
+    the action's own `form` fields; the page it ends on."""
+    selected = [chosen.pk for chosen in objects]
+    return operator.post(changelist, {"action": action, "index": "0", "_selected_action": selected, **form}, follow=True)
 
 
 # --- Messages ---------------------------------------------------------------------------------------
