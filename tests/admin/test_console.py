@@ -282,6 +282,42 @@ def test_it_refuses_to_retry_a_pending_message(operator, new_session):
     ]
 
 
+@pytest.mark.parametrize(("action", "status", "refusal"), [
+    ("cancel", "failed", "Cannot cancel a message with status 'failed'; only pending messages can be cancelled"),
+    ("cancel", "sending", "Cannot cancel a message with status 'sending'; only pending messages can be cancelled"),
+    ("send_now", "sending", "Cannot send now a message with status 'sending'; only pending messages can be sent now"),
+    ("send_now", "sent", "Cannot send now a message with status 'sent'; only pending messages can be sent now"),
+    ("send_now", "cancelled", "Cannot send now a message with status 'cancelled'; only pending messages can be sent now"),
+    ("send_now", "failed", "Cannot send now a message with status 'failed'; only pending messages can be sent now"),
+    ("retry", "sending", "Cannot retry a message with status 'sending'; only failed messages can be retried"),
+    ("retry", "sent", "Cannot retry a message with status 'sent'; only failed messages can be retried"),
+    ("retry", "cancelled", "Cannot retry a message with status 'cancelled'; only failed messages can be retried"),
+])
+def test_it_refuses_an_action_the_status_does_not_allow_naming_the_message_and_why(operator, new_session, action, status,
+                                                                                 refusal):
+    message = schedule_via_services(new_session.session)
+    set_status(message.pk, status)
+
+    response = admin_action(operator, MESSAGES, action, message)
+
+    assert (status_of(message), shown_messages(response)) == (status, [f"{message.id}: {refusal}"])
+
+
+def test_it_acts_on_the_messages_it_may_and_names_each_one_it_refuses(operator, new_session):
+    pending, sent, failed = (schedule_via_services(new_session.session) for _ in range(3))
+    set_status(sent.pk, "sent")
+    set_status(failed.pk, "failed")
+
+    response = admin_action(operator, MESSAGES, "send_now", pending, sent, failed)
+
+    assert sorted(shown_messages(response)) == sorted([
+        "1 message(s) due now.",
+        f"{sent.id}: Cannot send now a message with status 'sent'; only pending messages can be sent now",
+        f"{failed.id}: Cannot send now a message with status 'failed'; only pending messages can be sent now",
+    ])
+    assert [status_of(m) for m in (pending, sent, failed)] == ["pending", "sent", "failed"]
+
+
 def test_it_reschedules_from_the_admin(operator, new_session):
     message = schedule_via_services(new_session.session)
     new_time = in_hours(5)

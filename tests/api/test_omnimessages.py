@@ -21,7 +21,7 @@ from messente_api.exceptions import BadRequestException, NotFoundException, Unau
 from scheduling import services
 from scheduling.models import MessageStatus, ScheduledMessage
 
-from ..factories import messente_client
+from ..factories import in_hours, messente_client, set_status
 
 
 @pytest.fixture
@@ -97,6 +97,23 @@ def test_it_cancels_a_scheduled_omnimessage_with_202_and_then_404(messente):
         omnimessages.cancel_scheduled_message(sent.omnimessage_id)
     assert again.value.data.errors[0].title.value == "Not found"
     assert again.value.data.errors[0].code.value == "101"
+
+
+@pytest.mark.parametrize("status", ["sending", "sent", "failed", "cancelled"])
+def test_it_answers_a_cancel_of_an_omnimessage_no_longer_scheduled_with_404_saying_its_status(messente, status):
+    omnimessages, _ = messente
+    sent = omnimessages.send_omnimessage(
+        Omnimessage(to="+37255555555", messages=channels(), time_to_send=in_hours(1).isoformat())
+    )
+    set_status(sent.omnimessage_id, status)
+
+    with pytest.raises(NotFoundException) as refused:
+        omnimessages.cancel_scheduled_message(sent.omnimessage_id)
+
+    [error] = refused.value.data.errors
+    assert (error.title.value, error.code.value, error.source) == ("Not found", "101", None)
+    assert error.detail == f"Omnimessage {sent.omnimessage_id} is no longer scheduled ({status})"
+    assert ScheduledMessage.objects.get(pk=sent.omnimessage_id).status == status
 
 
 def test_it_answers_404_for_an_unknown_omnimessage(messente):
