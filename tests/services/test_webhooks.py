@@ -1,9 +1,11 @@
 """Signed webhooks, one attempt at a time in this process, against a real local receiver: what counts as
-delivered, what is refused before any connection."""
+delivered, how long a failed delivery waits before it is tried again, what is refused before any connection."""
 
 import socket
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from scheduling import services, validation
 from scheduling.models import DeliveryStatus, Session, WebhookDelivery
@@ -84,6 +86,60 @@ def test_it_redelivers_on_an_operators_request(hooked, receiver):
 
     assert [r.headers["webhook-id"] for r in receiver.received] == [delivery.id, delivery.id]
     assert delivery.status == DeliveryStatus.DELIVERED
+
+
+# --- How long a delivery waits before it is tried again ---------------------------------------------------
+
+SCHEDULE = [5.0, 300.0, 1800.0]  # seconds before the first, second and third retry, as a deployment sets them
+
+
+@pytest.mark.parametrize(("attempts", "planned"), [(1, 5), (2, 300), (3, 1800)])
+def test_it_waits_the_schedules_delay_give_or_take_a_tenth_before_each_retry(settings, attempts, planned):
+    settings.WEBHOOK_RETRY_SCHEDULE = SCHEDULE
+
+    waits = [services.webhook_retry_delay(attempts) for _ in range(200)]
+
+    assert all(planned * 0.9 <= wait <= planned * 1.1 for wait in waits)
+    assert min(waits) < planned * 0.95 and max(waits) > planned * 1.05  # receivers are not all hit at once
+
+
+@pytest.mark.parametrize(("attempts", "retry_after", "shortest", "longest"), [
+    (1, 60, 60, 60),  # the receiver asked for longer than planned: exactly what it asked
+    (2, 10, 270, 330),  # it asked for less: the plan stands
+])
+def test_it_waits_at_least_as_long_as_the_receiver_asked_with_retry_after(settings, attempts, retry_after, shortest,
+                                                                          longest):
+    settings.WEBHOOK_RETRY_SCHEDULE = SCHEDULE
+
+    waits = [services.webhook_retry_delay(attempts, retry_after) for _ in range(200)]
+
+    assert all(shortest <= wait <= longest for wait in waits)
+
+
+def test_it_tries_a_failed_delivery_again_no_sooner_than_the_receiver_asked(hooked, receiver):
+    _, client, url = hooked
+    delivery = cancelled_delivery(client, url)
+    receiver.script(delivery.message_id, Reply(503, headers={"Retry-After": "120"}))
+    before = timezone.now()
+
+    delivery = deliver_once(delivery)
+
+    assert (delivery.status, delivery.attempts, delivery.last_status_code) == (DeliveryStatus.PENDING, 1, 503)
+    assert before + timedelta(seconds=120) <= delivery.due_at <= timezone.now() + timedelta(seconds=120)
+    assert delivery.handed_over_at is None  # beyond the horizon: the pump hands it over when it is due
+
+
+def test_it_gives_up_after_the_last_retry_of_the_schedule(hooked, receiver, settings):
+    settings.WEBHOOK_RETRY_SCHEDULE = SCHEDULE[:2]
+    _, client, url = hooked
+    delivery = cancelled_delivery(client, url)
+    receiver.script(delivery.message_id, *[Reply(503)] * 3)
+
+    statuses = [deliver_once(delivery).status for _ in range(3)]
+
+    assert statuses == [DeliveryStatus.PENDING, DeliveryStatus.PENDING, DeliveryStatus.EXHAUSTED]
+    assert delivery.attempts == 3  # the first try and one retry for each entry of the schedule
+    assert len(receiver.received) == 3
 
 
 # --- SSRF: what the guard refuses, before any connection -------------------------------------------
