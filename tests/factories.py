@@ -1,7 +1,7 @@
-"""What the tests make again and again: times, API clients, messages. Plain functions that go through
-the project's own ways in (the HTTP APIs, `services`), so what they leave behind is what a client or
-the service would; only `set_status` and `campaign` write rows directly, for states no client can reach
-in a test's time."""
+"""What the tests make and do again and again: times, clients of the APIs and the admin, messages. Plain
+functions that go through the project's own ways in (the HTTP APIs, the admin, `services`), so what they
+leave behind is what a client or the service would; only `set_status` and `campaign` write rows directly,
+for states no client can reach in a test's time."""
 
 import base64
 from datetime import UTC, datetime, timedelta
