@@ -40,7 +40,9 @@ class BrokerQueue:
 @pytest.fixture
 def queue(broker):
     """The broker's queue, empty: nothing waits in it, so a late hand-over is not queued behind others, and
-    the broker has kept what it was given (not new, flushed or reconnected), so the pump re-hands nothing."""
+    the broker has kept what it was given (not new, flushed or reconnected), so the pump re-hands nothing.
+    Emptied again afterwards: the fleet, which starts later on this broker, gets none of these tasks."""
     broker.delete(QUEUE)
     handover.broker_keeps_work()
-    return BrokerQueue(broker)
+    yield BrokerQueue(broker)
+    broker.delete(QUEUE)
