@@ -2,7 +2,6 @@ import os
 import signal
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import psycopg
 import pytest
@@ -13,7 +12,6 @@ from django.db import connection
 
 from scheduling import services
 
-from . import support
 from .factories import key_client
 from .support import ProviderServer
 
@@ -167,21 +165,3 @@ def broker():
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     client.flushdb()
     return client
-
-
-@pytest.fixture(scope="session")
-def fleet(service_env, broker):
-    """One worker and one pump, as the Procfile runs them; tests may kill and restart them."""
-    running = SimpleNamespace(worker=support.worker(service_env, "w1").start(), pump=support.pump(service_env).start())
-    yield running
-    running.worker.stop()
-    running.pump.stop()
-
-
-@pytest.fixture
-def dispatch(transactional_db, fleet, provider):
-    """A clean provider record; the test's writes are committed so that the worker sees them."""
-    provider.reset()
-    yield fleet
-    if fleet.worker.popen.poll() is not None:
-        fleet.worker.start()
