@@ -1,18 +1,18 @@
 import os
 import signal
 import sys
-from types import SimpleNamespace
+from pathlib import Path
 
 import psycopg
 import pytest
 import redis
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import connection
-from rest_framework.test import APIClient
 
 from scheduling import services
 
-from . import support
+from .factories import key_client
 from .support import ProviderServer
 
 
@@ -61,11 +61,20 @@ def redis_problem() -> str | None:
     return None
 
 
+FLEET_TESTS = Path(__file__).parent / "fleet"
+
+
 @pytest.hookimpl(trylast=True)  # after pytest-django's own ordering, which this keeps within each group
 def pytest_collection_modifyitems(items):
-    """Tests that start the worker and pump run last. The fleet lives for the rest of the session and
-    works on the test database; the tests before it then never have it sending or pumping under them."""
-    items.sort(key=lambda item: "fleet" in getattr(item, "fixturenames", ()))
+    """Everything under tests/fleet/ (tests that start workers, the pump or the Procfile's processes) runs
+    after every in-process test, and of those the users of the shared fleet run last. The fleet lives for
+    the rest of the session and works on the test database; the tests before it then never have it
+    sending or pumping under them, and the deployments of their own start on an idle machine."""
+    items.sort(key=lambda item: (item.path.is_relative_to(FLEET_TESTS) or uses_fleet(item), uses_fleet(item)))
+
+
+def uses_fleet(item) -> bool:
+    return "fleet" in getattr(item, "fixturenames", ())
 
 
 @pytest.fixture
@@ -76,9 +85,7 @@ def new_session(db):
 
 @pytest.fixture
 def api(new_session):
-    client = APIClient()
-    client.credentials(HTTP_X_API_KEY=new_session.api_key)
-    return client
+    return key_client(new_session.api_key)
 
 
 @pytest.fixture
@@ -86,14 +93,44 @@ def scheduled_url(new_session):
     return f"/sessions/{new_session.session.id}/scheduled"
 
 
+@pytest.fixture
+def account(db):
+    """A session, for its credentials of the Messente-compatible API."""
+    return services.session_create(name="messente-user")
+
+
+@pytest.fixture
+def operator(db, client):
+    """A logged-in superuser's browser on the admin."""
+    # No password: hashing one costs most of a second, and force_login needs none.
+    client.force_login(User.objects.create_superuser("boss", "boss@example.com", None))
+    return client
+
+
+# --- Webhooks: a real local receiver ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def receiver():
+    with ProviderServer() as server:
+        yield server
+
+
+@pytest.fixture
+def hooked(db, receiver):
+    """A session whose webhook URL is the local receiver, with an API client for it."""
+    receiver.reset()
+    created = services.session_create(name="hooked", webhook_url=receiver.url)
+    return created, key_client(created.api_key), f"/sessions/{created.session.id}/scheduled"
+
+
 # --- Dispatch: a real provider server, Celery worker and pump ---------------------------------
 
 
 @pytest.fixture(scope="session")
 def provider():
-    server = ProviderServer().start()
-    yield server
-    server.stop()
+    with ProviderServer() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -128,21 +165,3 @@ def broker():
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     client.flushdb()
     return client
-
-
-@pytest.fixture(scope="session")
-def fleet(service_env, broker):
-    """One worker and one pump, as the Procfile runs them; tests may kill and restart them."""
-    running = SimpleNamespace(worker=support.worker(service_env, "w1").start(), pump=support.pump(service_env).start())
-    yield running
-    running.worker.stop()
-    running.pump.stop()
-
-
-@pytest.fixture
-def dispatch(transactional_db, fleet, provider):
-    """A clean provider record; the test's writes are committed so that the worker sees them."""
-    provider.reset()
-    yield fleet
-    if fleet.worker.popen.poll() is not None:
-        fleet.worker.start()

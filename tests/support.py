@@ -60,6 +60,12 @@ class ProviderServer:
         self.server.shutdown()
         self.server.server_close()
 
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *_):
+        self.stop()
+
     def reset(self):
         with self.lock:
             self.received.clear()

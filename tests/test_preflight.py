@@ -13,7 +13,7 @@ def test_without_postgres_or_redis_the_suite_stops_at_once_saying_what_to_start(
     env = {**os.environ, "DATABASE_URL": f"postgres://postgres@127.0.0.1:{closed}/postgres",
            "REDIS_URL": f"redis://127.0.0.1:{closed}/15"}
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "tests/test_api_auth.py"],
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "tests/api/test_auth.py"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
 
     assert done.returncode == 3

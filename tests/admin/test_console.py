@@ -1,47 +1,28 @@
-"""The operators' console: find messages, read their history, cancel, retry, manage sessions and keys."""
+"""The operators' console: find messages, read their history, cancel, retry, reschedule or send them now; manage
+sessions, their keys and webhooks."""
 
 import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.contrib.admin.utils import quote
 from axes.models import AccessAttempt
+from django.contrib.admin.utils import quote
 from django.contrib.auth.models import User
 from django.utils import timezone
 from django.utils.html import escape
-from rest_framework.test import APIClient
 
 from scheduling import services
-from scheduling.models import ApiKey, MessageEvent, ScheduledMessage, Session
+from scheduling.models import ApiKey, DeliveryStatus, MessageEvent, ScheduledMessage, Session, WebhookDelivery
+
+from ..factories import admin_action, in_hours, key_client, schedule_via_services, set_status
 
 MESSAGES = "/admin/scheduling/scheduledmessage/"
 SESSIONS = "/admin/scheduling/session/"
 KEYS = "/admin/scheduling/apikey/"
+DELIVERIES = "/admin/scheduling/webhookdelivery/"
 NO_INLINE_FORMS = {
     "api_keys-TOTAL_FORMS": "0", "api_keys-INITIAL_FORMS": "0", "api_keys-MIN_NUM_FORMS": "0", "api_keys-MAX_NUM_FORMS": "1000",
 }
-
-
-@pytest.fixture(autouse=True)
-def static_files_without_manifest(settings):
-    # `make test` runs no collectstatic, and the production storage needs its manifest to render pages.
-    settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
-
-
-@pytest.fixture
-def operator(db, client):
-    # No password: hashing one costs most of a second, and force_login needs none.
-    client.force_login(User.objects.create_superuser("boss", "boss@example.com", None))
-    return client
-
-
-def schedule(session, to="919988066776", hours=1, text="Hello"):
-    when = datetime.now(UTC) + timedelta(hours=hours)
-    return services.message_schedule(session=session, scheduled_at=when, to=to, text=text)
-
-
-def act(operator, url, action, *objects):
-    return operator.post(url, {"action": action, "index": "0", "_selected_action": [o.pk for o in objects]}, follow=True)
 
 
 def shown_messages(response):
@@ -54,12 +35,6 @@ def listed(response):
 
 def status_of(message):
     return ScheduledMessage.objects.get(pk=message.pk).status
-
-
-def api_for(key):
-    client = APIClient()
-    client.credentials(HTTP_X_API_KEY=key)
-    return client
 
 
 # --- Access -----------------------------------------------------------------------------------
@@ -152,8 +127,8 @@ def test_it_sends_an_anonymous_visitor_to_the_login_page(db, client):
 
 
 def test_it_filters_the_message_list_by_status(operator, new_session):
-    pending = schedule(new_session.session)
-    cancelled = services.message_cancel(message=schedule(new_session.session))
+    pending = schedule_via_services(new_session.session)
+    cancelled = services.message_cancel(message=schedule_via_services(new_session.session))
 
     response = operator.get(MESSAGES, {"status__exact": "cancelled"})
 
@@ -164,7 +139,7 @@ def test_it_filters_the_message_list_by_status(operator, new_session):
 
 def test_it_filters_the_message_list_by_session(operator, new_session):
     other = services.session_create(name="other").session
-    mine, theirs = schedule(new_session.session), schedule(other)
+    mine, theirs = schedule_via_services(new_session.session), schedule_via_services(other)
 
     response = operator.get(MESSAGES, {"session__id__exact": str(other.pk)})
 
@@ -173,7 +148,7 @@ def test_it_filters_the_message_list_by_session(operator, new_session):
 
 
 def test_it_finds_a_message_by_its_id(operator, new_session):
-    wanted, _ = schedule(new_session.session), schedule(new_session.session)
+    wanted, _ = schedule_via_services(new_session.session), schedule_via_services(new_session.session)
 
     response = operator.get(MESSAGES, {"q": wanted.id})
 
@@ -181,8 +156,8 @@ def test_it_finds_a_message_by_its_id(operator, new_session):
 
 
 def test_it_finds_messages_by_recipient(operator, new_session):
-    wanted = schedule(new_session.session, to="4915112345678")
-    schedule(new_session.session, to="919988066776")
+    wanted = schedule_via_services(new_session.session, to="4915112345678")
+    schedule_via_services(new_session.session, to="919988066776")
 
     response = operator.get(MESSAGES, {"q": "4915112345678"})
 
@@ -190,7 +165,7 @@ def test_it_finds_messages_by_recipient(operator, new_session):
 
 
 def test_it_shows_scheduled_times_in_utc_with_z_in_the_list(operator, new_session):
-    message = schedule(new_session.session)
+    message = schedule_via_services(new_session.session)
 
     response = operator.get(MESSAGES)
 
@@ -203,7 +178,7 @@ def test_it_shows_scheduled_times_in_utc_with_z_in_the_list(operator, new_sessio
 
 
 def test_it_shows_the_history_on_the_message_page(operator, new_session):
-    message = services.message_cancel(message=schedule(new_session.session))
+    message = services.message_cancel(message=schedule_via_services(new_session.session))
 
     response = operator.get(f"{MESSAGES}{quote(message.pk)}/change/")
 
@@ -217,7 +192,7 @@ def test_it_shows_the_history_on_the_message_page(operator, new_session):
 
 
 def test_it_lets_nobody_edit_a_status_by_hand(operator, new_session):
-    message = schedule(new_session.session)
+    message = schedule_via_services(new_session.session)
 
     response = operator.get(f"{MESSAGES}{quote(message.pk)}/change/")
 
@@ -225,7 +200,7 @@ def test_it_lets_nobody_edit_a_status_by_hand(operator, new_session):
 
 
 def test_it_refuses_a_save_posted_to_the_read_only_message_page(operator, new_session):
-    message = schedule(new_session.session)
+    message = schedule_via_services(new_session.session)
 
     event = MessageEvent.objects.get(message=message)
     form = {
@@ -246,7 +221,7 @@ def test_it_offers_no_way_to_add_a_message_by_hand(operator):
 
 
 def test_it_explains_who_the_actors_of_the_history_are(operator, new_session):
-    message = schedule(new_session.session)
+    message = schedule_via_services(new_session.session)
 
     response = operator.get(f"{MESSAGES}{quote(message.pk)}/change/")
 
@@ -257,27 +232,27 @@ def test_it_explains_who_the_actors_of_the_history_are(operator, new_session):
 
 
 def test_it_cancels_a_pending_message_with_the_cancel_action(operator, new_session):
-    message = schedule(new_session.session)
+    message = schedule_via_services(new_session.session)
 
-    response = act(operator, MESSAGES, "cancel", message)
+    response = admin_action(operator, MESSAGES, "cancel", message)
 
     assert status_of(message) == "cancelled"
     assert shown_messages(response) == ["1 message(s) cancelled."]
 
 
 def test_it_records_who_cancelled_in_the_admin(operator, new_session):
-    message = schedule(new_session.session)
+    message = schedule_via_services(new_session.session)
 
-    act(operator, MESSAGES, "cancel", message)
+    admin_action(operator, MESSAGES, "cancel", message)
 
     assert MessageEvent.objects.filter(message=message).latest("id").actor == "admin:boss"
 
 
 def test_it_refuses_to_cancel_a_sent_message_and_says_why(operator, new_session):
-    message = schedule(new_session.session)
-    ScheduledMessage.objects.filter(pk=message.pk).update(status="sent")
+    message = schedule_via_services(new_session.session)
+    set_status(message.pk, "sent")
 
-    response = act(operator, MESSAGES, "cancel", message)
+    response = admin_action(operator, MESSAGES, "cancel", message)
 
     assert status_of(message) == "sent"
     assert shown_messages(response) == [
@@ -286,10 +261,10 @@ def test_it_refuses_to_cancel_a_sent_message_and_says_why(operator, new_session)
 
 
 def test_it_puts_a_failed_message_back_to_pending_with_retry(operator, new_session):
-    message = schedule(new_session.session)
-    ScheduledMessage.objects.filter(pk=message.pk).update(status="failed", attempts=6, last_error="Provider down")
+    message = schedule_via_services(new_session.session)
+    set_status(message.pk, "failed", attempts=6, last_error="Provider down")
 
-    response = act(operator, MESSAGES, "retry", message)
+    response = admin_action(operator, MESSAGES, "retry", message)
 
     retried = ScheduledMessage.objects.get(pk=message.pk)
     assert (retried.status, retried.attempts, retried.last_error) == ("pending", 0, "")
@@ -297,14 +272,83 @@ def test_it_puts_a_failed_message_back_to_pending_with_retry(operator, new_sessi
 
 
 def test_it_refuses_to_retry_a_pending_message(operator, new_session):
-    message = schedule(new_session.session)
+    message = schedule_via_services(new_session.session)
 
-    response = act(operator, MESSAGES, "retry", message)
+    response = admin_action(operator, MESSAGES, "retry", message)
 
     assert status_of(message) == "pending"
     assert shown_messages(response) == [
         f"{message.id}: Cannot retry a message with status 'pending'; only failed messages can be retried"
     ]
+
+
+@pytest.mark.parametrize(("action", "status", "refusal"), [
+    ("cancel", "failed", "Cannot cancel a message with status 'failed'; only pending messages can be cancelled"),
+    ("cancel", "sending", "Cannot cancel a message with status 'sending'; only pending messages can be cancelled"),
+    ("send_now", "sending", "Cannot send now a message with status 'sending'; only pending messages can be sent now"),
+    ("send_now", "sent", "Cannot send now a message with status 'sent'; only pending messages can be sent now"),
+    ("send_now", "cancelled", "Cannot send now a message with status 'cancelled'; only pending messages can be sent now"),
+    ("send_now", "failed", "Cannot send now a message with status 'failed'; only pending messages can be sent now"),
+    ("retry", "sending", "Cannot retry a message with status 'sending'; only failed messages can be retried"),
+    ("retry", "sent", "Cannot retry a message with status 'sent'; only failed messages can be retried"),
+    ("retry", "cancelled", "Cannot retry a message with status 'cancelled'; only failed messages can be retried"),
+])
+def test_it_refuses_an_action_the_status_does_not_allow_naming_the_message_and_why(operator, new_session, action, status,
+                                                                                 refusal):
+    message = schedule_via_services(new_session.session)
+    set_status(message.pk, status)
+
+    response = admin_action(operator, MESSAGES, action, message)
+
+    assert (status_of(message), shown_messages(response)) == (status, [f"{message.id}: {refusal}"])
+
+
+def test_it_acts_on_the_messages_it_may_and_names_each_one_it_refuses(operator, new_session):
+    pending, sent, failed = (schedule_via_services(new_session.session) for _ in range(3))
+    set_status(sent.pk, "sent")
+    set_status(failed.pk, "failed")
+
+    response = admin_action(operator, MESSAGES, "send_now", pending, sent, failed)
+
+    assert sorted(shown_messages(response)) == sorted([
+        "1 message(s) due now.",
+        f"{sent.id}: Cannot send now a message with status 'sent'; only pending messages can be sent now",
+        f"{failed.id}: Cannot send now a message with status 'failed'; only pending messages can be sent now",
+    ])
+    assert [status_of(m) for m in (pending, sent, failed)] == ["pending", "sent", "failed"]
+
+
+def test_it_reschedules_from_the_admin(operator, new_session):
+    message = schedule_via_services(new_session.session)
+    new_time = in_hours(5)
+
+    form = admin_action(operator, MESSAGES, "reschedule", message)
+    done = admin_action(operator, MESSAGES, "reschedule", message, apply="1", scheduled_at=new_time.isoformat())
+
+    message.refresh_from_db()
+    assert "New time" in form.content.decode()
+    assert "1 message(s) rescheduled." in done.content.decode()
+    assert message.scheduled_at == new_time
+    assert message.events.last().actor == "admin:boss"
+
+
+def test_it_refuses_a_reschedule_into_the_past(operator, new_session):
+    message = schedule_via_services(new_session.session)
+
+    response = admin_action(operator, MESSAGES, "reschedule", message, apply="1", scheduled_at="2020-01-01T00:00")
+
+    assert "must not be in the past." in response.content.decode()
+    assert ScheduledMessage.objects.get(pk=message.pk).version == message.version
+
+
+def test_it_sends_now_from_the_admin(operator, new_session):
+    message = schedule_via_services(new_session.session)
+
+    admin_action(operator, MESSAGES, "send_now", message)
+
+    message.refresh_from_db()
+    assert message.due_at <= datetime.now(UTC)
+    assert message.scheduled_at > datetime.now(UTC)
 
 
 # --- Sessions and keys ------------------------------------------------------------------------
@@ -313,16 +357,16 @@ def test_it_refuses_to_retry_a_pending_message(operator, new_session):
 def test_it_revokes_keys_with_the_revoke_action(operator, new_session):
     key = ApiKey.objects.get(session=new_session.session)
 
-    response = act(operator, KEYS, "revoke", key)
+    response = admin_action(operator, KEYS, "revoke", key)
 
     assert ApiKey.objects.get(pk=key.pk).revoked_at is not None
     assert shown_messages(response) == ["Revoked 1 API keys."]
 
 
 def test_it_refuses_a_key_revoked_in_the_admin_at_the_api(operator, new_session, scheduled_url):
-    act(operator, KEYS, "revoke", ApiKey.objects.get(session=new_session.session))
+    admin_action(operator, KEYS, "revoke", ApiKey.objects.get(session=new_session.session))
 
-    response = api_for(new_session.api_key).get(scheduled_url)
+    response = key_client(new_session.api_key).get(scheduled_url)
 
     assert response.status_code == 401
 
@@ -348,7 +392,7 @@ def test_it_shows_a_key_that_works_at_the_api(operator):
 
     session = Session.objects.get()
     key = re.search(r"wask_[A-Za-z0-9_-]+", " ".join(shown_messages(response))).group()
-    assert api_for(key).get(f"/sessions/{session.pk}/scheduled").status_code == 200
+    assert key_client(key).get(f"/sessions/{session.pk}/scheduled").status_code == 200
 
 
 def test_it_does_not_show_the_key_again_on_the_session_page(operator):
@@ -370,11 +414,53 @@ def test_it_creates_an_inactive_session_when_active_is_unticked(operator):
 
 
 def test_it_issues_a_new_working_key_from_the_session_list(operator, new_session, scheduled_url):
-    response = act(operator, SESSIONS, "issue_api_key", new_session.session)
+    response = admin_action(operator, SESSIONS, "issue_api_key", new_session.session)
 
     key = re.search(r"wask_[A-Za-z0-9_-]+", " ".join(shown_messages(response))).group()
     assert key != new_session.api_key
-    assert api_for(key).get(scheduled_url).status_code == 200
+    assert key_client(key).get(scheduled_url).status_code == 200
+
+
+def test_it_rotates_a_sessions_api_key_from_the_admin(operator, new_session, api, scheduled_url):
+    response = admin_action(operator, SESSIONS, "rotate_api_key", new_session.session)
+
+    new_key = re.search(r"wask_[\w-]+", response.content.decode()).group(0)
+    assert api.get(scheduled_url).status_code == 401
+    api.credentials(HTTP_X_API_KEY=new_key)
+    assert api.get(scheduled_url).status_code == 200
+    assert ApiKey.objects.filter(session=new_session.session, revoked_at__isnull=True).count() == 1
+
+
+def test_it_rotates_the_webhook_secret_from_the_admin(operator, new_session):
+    old = new_session.session.webhook_secret
+
+    response = admin_action(operator, SESSIONS, "rotate_webhook_secret", new_session.session)
+
+    new = Session.objects.get(pk=new_session.session.pk).webhook_secret
+    assert new != old
+    assert new in response.content.decode()
+
+
+def test_it_redelivers_a_webhook_from_the_admin(operator, new_session):
+    Session.objects.filter(pk=new_session.session.pk).update(webhook_url="https://example.com/hooks")
+    message = schedule_via_services(Session.objects.get(pk=new_session.session.pk))
+    services.message_cancel(message=message)
+    delivery = WebhookDelivery.objects.get(message=message)
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.EXHAUSTED, attempts=8)
+
+    response = admin_action(operator, DELIVERIES, "redeliver", delivery)
+
+    delivery.refresh_from_db()
+    assert "1 delivery(ies) queued again." in response.content.decode()
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.PENDING, 0)
+
+
+def test_it_resumes_webhooks_stopped_by_a_410_from_the_admin(operator, new_session):
+    Session.objects.filter(pk=new_session.session.pk).update(webhook_disabled_at=datetime.now(UTC))
+
+    admin_action(operator, SESSIONS, "enable_webhooks", new_session.session)
+
+    assert Session.objects.get(pk=new_session.session.pk).webhook_disabled_at is None
 
 
 # --- Secrets shown once, whatever the session is called ------------------------------------------
@@ -391,7 +477,7 @@ def only_notice(response):
 def test_it_rotates_the_key_of_a_session_whatever_its_name_and_shows_the_name_as_text(operator, name):
     created = services.session_create(name=name)
 
-    response = act(operator, SESSIONS, "rotate_api_key", created.session)
+    response = admin_action(operator, SESSIONS, "rotate_api_key", created.session)
 
     page = response.content.decode()
     key = re.search(r"wask_[A-Za-z0-9_-]+", only_notice(response)).group()
@@ -401,15 +487,15 @@ def test_it_rotates_the_key_of_a_session_whatever_its_name_and_shows_the_name_as
         f"<br>api key: <code>{key}</code>"
     )
     assert "<img src=x" not in page
-    assert api_for(key).get(f"/sessions/{created.session.pk}/scheduled").status_code == 200
-    assert api_for(created.api_key).get(f"/sessions/{created.session.pk}/scheduled").status_code == 401
+    assert key_client(key).get(f"/sessions/{created.session.pk}/scheduled").status_code == 200
+    assert key_client(created.api_key).get(f"/sessions/{created.session.pk}/scheduled").status_code == 401
 
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
 def test_it_rotates_the_webhook_secret_of_a_session_whatever_its_name_and_shows_it_once(operator, name):
     created = services.session_create(name=name)
 
-    response = act(operator, SESSIONS, "rotate_webhook_secret", created.session)
+    response = admin_action(operator, SESSIONS, "rotate_webhook_secret", created.session)
 
     secret = Session.objects.get(pk=created.session.pk).webhook_secret
     assert secret != created.session.webhook_secret
@@ -423,11 +509,11 @@ def test_it_rotates_the_webhook_secret_of_a_session_whatever_its_name_and_shows_
 def test_it_issues_an_extra_key_to_a_session_whatever_its_name(operator, name):
     created = services.session_create(name=name)
 
-    response = act(operator, SESSIONS, "issue_api_key", created.session)
+    response = admin_action(operator, SESSIONS, "issue_api_key", created.session)
 
     key = re.search(r"wask_[A-Za-z0-9_-]+", only_notice(response)).group()
     assert only_notice(response) == f"New key for {escape(name)}. Copy now: shown only this once.<br>api key: <code>{key}</code>"
-    assert api_for(key).get(f"/sessions/{created.session.pk}/scheduled").status_code == 200
+    assert key_client(key).get(f"/sessions/{created.session.pk}/scheduled").status_code == 200
 
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
@@ -442,7 +528,7 @@ def test_it_shows_the_credentials_of_a_session_added_with_any_name(operator, nam
     key = re.search(r"wask_[A-Za-z0-9_-]+", notice).group()
     assert session.name == name
     assert "<img src=x" not in response.content.decode()
-    assert api_for(key).get(f"/sessions/{session.pk}/scheduled").status_code == 200
+    assert key_client(key).get(f"/sessions/{session.pk}/scheduled").status_code == 200
 
 
 def test_it_refuses_a_webhook_url_that_is_internal_however_it_is_read(operator, settings):

@@ -5,9 +5,10 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from rest_framework.test import APIClient
 
 from scheduling.models import ApiKey, Session
+
+from ..factories import key_client
 
 pytestmark = pytest.mark.django_db
 
@@ -55,10 +56,8 @@ def test_it_creates_the_session_it_prints():
 
 def test_it_prints_a_key_that_authenticates_against_the_api():
     printed = json.loads(create_session("shop"))
-    client = APIClient()
-    client.credentials(HTTP_X_API_KEY=printed["apiKey"])
 
-    response = client.get(f"/sessions/{printed['id']}/scheduled")
+    response = key_client(printed["apiKey"]).get(f"/sessions/{printed['id']}/scheduled")
 
     assert response.status_code == 200
     assert response.json() == {"success": True, "scheduled": [], "next": None}

@@ -1,6 +1,5 @@
 """The Messente-compatible API, driven by Messente's own Python client (messente-api), unchanged."""
 
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,9 +9,7 @@ from messente_api import (
     BulkMessagingApi,
     BulkOmnimessage,
     Configuration,
-    DeliveryReportApi,
     Omnimessage,
-    OmnimessageApi,
     OmnimessageMessagesInner,
     Viber,
     WhatsApp,
@@ -24,23 +21,12 @@ from messente_api.exceptions import BadRequestException, NotFoundException, Unau
 from scheduling import services
 from scheduling.models import MessageStatus, ScheduledMessage
 
-from .support import ProviderServer, Reply
-
-
-@pytest.fixture
-def account(transactional_db):
-    return services.session_create(name="messente-user")
-
-
-def client_for(live_server, username, password):
-    configuration = Configuration(host=f"{live_server.url}/v1", username=username, password=password)
-    api = ApiClient(configuration)
-    return OmnimessageApi(api), DeliveryReportApi(api)
+from ..factories import in_hours, messente_client, set_status
 
 
 @pytest.fixture
 def messente(live_server, account):
-    return client_for(live_server, account.api_username, account.api_password)
+    return messente_client(live_server, account.api_username, account.api_password)
 
 
 def channels():
@@ -113,6 +99,23 @@ def test_it_cancels_a_scheduled_omnimessage_with_202_and_then_404(messente):
     assert again.value.data.errors[0].code.value == "101"
 
 
+@pytest.mark.parametrize("status", ["sending", "sent", "failed", "cancelled"])
+def test_it_answers_a_cancel_of_an_omnimessage_no_longer_scheduled_with_404_saying_its_status(messente, status):
+    omnimessages, _ = messente
+    sent = omnimessages.send_omnimessage(
+        Omnimessage(to="+37255555555", messages=channels(), time_to_send=in_hours(1).isoformat())
+    )
+    set_status(sent.omnimessage_id, status)
+
+    with pytest.raises(NotFoundException) as refused:
+        omnimessages.cancel_scheduled_message(sent.omnimessage_id)
+
+    [error] = refused.value.data.errors
+    assert (error.title.value, error.code.value, error.source) == ("Not found", "101", None)
+    assert error.detail == f"Omnimessage {sent.omnimessage_id} is no longer scheduled ({status})"
+    assert ScheduledMessage.objects.get(pk=sent.omnimessage_id).status == status
+
+
 def test_it_answers_404_for_an_unknown_omnimessage(messente):
     omnimessages, reports = messente
 
@@ -126,7 +129,7 @@ def test_it_hides_another_accounts_omnimessages(live_server, messente, transacti
     omnimessages, _ = messente
     sent = omnimessages.send_omnimessage(Omnimessage(to="+37255555555", messages=channels()))
     stranger = services.session_create(name="stranger")
-    _, stranger_reports = client_for(live_server, stranger.api_username, stranger.api_password)
+    _, stranger_reports = messente_client(live_server, stranger.api_username, stranger.api_password)
 
     with pytest.raises(NotFoundException):
         stranger_reports.retrieve_delivery_report(sent.omnimessage_id)
@@ -134,7 +137,7 @@ def test_it_hides_another_accounts_omnimessages(live_server, messente, transacti
 
 @pytest.mark.parametrize("username_password", [("om_nobody", "wrong"), (None, None)])
 def test_it_refuses_bad_credentials_with_401(live_server, account, username_password):
-    omnimessages, _ = client_for(live_server, *username_password)
+    omnimessages, _ = messente_client(live_server, *username_password)
 
     with pytest.raises(UnauthorizedException) as caught:
         omnimessages.send_omnimessage(Omnimessage(to="+37255555555", messages=channels()))
@@ -231,52 +234,3 @@ def test_it_refuses_an_empty_or_oversized_bulk_and_stores_nothing(live_server, a
     assert [r.status_code for r in (empty, too_many, not_a_list)] == [400, 400, 400]
     assert [e["source"] for r in (empty, too_many, not_a_list) for e in r.json()["errors"]] == ["payload[messages]"] * 3
     assert ScheduledMessage.objects.count() == 0
-
-
-# --- Channel fallback through the real worker and pump ------------------------------------------------
-
-
-def wait_until(condition, timeout=20.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def test_it_falls_back_from_sms_to_viber_to_whatsapp(dispatch, live_server, account, channel_providers):
-    receiver = ProviderServer().start()
-    try:
-        sms, viber, whatsapp = (channel_providers[c] for c in ("sms", "viber", "whatsapp"))
-        for server in channel_providers.values():
-            server.reset()
-        sms.script("fallback sms", Reply(400, {"error": "no SMS route to this number"}))
-        viber.script("fallback viber", *[Reply(200, {"id": "late"}, delay=3)] * 3)  # slower than the 2 s timeout
-        omnimessages, reports = client_for(live_server, account.api_username, account.api_password)
-
-        sent = omnimessages.send_omnimessage(Omnimessage(
-            to="+37255555555", dlr_url=receiver.url, messages=[
-                OmnimessageMessagesInner(Sms(text="fallback sms")),
-                OmnimessageMessagesInner(Viber(text="fallback viber", ttl=2)),
-                OmnimessageMessagesInner(WhatsApp(text=WhatsAppText(body="fallback whatsapp"))),
-            ],
-        ))
-
-        assert wait_until(lambda: len(receiver.received) >= 3), [r.body for r in receiver.received]
-        report = reports.retrieve_delivery_report(sent.omnimessage_id)
-    finally:
-        receiver.stop()
-
-    assert [(s.channel.value, s.status.value, s.err) for s in report.statuses] == [
-        ("sms", "FAILED", 1), ("viber", "EXPIRED", 2), ("whatsapp", "ACK", 0)
-    ]
-    assert report.statuses[0].error == 'Provider refused the message with HTTP 400: {"error": "no SMS route to this number"}'
-    assert [(r.body["channel"], r.body["status"]) for r in receiver.received] == [
-        ("sms", "FAILED"), ("viber", "EXPIRED"), ("whatsapp", "ACK")
-    ]
-    assert {r.body["omnimessage_id"] for r in receiver.received} == {sent.omnimessage_id}
-    assert [r.body["text"] for r in whatsapp.received] == ["fallback whatsapp"]
-    assert whatsapp.received[0].body["channel"] == "whatsapp"
-    assert len(viber.received) >= 1
-    assert ScheduledMessage.objects.get(pk=sent.omnimessage_id).status == MessageStatus.SENT

@@ -1,7 +1,6 @@
 """Session keys: who may read, schedule and cancel which session's messages."""
 
 import uuid
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from rest_framework.test import APIClient
@@ -9,34 +8,26 @@ from rest_framework.test import APIClient
 from scheduling import services
 from scheduling.models import ApiKey, ScheduledMessage, Session
 
+from ..factories import client_with, in_hours, key_client, schedule_via_services
+
 MISSING = {"success": False, "error": "Missing API key: send it as X-API-Key or Authorization: Bearer"}
 INVALID = {"success": False, "error": "Invalid or revoked API key"}
 SESSION_NOT_FOUND = {"success": False, "error": "Session not found"}
 
 
 def body():
-    when = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
-    return {"to": "919988066776", "text": "Hello", "scheduledAt": when}
-
-
-def client_with(**headers):
-    client = APIClient()
-    client.credentials(**headers)
-    return client
+    return {"to": "919988066776", "text": "Hello", "scheduledAt": in_hours(1).isoformat()}
 
 
 @pytest.fixture
 def message(new_session):
-    return services.message_schedule(
-        session=new_session.session, scheduled_at=datetime.now(UTC) + timedelta(hours=1), to="919988066776", text="Mine",
-    )
+    return schedule_via_services(new_session.session, text="Mine")
 
 
 @pytest.fixture
 def intruder(db):
     """Another session's valid key."""
-    other = services.session_create(name="intruder")
-    return client_with(HTTP_X_API_KEY=other.api_key)
+    return key_client(services.session_create(name="intruder").api_key)
 
 
 def test_it_refuses_a_request_without_a_key(db, scheduled_url):
@@ -67,14 +58,14 @@ def test_it_asks_for_a_key_before_reading_the_body(db, scheduled_url):
 
 
 def test_it_refuses_a_wrong_key(db, scheduled_url):
-    response = client_with(HTTP_X_API_KEY="wask_" + "x" * 43).get(scheduled_url)
+    response = key_client("wask_" + "x" * 43).get(scheduled_url)
 
     assert response.status_code == 401
     assert response.json() == INVALID
 
 
 def test_it_refuses_a_key_without_the_wask_prefix(db, scheduled_url):
-    response = client_with(HTTP_X_API_KEY="sk_live_123").get(scheduled_url)
+    response = key_client("sk_live_123").get(scheduled_url)
 
     assert response.status_code == 401
     assert response.json() == INVALID
@@ -83,7 +74,7 @@ def test_it_refuses_a_key_without_the_wask_prefix(db, scheduled_url):
 def test_it_refuses_a_key_that_differs_only_after_its_prefix(new_session, scheduled_url):
     tampered = new_session.api_key[:-1] + ("A" if new_session.api_key[-1] != "A" else "B")
 
-    response = client_with(HTTP_X_API_KEY=tampered).get(scheduled_url)
+    response = key_client(tampered).get(scheduled_url)
 
     assert response.status_code == 401
     assert response.json() == INVALID
@@ -103,7 +94,7 @@ def test_it_keeps_accepting_the_other_keys_of_a_session_when_one_is_revoked(new_
     _, second = services.api_key_create(session=new_session.session, label="second")
     services.api_key_revoke(api_key=first)
 
-    response = client_with(HTTP_X_API_KEY=second).get(scheduled_url)
+    response = key_client(second).get(scheduled_url)
 
     assert response.status_code == 200
 
@@ -163,7 +154,7 @@ def test_it_never_lets_another_sessions_key_cancel_a_message(intruder, scheduled
 
 
 def test_it_never_lets_another_sessions_key_reschedule_a_message(intruder, scheduled_url, message):
-    later = (datetime.now(UTC) + timedelta(hours=5)).isoformat()
+    later = in_hours(5).isoformat()
 
     response = intruder.patch(f"{scheduled_url}/{message.id}", {"scheduledAt": later}, format="json")
 

@@ -1,33 +1,16 @@
 """GET, DELETE and PATCH of scheduled messages: lists, pages, cancel, reschedule, history."""
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
 from scheduling import services
 from scheduling.models import MessageEvent, ScheduledMessage
 
+from ..factories import as_seed, campaign, in_hours, schedule_via_api, schedule_via_services, set_status
+
 CANCELLED = {"success": True, "message": "Scheduled message cancelled successfully"}
-
-
-def in_hours(hours):
-    return (datetime.now(UTC) + timedelta(hours=hours)).replace(microsecond=0)
-
-
-def as_seed(when):
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
-
-
-def schedule(api, url, when=None, text="Hello"):
-    body = {"to": "919988066776", "text": text, "scheduledAt": as_seed(when or in_hours(1))}
-    response = api.post(url, body, format="json")
-    assert response.status_code == 201, response.json()
-    return response.json()["scheduled"]
-
-
-def set_status(message_id, status):
-    ScheduledMessage.objects.filter(pk=message_id).update(status=status)
 
 
 def ids(response):
@@ -45,7 +28,7 @@ def test_it_lists_nothing_for_a_new_session(api, scheduled_url):
 
 
 def test_it_lists_messages_in_the_seeds_shape(api, scheduled_url):
-    message = schedule(api, scheduled_url, text="This is a scheduled message!")
+    message = schedule_via_api(api, scheduled_url, text="This is a scheduled message!")
 
     response = api.get(scheduled_url)
 
@@ -54,7 +37,7 @@ def test_it_lists_messages_in_the_seeds_shape(api, scheduled_url):
 
 def test_it_lists_messages_by_scheduled_time_not_by_creation(api, scheduled_url):
     hours = [5, 1, 4, 2, 3]
-    created = {hour: schedule(api, scheduled_url, in_hours(hour))["id"] for hour in hours}
+    created = {hour: schedule_via_api(api, scheduled_url, in_hours(hour))["id"] for hour in hours}
 
     response = api.get(scheduled_url)
 
@@ -63,8 +46,8 @@ def test_it_lists_messages_by_scheduled_time_not_by_creation(api, scheduled_url)
 
 def test_it_lists_only_the_sessions_own_messages(api, scheduled_url):
     other = services.session_create(name="other").session
-    services.message_schedule(session=other, scheduled_at=in_hours(1), to="919988066776", text="Not yours")
-    mine = schedule(api, scheduled_url)
+    schedule_via_services(other, text="Not yours")
+    mine = schedule_via_api(api, scheduled_url)
 
     response = api.get(scheduled_url)
 
@@ -72,8 +55,8 @@ def test_it_lists_only_the_sessions_own_messages(api, scheduled_url):
 
 
 def test_it_filters_the_list_by_status(api, scheduled_url):
-    kept = [schedule(api, scheduled_url, in_hours(hour))["id"] for hour in (1, 3)]
-    dropped = schedule(api, scheduled_url, in_hours(2))["id"]
+    kept = [schedule_via_api(api, scheduled_url, in_hours(hour))["id"] for hour in (1, 3)]
+    dropped = schedule_via_api(api, scheduled_url, in_hours(2))["id"]
     api.delete(f"{scheduled_url}/{dropped}")
 
     response = api.get(scheduled_url, {"status": "pending"})
@@ -83,8 +66,8 @@ def test_it_filters_the_list_by_status(api, scheduled_url):
 
 
 def test_it_lists_cancelled_messages_under_their_status(api, scheduled_url):
-    schedule(api, scheduled_url, in_hours(1))
-    dropped = schedule(api, scheduled_url, in_hours(2))["id"]
+    schedule_via_api(api, scheduled_url, in_hours(1))
+    dropped = schedule_via_api(api, scheduled_url, in_hours(2))["id"]
     api.delete(f"{scheduled_url}/{dropped}")
 
     response = api.get(scheduled_url, {"status": "cancelled"})
@@ -94,8 +77,8 @@ def test_it_lists_cancelled_messages_under_their_status(api, scheduled_url):
 
 @pytest.mark.parametrize("status", ["sent", "failed"])
 def test_it_filters_by_the_seeds_other_statuses(api, scheduled_url, status):
-    schedule(api, scheduled_url, in_hours(1))
-    done = schedule(api, scheduled_url, in_hours(2))["id"]
+    schedule_via_api(api, scheduled_url, in_hours(1))
+    done = schedule_via_api(api, scheduled_url, in_hours(2))["id"]
     set_status(done, status)
 
     response = api.get(scheduled_url, {"status": status})
@@ -104,7 +87,7 @@ def test_it_filters_by_the_seeds_other_statuses(api, scheduled_url, status):
 
 
 def test_it_treats_an_empty_status_filter_as_no_filter(api, scheduled_url):
-    message = schedule(api, scheduled_url)
+    message = schedule_via_api(api, scheduled_url)
 
     response = api.get(scheduled_url, {"status": ""})
 
@@ -112,7 +95,7 @@ def test_it_treats_an_empty_status_filter_as_no_filter(api, scheduled_url):
 
 
 def test_it_pages_with_limit_and_next_links_until_next_is_null(api, scheduled_url):
-    expected = [schedule(api, scheduled_url, in_hours(hour))["id"] for hour in (1, 2, 3, 4, 5)]
+    expected = [schedule_via_api(api, scheduled_url, in_hours(hour))["id"] for hour in (1, 2, 3, 4, 5)]
 
     first = api.get(scheduled_url, {"limit": 2})
     second = api.get(first.json()["next"])
@@ -124,7 +107,7 @@ def test_it_pages_with_limit_and_next_links_until_next_is_null(api, scheduled_ur
 
 def test_it_gives_a_next_link_on_a_full_page(api, scheduled_url):
     for hour in (1, 2, 3):
-        schedule(api, scheduled_url, in_hours(hour))
+        schedule_via_api(api, scheduled_url, in_hours(hour))
 
     response = api.get(scheduled_url, {"limit": 2})
 
@@ -134,7 +117,7 @@ def test_it_gives_a_next_link_on_a_full_page(api, scheduled_url):
 
 def test_it_pages_through_messages_due_at_the_same_time_without_loss_or_repeat(api, scheduled_url):
     when = in_hours(1)
-    created = {schedule(api, scheduled_url, when)["id"] for _ in range(5)}
+    created = {schedule_via_api(api, scheduled_url, when)["id"] for _ in range(5)}
 
     seen, url = [], f"{scheduled_url}?limit=2"
     while url:
@@ -146,9 +129,9 @@ def test_it_pages_through_messages_due_at_the_same_time_without_loss_or_repeat(a
 
 
 def test_it_keeps_the_status_filter_on_the_next_page(api, scheduled_url):
-    pending = [schedule(api, scheduled_url, in_hours(hour))["id"] for hour in (1, 3, 5)]
+    pending = [schedule_via_api(api, scheduled_url, in_hours(hour))["id"] for hour in (1, 3, 5)]
     for hour in (2, 4):
-        api.delete(f"{scheduled_url}/{schedule(api, scheduled_url, in_hours(hour))['id']}")
+        api.delete(f"{scheduled_url}/{schedule_via_api(api, scheduled_url, in_hours(hour))['id']}")
 
     first = api.get(scheduled_url, {"status": "pending", "limit": 2})
     second = api.get(first.json()["next"])
@@ -168,7 +151,7 @@ def test_it_refuses_an_invalid_cursor(api, scheduled_url):
 
 
 def test_it_shows_one_message_as_it_was_created(api, scheduled_url):
-    message = schedule(api, scheduled_url, text="This is a scheduled message!")
+    message = schedule_via_api(api, scheduled_url, text="This is a scheduled message!")
 
     response = api.get(f"{scheduled_url}/{message['id']}")
 
@@ -185,7 +168,7 @@ def test_it_answers_404_for_an_unknown_message(api, scheduled_url):
 
 def test_it_answers_404_for_a_message_of_another_session(api, scheduled_url):
     other = services.session_create(name="other").session
-    theirs = services.message_schedule(session=other, scheduled_at=in_hours(1), to="919988066776", text="Not yours")
+    theirs = schedule_via_services(other, text="Not yours")
 
     response = api.get(f"{scheduled_url}/{theirs.id}")
 
@@ -194,7 +177,7 @@ def test_it_answers_404_for_a_message_of_another_session(api, scheduled_url):
 
 
 def test_it_shows_when_a_sent_message_went_out_and_its_provider_id(api, scheduled_url):
-    message = schedule(api, scheduled_url)
+    message = schedule_via_api(api, scheduled_url)
     sent_at = datetime(2026, 2, 1, 15, 0, 0, 250000, tzinfo=UTC)
     ScheduledMessage.objects.filter(pk=message["id"]).update(
         status="sent", sent_at=sent_at, provider_message_id="3EB0ABC123456789", attempts=1,
@@ -209,7 +192,7 @@ def test_it_shows_when_a_sent_message_went_out_and_its_provider_id(api, schedule
 
 
 def test_it_shows_why_a_failed_message_failed(api, scheduled_url):
-    message = schedule(api, scheduled_url)
+    message = schedule_via_api(api, scheduled_url)
     ScheduledMessage.objects.filter(pk=message["id"]).update(status="failed", last_error="Recipient not on WhatsApp", attempts=1)
 
     response = api.get(f"{scheduled_url}/{message['id']}")
@@ -221,7 +204,7 @@ def test_it_shows_why_a_failed_message_failed(api, scheduled_url):
 
 
 def test_it_cancels_a_pending_message(api, scheduled_url):
-    message = schedule(api, scheduled_url)
+    message = schedule_via_api(api, scheduled_url)
 
     response = api.delete(f"{scheduled_url}/{message['id']}")
 
@@ -230,7 +213,7 @@ def test_it_cancels_a_pending_message(api, scheduled_url):
 
 
 def test_it_shows_a_cancelled_message_as_cancelled(api, scheduled_url):
-    message = schedule(api, scheduled_url)
+    message = schedule_via_api(api, scheduled_url)
     api.delete(f"{scheduled_url}/{message['id']}")
 
     response = api.get(f"{scheduled_url}/{message['id']}")
@@ -239,7 +222,7 @@ def test_it_shows_a_cancelled_message_as_cancelled(api, scheduled_url):
 
 
 def test_it_answers_a_repeated_cancel_like_the_first(api, scheduled_url):
-    message = schedule(api, scheduled_url)
+    message = schedule_via_api(api, scheduled_url)
     api.delete(f"{scheduled_url}/{message['id']}")
 
     response = api.delete(f"{scheduled_url}/{message['id']}")
@@ -258,7 +241,7 @@ def test_it_answers_404_when_cancelling_an_unknown_message(api, scheduled_url):
 
 @pytest.mark.parametrize("status", ["sent", "failed", "sending"])
 def test_it_refuses_to_cancel_a_message_that_is_no_longer_pending(api, scheduled_url, status):
-    message = schedule(api, scheduled_url)
+    message = schedule_via_api(api, scheduled_url)
     set_status(message["id"], status)
 
     response = api.delete(f"{scheduled_url}/{message['id']}")
@@ -272,7 +255,7 @@ def test_it_refuses_to_cancel_a_message_that_is_no_longer_pending(api, scheduled
 
 
 def test_it_records_scheduling_and_cancelling_in_the_history(api, scheduled_url):
-    message = schedule(api, scheduled_url)
+    message = schedule_via_api(api, scheduled_url)
     api.delete(f"{scheduled_url}/{message['id']}")
     api.delete(f"{scheduled_url}/{message['id']}")
 
@@ -285,7 +268,7 @@ def test_it_records_scheduling_and_cancelling_in_the_history(api, scheduled_url)
 
 
 def test_it_reschedules_a_pending_message(api, scheduled_url):
-    message = schedule(api, scheduled_url, in_hours(1))
+    message = schedule_via_api(api, scheduled_url, in_hours(1))
     later = as_seed(in_hours(6))
 
     response = api.patch(f"{scheduled_url}/{message['id']}", {"scheduledAt": later}, format="json")
@@ -295,7 +278,7 @@ def test_it_reschedules_a_pending_message(api, scheduled_url):
 
 
 def test_it_changes_the_recipient_and_text_of_a_pending_message(api, scheduled_url):
-    message = schedule(api, scheduled_url, in_hours(1))
+    message = schedule_via_api(api, scheduled_url, in_hours(1))
 
     response = api.patch(f"{scheduled_url}/{message['id']}", {"to": "+1 415 555 2671", "text": "Changed"}, format="json")
 
@@ -304,7 +287,7 @@ def test_it_changes_the_recipient_and_text_of_a_pending_message(api, scheduled_u
 
 
 def test_it_keeps_the_new_time_when_read_again(api, scheduled_url):
-    message = schedule(api, scheduled_url, in_hours(1))
+    message = schedule_via_api(api, scheduled_url, in_hours(1))
     later = as_seed(in_hours(6))
     api.patch(f"{scheduled_url}/{message['id']}", {"scheduledAt": later}, format="json")
 
@@ -314,8 +297,8 @@ def test_it_keeps_the_new_time_when_read_again(api, scheduled_url):
 
 
 def test_it_moves_a_rescheduled_message_in_the_list_order(api, scheduled_url):
-    first = schedule(api, scheduled_url, in_hours(1))["id"]
-    second = schedule(api, scheduled_url, in_hours(2))["id"]
+    first = schedule_via_api(api, scheduled_url, in_hours(1))["id"]
+    second = schedule_via_api(api, scheduled_url, in_hours(2))["id"]
 
     api.patch(f"{scheduled_url}/{first}", {"scheduledAt": as_seed(in_hours(3))}, format="json")
 
@@ -323,7 +306,7 @@ def test_it_moves_a_rescheduled_message_in_the_list_order(api, scheduled_url):
 
 
 def test_it_records_a_reschedule_in_the_history(api, scheduled_url):
-    message = schedule(api, scheduled_url, in_hours(1))
+    message = schedule_via_api(api, scheduled_url, in_hours(1))
 
     api.patch(f"{scheduled_url}/{message['id']}", {"scheduledAt": as_seed(in_hours(6))}, format="json")
 
@@ -332,7 +315,7 @@ def test_it_records_a_reschedule_in_the_history(api, scheduled_url):
 
 
 def test_it_checks_a_new_time_like_a_new_message(api, scheduled_url):
-    message = schedule(api, scheduled_url, in_hours(1))
+    message = schedule_via_api(api, scheduled_url, in_hours(1))
 
     response = api.patch(f"{scheduled_url}/{message['id']}", {"scheduledAt": as_seed(in_hours(-1))}, format="json")
 
@@ -344,7 +327,7 @@ def test_it_checks_a_new_time_like_a_new_message(api, scheduled_url):
 
 
 def test_it_refuses_to_reschedule_a_cancelled_message(api, scheduled_url):
-    message = schedule(api, scheduled_url, in_hours(1))
+    message = schedule_via_api(api, scheduled_url, in_hours(1))
     api.delete(f"{scheduled_url}/{message['id']}")
 
     response = api.patch(f"{scheduled_url}/{message['id']}", {"scheduledAt": as_seed(in_hours(6))}, format="json")
@@ -367,7 +350,7 @@ def test_it_answers_404_when_rescheduling_an_unknown_message(api, scheduled_url)
 def test_it_lists_a_shuffled_batch_in_time_order(api, scheduled_url):
     hours = list(range(1, 9))
     random.Random(7).shuffle(hours)
-    by_hour = {hour: schedule(api, scheduled_url, in_hours(hour))["scheduledAt"] for hour in hours}
+    by_hour = {hour: schedule_via_api(api, scheduled_url, in_hours(hour))["scheduledAt"] for hour in hours}
 
     times = [message["scheduledAt"] for message in api.get(scheduled_url).json()["scheduled"]]
 
@@ -375,14 +358,6 @@ def test_it_lists_a_shuffled_batch_in_time_order(api, scheduled_url):
 
 
 # --- Long lists: a campaign due at one instant, walked page by page -----------------------------
-
-
-def campaign(session, size, when):
-    """`size` messages of one session due at the same instant, as a bulk import would leave them."""
-    ScheduledMessage.objects.bulk_create(
-        ScheduledMessage(session=session, to="919988066776", text=f"campaign {n}", scheduled_at=when, due_at=when)
-        for n in range(size)
-    )
 
 
 def walk(api, url, most_pages=200):
@@ -407,9 +382,9 @@ def test_it_walks_a_campaign_of_5000_at_one_instant_to_the_end_each_message_once
 
 
 def test_it_walks_a_campaign_behind_earlier_messages_and_before_later_ones(api, scheduled_url, new_session):
-    first = schedule(api, scheduled_url, in_hours(1))["id"]
+    first = schedule_via_api(api, scheduled_url, in_hours(1))["id"]
     campaign(new_session.session, 1200, in_hours(2))
-    last = schedule(api, scheduled_url, in_hours(3))["id"]
+    last = schedule_via_api(api, scheduled_url, in_hours(3))["id"]
 
     seen, left = walk(api, f"{scheduled_url}?limit=500")
 
@@ -478,7 +453,7 @@ def test_it_reschedules_an_omnimessage_and_changes_its_recipient(api, scheduled_
 
 @pytest.mark.parametrize("status", ["sent", "failed", "cancelled", "sending"])
 def test_it_refuses_to_edit_a_message_that_is_no_longer_pending_with_409_even_when_its_time_has_passed(api, scheduled_url, status):
-    message = schedule(api, scheduled_url, in_hours(1))
+    message = schedule_via_api(api, scheduled_url, in_hours(1))
     ScheduledMessage.objects.filter(pk=message["id"]).update(status=status, scheduled_at=in_hours(-2), due_at=in_hours(-2))
 
     response = api.patch(f"{scheduled_url}/{message['id']}", {"text": "Too late"}, format="json")
@@ -490,7 +465,7 @@ def test_it_refuses_to_edit_a_message_that_is_no_longer_pending_with_409_even_wh
 
 
 def test_it_edits_a_pending_message_whose_retry_is_due_later_without_a_new_time(api, scheduled_url):
-    message = schedule(api, scheduled_url, in_hours(1))
+    message = schedule_via_api(api, scheduled_url, in_hours(1))
     first_try, retry_at = in_hours(-1), in_hours(0.1)
     ScheduledMessage.objects.filter(pk=message["id"]).update(scheduled_at=first_try, due_at=retry_at, attempts=1)
 
@@ -503,7 +478,7 @@ def test_it_edits_a_pending_message_whose_retry_is_due_later_without_a_new_time(
 
 
 def test_it_still_checks_a_new_time_of_a_message_waiting_for_a_retry(api, scheduled_url):
-    message = schedule(api, scheduled_url, in_hours(1))
+    message = schedule_via_api(api, scheduled_url, in_hours(1))
     ScheduledMessage.objects.filter(pk=message["id"]).update(scheduled_at=in_hours(-1), due_at=in_hours(0.1), attempts=1)
 
     response = api.patch(f"{scheduled_url}/{message['id']}", {"scheduledAt": as_seed(in_hours(-1))}, format="json")

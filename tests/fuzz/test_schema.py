@@ -14,7 +14,6 @@ The schema is loaded at import through the WSGI application, as a client would r
 through the same WSGI application (so through every middleware), not through Django's test client.
 """
 
-import base64
 import copy
 from datetime import UTC, datetime, timedelta
 
@@ -29,6 +28,8 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 from project.wsgi import application
 from scheduling import services
 from scheduling.models import ChannelStatus, MessageStatus, ScheduledMessage
+
+from ..factories import basic_auth, schedule_via_services, set_status
 
 MAX_EXAMPLES = 30
 CHECKS = [not_a_server_error, response_schema_conformance]
@@ -56,9 +57,9 @@ def world(transactional_db, settings):
     soon = timezone.now() + timedelta(hours=1)
     ids = {}
     for status in MessageStatus.values:
-        message = services.message_schedule(session=session, scheduled_at=soon, to="919988066776", text=f"fuzz {status}")
-        ScheduledMessage.objects.filter(pk=message.pk).update(
-            status=status, attempts=1 if status != MessageStatus.PENDING else 0,
+        message = schedule_via_services(session, soon, text=f"fuzz {status}")
+        set_status(
+            message.pk, status, attempts=1 if status != MessageStatus.PENDING else 0,
             sent_at=soon if status == MessageStatus.SENT else None,
             provider_message_id="wamid.fuzz" if status == MessageStatus.SENT else "",
             last_error="HTTP 400: refused" if status == MessageStatus.FAILED else "",
@@ -79,9 +80,8 @@ def world(transactional_db, settings):
         ChannelStatus.EXPIRED, 2, "no success within the channel's ttl", soon, soon)
     first.save()
     ScheduledMessage.objects.filter(pk=tried.pk).update(current_channel=1)
-    basic = base64.b64encode(f"{created.api_username}:{created.api_password}".encode()).decode()
     return {
-        "session_id": str(session.id), "api_key": created.api_key, "basic": f"Basic {basic}",
+        "session_id": str(session.id), "api_key": created.api_key, "basic": basic_auth(created.api_username, created.api_password),
         "scheduled_ids": [*ids.values(), image.id], "omnimessage_ids": [omni.id, tried.id],
     }
 

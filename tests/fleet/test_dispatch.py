@@ -5,26 +5,17 @@ an 8 s lease.
 """
 
 import time
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from scheduling import handover
 from scheduling.models import MessageStatus, ScheduledMessage
 
-from .support import Reply
+from .. import support
+from ..factories import in_seconds, schedule_via_api
+from ..support import Reply
 
 pytestmark = pytest.mark.dispatch
-
-
-def at(seconds):
-    return datetime.now(UTC) + timedelta(seconds=seconds)
-
-
-def schedule(api, url, when, text="Hello from the test"):
-    response = api.post(url, {"to": "919988066776", "text": text, "scheduledAt": when.isoformat()}, format="json")
-    assert response.status_code == 201, response.json()
-    return response.json()["scheduled"]["id"]
 
 
 def read(api, url, message_id):
@@ -48,8 +39,8 @@ def wait_for_status(api, url, message_id, status, timeout=10.0):
 
 
 def test_it_sends_a_message_due_in_2s_within_1s_of_its_time_exactly_once(dispatch, provider, api, scheduled_url):
-    due = at(2)
-    message_id = schedule(api, scheduled_url, due)
+    due = in_seconds(2)
+    message_id = schedule_via_api(api, scheduled_url, due, text="Hello from the test")["id"]
 
     received = provider.wait_for(message_id)
     time.sleep(1.5)
@@ -65,7 +56,7 @@ def test_it_sends_a_message_due_in_2s_within_1s_of_its_time_exactly_once(dispatc
 
 
 def test_it_never_sends_a_cancelled_message(dispatch, provider, api, scheduled_url):
-    message_id = schedule(api, scheduled_url, at(2))
+    message_id = schedule_via_api(api, scheduled_url, in_seconds(2))["id"]
 
     assert api.delete(f"{scheduled_url}/{message_id}").status_code == 200
     time.sleep(3.5)
@@ -78,8 +69,8 @@ def test_it_never_sends_a_cancelled_message(dispatch, provider, api, scheduled_u
 
 
 def test_it_sends_a_rescheduled_message_at_its_new_time_only(dispatch, provider, api, scheduled_url):
-    message_id = schedule(api, scheduled_url, at(1.5))
-    new_time = at(4)
+    message_id = schedule_via_api(api, scheduled_url, in_seconds(1.5))["id"]
+    new_time = in_seconds(4)
 
     response = api.patch(f"{scheduled_url}/{message_id}", {"scheduledAt": new_time.isoformat()}, format="json")
 
@@ -91,12 +82,10 @@ def test_it_sends_a_rescheduled_message_at_its_new_time_only(dispatch, provider,
 
 
 def test_it_sends_once_with_two_workers_and_a_duplicated_task(dispatch, provider, api, scheduled_url, service_env):
-    from . import support
-
     second = support.worker(service_env, "w2").start()
     try:
-        due = at(2)
-        message_id = schedule(api, scheduled_url, due)
+        due = in_seconds(2)
+        message_id = schedule_via_api(api, scheduled_url, due)["id"]
         message = ScheduledMessage.objects.get(pk=message_id)
         for _ in range(3):
             handover.enqueue_send(message.id, message.version, message.due_at)
@@ -111,8 +100,8 @@ def test_it_sends_once_with_two_workers_and_a_duplicated_task(dispatch, provider
 
 
 def test_it_still_sends_a_message_after_the_broker_is_flushed(dispatch, provider, api, scheduled_url, broker):
-    due = at(2)
-    message_id = schedule(api, scheduled_url, due)
+    due = in_seconds(2)
+    message_id = schedule_via_api(api, scheduled_url, due)["id"]
     time.sleep(0.5)  # the worker has reserved the ETA task by now
 
     dispatch.worker.kill()  # nothing survives but the database
@@ -127,8 +116,8 @@ def test_it_still_sends_a_message_after_the_broker_is_flushed(dispatch, provider
 
 
 def test_it_hands_far_future_messages_over_only_when_they_enter_the_horizon(dispatch, provider, api, scheduled_url, broker):
-    due = at(6)  # beyond the 3 s test horizon
-    message_id = schedule(api, scheduled_url, due)
+    due = in_seconds(6)  # beyond the 3 s test horizon
+    message_id = schedule_via_api(api, scheduled_url, due)["id"]
 
     assert ScheduledMessage.objects.get(pk=message_id).handed_over_at is None
     assert broker.llen("celery") == 0
@@ -139,7 +128,7 @@ def test_it_hands_far_future_messages_over_only_when_they_enter_the_horizon(disp
 def test_it_retries_a_temporary_provider_error_and_then_succeeds(dispatch, provider, api, scheduled_url):
     provider.script("flaky", Reply(503, {"error": "busy"}), Reply(429, {"error": "slow down"}, {"Retry-After": "1"}))
 
-    message_id = schedule(api, scheduled_url, at(0), text="flaky")
+    message_id = schedule_via_api(api, scheduled_url, in_seconds(0), text="flaky")["id"]
 
     shown = wait_for_status(api, scheduled_url, message_id, "sent", timeout=15)
     attempts = provider.requests_for(message_id)
@@ -152,7 +141,7 @@ def test_it_retries_a_temporary_provider_error_and_then_succeeds(dispatch, provi
 def test_it_fails_a_permanent_provider_error_at_once_with_the_reason_in_the_api(dispatch, provider, api, scheduled_url):
     provider.script("refused", Reply(400, {"error": "recipient is not on WhatsApp"}))
 
-    message_id = schedule(api, scheduled_url, at(0), text="refused")
+    message_id = schedule_via_api(api, scheduled_url, in_seconds(0), text="refused")["id"]
 
     shown = wait_for_status(api, scheduled_url, message_id, "failed")
     assert len(provider.requests_for(message_id)) == 1
@@ -163,7 +152,7 @@ def test_it_fails_a_permanent_provider_error_at_once_with_the_reason_in_the_api(
 def test_it_resends_with_the_same_key_when_a_worker_dies_mid_send(dispatch, provider, api, scheduled_url):
     provider.script("slow", Reply(200, {"messageId": "wamid.slow"}, delay=4))
 
-    message_id = schedule(api, scheduled_url, at(0), text="slow")
+    message_id = schedule_via_api(api, scheduled_url, in_seconds(0), text="slow")["id"]
     provider.wait_for(message_id)
     dispatch.worker.kill()  # mid-send: the provider got the request, the worker never recorded it
     dispatch.worker.start()
@@ -176,8 +165,8 @@ def test_it_resends_with_the_same_key_when_a_worker_dies_mid_send(dispatch, prov
 
 
 def test_a_campaign_due_at_one_instant_goes_out_on_time_once_each_in_batches(dispatch, provider, api, scheduled_url):
-    due = at(5)  # beyond the 3 s horizon: the pump hands the campaign over, grouped into batch tasks
-    message_ids = [schedule(api, scheduled_url, due, text=f"Campaign {n}") for n in range(40)]
+    due = in_seconds(5)  # beyond the 3 s horizon: the pump hands the campaign over, grouped into batch tasks
+    message_ids = [schedule_via_api(api, scheduled_url, due, text=f"Campaign {n}")["id"] for n in range(40)]
     cancelled = message_ids.pop(7)
     assert api.delete(f"{scheduled_url}/{cancelled}").status_code == 200
 

@@ -1,32 +1,20 @@
 """Bad input to the Messente-compatible API: a 4xx in Messente's error shape, and nothing stored."""
 
-import base64
 import json
 
 import pytest
-from rest_framework.test import APIClient
 
-from scheduling import services
 from scheduling.models import ScheduledMessage
+
+from ..factories import basic_auth, client_with
 
 URL = "/v1/omnimessage"
 BULK = "/v1/omnimessages"
 
 
-def basic(username, password):
-    return "Basic " + base64.b64encode(f"{username}:{password}".encode("utf-8", "surrogatepass")).decode()
-
-
-@pytest.fixture
-def account(db):
-    return services.session_create(name="messente-user")
-
-
 @pytest.fixture
 def omni(account):
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=basic(account.api_username, account.api_password))
-    return client
+    return client_with(HTTP_AUTHORIZATION=basic_auth(account.api_username, account.api_password))
 
 
 def send(omni, *channels, url=URL, **body):
@@ -47,8 +35,7 @@ def invalid(field, message):
 
 @pytest.mark.parametrize("username", ["\x00", "om_\x00", "om_0123456789abcdef\x00", "\ud800"])
 def test_it_refuses_credentials_with_a_nul_or_junk_in_the_username_with_401(account, username):
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=basic(username, account.api_password))
+    client = client_with(HTTP_AUTHORIZATION=basic_auth(username, account.api_password))
 
     response = client.post(URL, {"to": "+37255555555", "messages": [{"channel": "sms", "text": "hi"}]}, format="json")
 

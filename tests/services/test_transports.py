@@ -7,7 +7,7 @@ from scheduling.transports.http import HttpTransport
 from scheduling.transports.twilio import TwilioTransport
 from scheduling.transports.whatsapp_cloud import WhatsAppCloudTransport
 
-from .support import ProviderServer, Reply
+from ..support import ProviderServer, Reply
 
 TEXT = OutgoingMessage(idempotency_key="sched_1", to="919988066776", type="text", text="Hello")
 IMAGE = OutgoingMessage(
@@ -17,9 +17,8 @@ IMAGE = OutgoingMessage(
 
 @pytest.fixture(scope="module")
 def server():
-    running = ProviderServer().start()
-    yield running
-    running.stop()
+    with ProviderServer() as running:
+        yield running
 
 
 @pytest.fixture

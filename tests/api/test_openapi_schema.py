@@ -6,12 +6,6 @@ from openapi_spec_validator import validate
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def static_files_without_manifest(settings):
-    # `make test` runs no collectstatic, and the production storage needs its manifest to render pages.
-    settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
-
-
 @pytest.fixture
 def schema(client):
     response = client.get("/api/schema/", {"format": "json"})

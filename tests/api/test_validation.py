@@ -5,24 +5,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.test import RequestFactory
-from rest_framework.test import APIClient
 
 from scheduling.api import handlers
 from scheduling.models import ScheduledMessage
 
-
-def in_hours(hours):
-    return (datetime.now(UTC) + timedelta(hours=hours)).isoformat()
+from ..factories import in_hours, key_client, post_schedule
 
 
 def valid(**changes):
-    body = {"to": "919988066776", "text": "This is a scheduled message!", "scheduledAt": in_hours(1)}
+    body = {"to": "919988066776", "text": "This is a scheduled message!", "scheduledAt": in_hours(1).isoformat()}
     body.update(changes)
     return {key: value for key, value in body.items() if value is not None}
-
-
-def post(api, url, body):
-    return api.post(url, body, format="json")
 
 
 def field_error(field, message):
@@ -61,7 +54,7 @@ def test_it_refuses_a_json_value_that_is_not_an_object(api, scheduled_url):
 
 
 def test_it_refuses_a_message_without_to(api, scheduled_url):
-    response = post(api, scheduled_url, valid(to=None))
+    response = post_schedule(api, scheduled_url, **valid(to=None))
 
     assert response.status_code == 400
     assert response.json() == field_error("to", "This field is required.")
@@ -69,7 +62,7 @@ def test_it_refuses_a_message_without_to(api, scheduled_url):
 
 
 def test_it_refuses_an_empty_to(api, scheduled_url):
-    response = post(api, scheduled_url, valid(to=""))
+    response = post_schedule(api, scheduled_url, **valid(to=""))
 
     assert response.status_code == 400
     assert response.json() == field_error("to", "This field may not be blank.")
@@ -77,7 +70,7 @@ def test_it_refuses_an_empty_to(api, scheduled_url):
 
 
 def test_it_refuses_a_phone_number_that_is_not_valid(api, scheduled_url):
-    response = post(api, scheduled_url, valid(to="12345"))
+    response = post_schedule(api, scheduled_url, **valid(to="12345"))
 
     assert response.status_code == 400
     assert response.json() == field_error(
@@ -88,7 +81,7 @@ def test_it_refuses_a_phone_number_that_is_not_valid(api, scheduled_url):
 
 @pytest.mark.parametrize("written", ["hello", "9199880667761234567", "abc@g.us", "1203630252461254@s.whatsapp.net"])
 def test_it_refuses_other_recipients_that_are_neither_phone_nor_group(api, scheduled_url, written):
-    response = post(api, scheduled_url, valid(to=written))
+    response = post_schedule(api, scheduled_url, **valid(to=written))
 
     assert response.status_code == 400
     assert list(response.json()["details"]) == ["to"]
@@ -96,7 +89,7 @@ def test_it_refuses_other_recipients_that_are_neither_phone_nor_group(api, sched
 
 
 def test_it_refuses_an_unknown_type(api, scheduled_url):
-    response = post(api, scheduled_url, valid(type="sticker"))
+    response = post_schedule(api, scheduled_url, **valid(type="sticker"))
 
     assert response.status_code == 400
     assert response.json() == field_error("type", '"sticker" is not a message type; use one of text, image, video, document.')
@@ -104,7 +97,7 @@ def test_it_refuses_an_unknown_type(api, scheduled_url):
 
 
 def test_it_refuses_a_text_message_without_text(api, scheduled_url):
-    response = post(api, scheduled_url, valid(text=None))
+    response = post_schedule(api, scheduled_url, **valid(text=None))
 
     assert response.status_code == 400
     assert response.json() == field_error("text", "This field is required for text messages.")
@@ -112,7 +105,7 @@ def test_it_refuses_a_text_message_without_text(api, scheduled_url):
 
 
 def test_it_refuses_a_text_message_with_empty_text(api, scheduled_url):
-    response = post(api, scheduled_url, valid(text=""))
+    response = post_schedule(api, scheduled_url, **valid(text=""))
 
     assert response.status_code == 400
     assert response.json() == field_error("text", "This field may not be blank.")
@@ -120,7 +113,7 @@ def test_it_refuses_a_text_message_with_empty_text(api, scheduled_url):
 
 
 def test_it_refuses_text_longer_than_4096_characters(api, scheduled_url):
-    response = post(api, scheduled_url, valid(text="x" * 4097))
+    response = post_schedule(api, scheduled_url, **valid(text="x" * 4097))
 
     assert response.status_code == 400
     assert response.json() == field_error("text", "Ensure this field has no more than 4096 characters.")
@@ -128,7 +121,7 @@ def test_it_refuses_text_longer_than_4096_characters(api, scheduled_url):
 
 
 def test_it_refuses_an_image_message_without_media(api, scheduled_url):
-    response = post(api, scheduled_url, valid(type="image", text=None))
+    response = post_schedule(api, scheduled_url, **valid(type="image", text=None))
 
     assert response.status_code == 400
     assert response.json() == field_error("media", "This field is required for image messages.")
@@ -137,7 +130,7 @@ def test_it_refuses_an_image_message_without_media(api, scheduled_url):
 
 @pytest.mark.parametrize("media", ["ftp://example.com/image.jpg", "not a url"])
 def test_it_refuses_media_that_is_not_an_http_url_with_one_message(api, scheduled_url, media):
-    response = post(api, scheduled_url, valid(type="image", text=None, media=media))
+    response = post_schedule(api, scheduled_url, **valid(type="image", text=None, media=media))
 
     assert response.status_code == 400
     assert response.json() == field_error("media", "must be an http(s) URL.")
@@ -145,7 +138,7 @@ def test_it_refuses_media_that_is_not_an_http_url_with_one_message(api, schedule
 
 
 def test_it_refuses_media_that_is_not_a_url_at_all(api, scheduled_url):
-    response = post(api, scheduled_url, valid(type="image", text=None, media="image.jpg"))
+    response = post_schedule(api, scheduled_url, **valid(type="image", text=None, media="image.jpg"))
 
     assert response.status_code == 400
     assert list(response.json()["details"]) == ["media"]
@@ -153,7 +146,7 @@ def test_it_refuses_media_that_is_not_a_url_at_all(api, scheduled_url):
 
 
 def test_it_refuses_media_on_a_text_message(api, scheduled_url):
-    response = post(api, scheduled_url, valid(media="https://example.com/image.jpg"))
+    response = post_schedule(api, scheduled_url, **valid(media="https://example.com/image.jpg"))
 
     assert response.status_code == 400
     assert response.json() == field_error("media", "Media needs a media type: set type to one of image, video, document.")
@@ -161,7 +154,7 @@ def test_it_refuses_media_on_a_text_message(api, scheduled_url):
 
 
 def test_it_refuses_a_caption_without_media(api, scheduled_url):
-    response = post(api, scheduled_url, valid(caption="Scheduled image"))
+    response = post_schedule(api, scheduled_url, **valid(caption="Scheduled image"))
 
     assert response.status_code == 400
     assert response.json() == field_error("caption", "A caption needs media.")
@@ -171,7 +164,7 @@ def test_it_refuses_a_caption_without_media(api, scheduled_url):
 def test_it_refuses_a_caption_longer_than_1024_characters(api, scheduled_url):
     body = valid(type="image", text=None, media="https://example.com/image.jpg", caption="x" * 1025)
 
-    response = post(api, scheduled_url, body)
+    response = post_schedule(api, scheduled_url, **body)
 
     assert response.status_code == 400
     assert response.json() == field_error("caption", "Ensure this field has no more than 1024 characters.")
@@ -179,7 +172,7 @@ def test_it_refuses_a_caption_longer_than_1024_characters(api, scheduled_url):
 
 
 def test_it_refuses_a_message_without_scheduled_at(api, scheduled_url):
-    response = post(api, scheduled_url, valid(scheduledAt=None))
+    response = post_schedule(api, scheduled_url, **valid(scheduledAt=None))
 
     assert response.status_code == 400
     assert response.json() == field_error("scheduledAt", "This field is required.")
@@ -187,7 +180,7 @@ def test_it_refuses_a_message_without_scheduled_at(api, scheduled_url):
 
 
 def test_it_refuses_an_unparseable_scheduled_at(api, scheduled_url):
-    response = post(api, scheduled_url, valid(scheduledAt="tomorrow at noon"))
+    response = post_schedule(api, scheduled_url, **valid(scheduledAt="tomorrow at noon"))
 
     assert response.status_code == 400
     assert response.json() == field_error(
@@ -197,7 +190,7 @@ def test_it_refuses_an_unparseable_scheduled_at(api, scheduled_url):
 
 
 def test_it_refuses_an_impossible_date(api, scheduled_url):
-    response = post(api, scheduled_url, valid(scheduledAt="2026-02-30T15:00:00Z"))
+    response = post_schedule(api, scheduled_url, **valid(scheduledAt="2026-02-30T15:00:00Z"))
 
     assert response.status_code == 400
     assert list(response.json()["details"]) == ["scheduledAt"]
@@ -205,7 +198,7 @@ def test_it_refuses_an_impossible_date(api, scheduled_url):
 
 
 def test_it_refuses_a_scheduled_at_that_is_not_a_string(api, scheduled_url):
-    response = post(api, scheduled_url, valid(scheduledAt=1769958000))
+    response = post_schedule(api, scheduled_url, **valid(scheduledAt=1769958000))
 
     assert response.status_code == 400
     assert response.json() == field_error("scheduledAt", "must be an ISO 8601 date-time, e.g. 2026-02-01T15:00:00Z.")
@@ -215,7 +208,7 @@ def test_it_refuses_a_scheduled_at_that_is_not_a_string(api, scheduled_url):
 def test_it_refuses_a_time_in_the_past(api, scheduled_url):
     past = (datetime.now(UTC) - timedelta(seconds=30)).isoformat()
 
-    response = post(api, scheduled_url, valid(scheduledAt=past))
+    response = post_schedule(api, scheduled_url, **valid(scheduledAt=past))
 
     assert response.status_code == 400
     assert response.json() == field_error("scheduledAt", "must not be in the past.")
@@ -225,7 +218,7 @@ def test_it_refuses_a_time_in_the_past(api, scheduled_url):
 def test_it_refuses_a_time_more_than_30_days_ahead(api, scheduled_url):
     too_far = (datetime.now(UTC) + timedelta(days=30, minutes=1)).isoformat()
 
-    response = post(api, scheduled_url, valid(scheduledAt=too_far))
+    response = post_schedule(api, scheduled_url, **valid(scheduledAt=too_far))
 
     assert response.status_code == 400
     assert response.json() == field_error("scheduledAt", "must be at most 30 days in the future.")
@@ -233,7 +226,7 @@ def test_it_refuses_a_time_more_than_30_days_ahead(api, scheduled_url):
 
 
 def test_it_reports_every_bad_field_at_once(api, scheduled_url):
-    response = post(api, scheduled_url, {"type": "fax"})
+    response = post_schedule(api, scheduled_url, type="fax")
 
     assert response.status_code == 400
     assert response.json() == {
@@ -300,7 +293,7 @@ def test_it_refuses_an_unknown_status_filter(api, scheduled_url):
 def test_it_refuses_a_time_at_the_edge_of_the_calendar_as_bad_input(api, scheduled_url, written):
     api.raise_request_exception = False
 
-    response = post(api, scheduled_url, valid(scheduledAt=written))
+    response = post_schedule(api, scheduled_url, **valid(scheduledAt=written))
 
     assert response.status_code == 400
     assert list(response.json()["details"]) == ["scheduledAt"]
@@ -311,7 +304,7 @@ def test_it_refuses_a_time_at_the_edge_of_the_calendar_as_bad_input(api, schedul
 def test_it_refuses_media_on_an_internal_address(api, scheduled_url, settings, media):
     settings.WEBHOOK_ALLOW_PRIVATE = False
 
-    response = post(api, scheduled_url, valid(type="image", media=media, text=None))
+    response = post_schedule(api, scheduled_url, **valid(type="image", media=media, text=None))
 
     assert response.status_code == 400
     assert response.json()["details"] == {"media": ["must not point to a private, loopback or link-local address."]}
@@ -356,10 +349,7 @@ def test_it_answers_404_for_a_nul_or_junk_message_id(api, scheduled_url, method,
 
 @pytest.mark.parametrize("key", ["wask_\x00" + "x" * 42, "wask_" + "x" * 42 + "\x00", "\x00"])
 def test_it_refuses_a_key_with_a_nul_with_401(new_session, scheduled_url, key):
-    client = APIClient()
-    client.credentials(HTTP_X_API_KEY=key)
-
-    response = client.get(scheduled_url)
+    response = key_client(key).get(scheduled_url)
 
     assert response.status_code == 401
     assert response.json() == {"success": False, "error": "Invalid or revoked API key"}
@@ -369,7 +359,7 @@ def test_it_refuses_a_key_with_a_nul_with_401(new_session, scheduled_url, key):
 def test_it_refuses_a_number_where_text_belongs(api, scheduled_url, field):
     body = valid(type="image", media="https://example.com/a.jpg", text=None) if field == "caption" else valid()
 
-    response = post(api, scheduled_url, {**body, field: 919988066776})
+    response = post_schedule(api, scheduled_url, **{**body, field: 919988066776})
 
     assert response.status_code == 400
     assert response.json() == field_error(field, "Not a valid string.")
@@ -413,7 +403,7 @@ BYPASSES = [
 def test_it_refuses_media_that_any_url_parser_reads_as_internal(api, scheduled_url, settings, media, message):
     settings.WEBHOOK_ALLOW_PRIVATE = False
 
-    response = post(api, scheduled_url, valid(type="image", media=media, text=None))
+    response = post_schedule(api, scheduled_url, **valid(type="image", media=media, text=None))
 
     assert response.status_code == 400
     assert response.json()["details"] == {"media": [message]}

@@ -10,9 +10,9 @@ from types import SimpleNamespace
 import pytest
 import redis
 
-from .deployment import Deployment, instant
-from .servers import PostgresServer, RedisServer, postgres_available, wait_until
-from .support import ProviderServer
+from ..deployment import Deployment, instant
+from ..servers import PostgresServer, RedisServer, postgres_available, wait_until
+from ..support import ProviderServer
 
 pytestmark = [
     pytest.mark.dispatch,
