@@ -8,7 +8,7 @@ generated inputs rather than a handful of examples:
 - normalise_phone / normalise_recipient: the output is E.164 digits (or a group id), normalising it
   again changes nothing, and any text either normalises or raises ValidationError.
 - format_instant: always `YYYY-MM-DDTHH:MM:SS.mmmZ`, and it parses back within a millisecond.
-- the list's cursor (scheduling/api/pagination.py): what the service writes reads back to the same
+- the list's cursor (scheduling/api/session/pagination.py): what the service writes reads back to the same
   position; any other text is a 400 `Invalid cursor.`, on PostgreSQL too, never a query error.
 """
 
