@@ -7,7 +7,7 @@ PORT ?= 3000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test smoke bench bench-api chaos install install-dev clean
+.PHONY: run test lint smoke bench bench-api chaos install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ run: install
 
 test: install-dev
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest $(PYTEST_ARGS)
+
+# ruff (pyproject.toml): lint and formatting; CI runs it before the tests. `ruff format .` mends the format.
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # Deploy smoke test (tests/deploy_smoke.py): a fresh venv from requirements.txt alone, DEBUG=0, the Procfile's
 # release, web, worker and pump against PostgreSQL and Redis on 127.0.0.1; the seed's example sent and its
