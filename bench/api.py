@@ -46,9 +46,22 @@ sys.path.insert(0, str(ROOT))
 
 from tests.servers import free_port  # noqa: E402
 
-QUICK = {"duration": 3.0, "users": 4, "seed_rows": 1000, "list_limits": "10,100", "create_users": "1,4", "bulk_sizes": "1,10"}
-DEFAULTS = {"duration": 20.0, "users": 8, "seed_rows": 10_000, "list_limits": "10,100,500", "create_users": "1,8,32",
-            "bulk_sizes": "1,10,100,500"}
+QUICK = {
+    "duration": 3.0,
+    "users": 4,
+    "seed_rows": 1000,
+    "list_limits": "10,100",
+    "create_users": "1,4",
+    "bulk_sizes": "1,10",
+}
+DEFAULTS = {
+    "duration": 20.0,
+    "users": 8,
+    "seed_rows": 10_000,
+    "list_limits": "10,100,500",
+    "create_users": "1,8,32",
+    "bulk_sizes": "1,10,100,500",
+}
 
 
 def parse_args(argv=None):
@@ -66,21 +79,49 @@ def parse_args(argv=None):
 def options_parser():
     parser = runner_parser(__doc__)
     parser.add_argument("--duration", type=float, help=f"seconds of load per run (default {DEFAULTS['duration']:g})")
-    parser.add_argument("--users", type=int, help=f"concurrent locust users of the four scenarios (default {DEFAULTS['users']})")
-    parser.add_argument("--list-limit", type=int, default=100, help="page size of the list scenario (the API's default)")
+    parser.add_argument(
+        "--users", type=int, help=f"concurrent locust users of the four scenarios (default {DEFAULTS['users']})"
+    )
+    parser.add_argument(
+        "--list-limit", type=int, default=100, help="page size of the list scenario (the API's default)"
+    )
     parser.add_argument("--list-limits", help=f"page sizes of the list sweep (default {DEFAULTS['list_limits']})")
-    parser.add_argument("--create-users", help=f"concurrent users of the create sweep (default {DEFAULTS['create_users']})")
-    parser.add_argument("--bulk-sizes", help=f"omnimessages per POST /v1/omnimessages in the bulk sweep (default {DEFAULTS['bulk_sizes']})")
-    parser.add_argument("--seed-rows", type=int, help=f"messages present for the list runs (default {DEFAULTS['seed_rows']})")
-    parser.add_argument("--cancel-rows", type=int, default=None,
-                        help="pending messages written for the cancel run (default: 2 × the best create rate × --duration, at least 2000)")
+    parser.add_argument(
+        "--create-users", help=f"concurrent users of the create sweep (default {DEFAULTS['create_users']})"
+    )
+    parser.add_argument(
+        "--bulk-sizes",
+        help=f"omnimessages per POST /v1/omnimessages in the bulk sweep (default {DEFAULTS['bulk_sizes']})",
+    )
+    parser.add_argument(
+        "--seed-rows", type=int, help=f"messages present for the list runs (default {DEFAULTS['seed_rows']})"
+    )
+    parser.add_argument(
+        "--cancel-rows",
+        type=int,
+        default=None,
+        help="pending messages written for the cancel run (default: 2 × the best create rate × --duration, at least 2000)",
+    )
     parser.add_argument("--warmup", type=int, default=20, help="requests of each kind sent before measuring")
-    parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: " + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in QUICK.items()) + " (explicit options win)")
-    parser.add_argument("--gunicorn-workers", type=int, default=2, help="gunicorn --workers (the Procfile's WEB_CONCURRENCY default)")
-    parser.add_argument("--gunicorn-threads", type=int, default=1, help="gunicorn --threads (1: the sync worker, as in the Procfile)")
-    add_scratch_options(parser, db_name="bench_api", redis_db=9,
-                        redis_db_help="the product's broker DB (flushed at the start and the end)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run: "
+        + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in QUICK.items())
+        + " (explicit options win)",
+    )
+    parser.add_argument(
+        "--gunicorn-workers", type=int, default=2, help="gunicorn --workers (the Procfile's WEB_CONCURRENCY default)"
+    )
+    parser.add_argument(
+        "--gunicorn-threads", type=int, default=1, help="gunicorn --threads (1: the sync worker, as in the Procfile)"
+    )
+    add_scratch_options(
+        parser,
+        db_name="bench_api",
+        redis_db=9,
+        redis_db_help="the product's broker DB (flushed at the start and the end)",
+    )
     add_result_options(parser, out=ROOT / "bench" / "results")
     return parser
 
@@ -103,9 +144,19 @@ def product_settings(args):
 
 def gunicorn(args, env, log_dir, port):
     # The Procfile's web process, bound to loopback on a free port (its access log too).
-    argv = [str(Path(sys.executable).parent / "gunicorn"), "project.wsgi", "--bind", f"127.0.0.1:{port}",
-            "--workers", str(args.gunicorn_workers), "--no-control-socket", "--access-logfile", "-",
-            "--access-logformat", '%(h)s %(l)s - %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"']  # no user field: it held the key
+    argv = [
+        str(Path(sys.executable).parent / "gunicorn"),
+        "project.wsgi",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(args.gunicorn_workers),
+        "--no-control-socket",
+        "--access-logfile",
+        "-",
+        "--access-logformat",
+        '%(h)s %(l)s - %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"',
+    ]  # no user field: it held the key
     if args.gunicorn_threads > 1:
         argv += ["--threads", str(args.gunicorn_threads)]
     return Child("gunicorn", argv, env, log_dir, ready="Listening at")
@@ -115,8 +166,12 @@ def request(port, method, path, body=None, headers=None):
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
         data = json.dumps(body).encode() if body is not None else None
-        connection.request(method, path, body=data, headers={"Content-Type": "application/json",
-                                                             "X-Forwarded-Proto": "https", **(headers or {})})
+        connection.request(
+            method,
+            path,
+            body=data,
+            headers={"Content-Type": "application/json", "X-Forwarded-Proto": "https", **(headers or {})},
+        )
         response = connection.getresponse()
         return response.status, response.read()
     finally:
@@ -151,9 +206,18 @@ def seed(session_id, count, label, start_days=1.0, batch=5000):
     session = Session.objects.get(pk=session_id)
     start = datetime.now(UTC) + timedelta(days=start_days)
     step = 3600.0 / max(count, 1)
-    rows = [ScheduledMessage(session=session, to="919988066776", text=f"{label} {i}",
-                             scheduled_at=start + timedelta(seconds=i * step), due_at=start + timedelta(seconds=i * step),
-                             handed_over_at=None, task_id="") for i in range(count)]
+    rows = [
+        ScheduledMessage(
+            session=session,
+            to="919988066776",
+            text=f"{label} {i}",
+            scheduled_at=start + timedelta(seconds=i * step),
+            due_at=start + timedelta(seconds=i * step),
+            handed_over_at=None,
+            task_id="",
+        )
+        for i in range(count)
+    ]
     started = time.perf_counter()
     ScheduledMessage.objects.bulk_create(rows, batch_size=batch)
     return [row.id for row in rows], time.perf_counter() - started
@@ -172,19 +236,32 @@ def warm_up(port, credentials, n):
     key = {"X-API-Key": credentials["apiKey"]}
     import base64
 
-    basic = {"Authorization": "Basic " + base64.b64encode(f"{credentials['apiUsername']}:{credentials['apiPassword']}".encode()).decode()}
+    basic = {
+        "Authorization": "Basic "
+        + base64.b64encode(f"{credentials['apiUsername']}:{credentials['apiPassword']}".encode()).decode()
+    }
     base = f"/sessions/{credentials['id']}/scheduled"
     bad = []
     for i in range(n):
         for method, path, body, headers in (
             ("POST", base, {"to": "919988066776", "text": f"warm-up {i}", "scheduledAt": when()}, key),
             ("GET", f"{base}?limit=10", None, key),
-            ("POST", "/v1/omnimessage", {"to": "+37255555555", "time_to_send": when(),
-                                         "messages": [{"channel": "sms", "text": f"warm-up {i}"}]}, basic),
+            (
+                "POST",
+                "/v1/omnimessage",
+                {
+                    "to": "+37255555555",
+                    "time_to_send": when(),
+                    "messages": [{"channel": "sms", "text": f"warm-up {i}"}],
+                },
+                basic,
+            ),
         ):
             status, answer = request(port, method, path, body, headers)
             if not 200 <= status < 300:
-                bad.append({"request": f"{method} {path}", "status": status, "body": answer[:300].decode(errors="replace")})
+                bad.append(
+                    {"request": f"{method} {path}", "status": status, "body": answer[:300].decode(errors="replace")}
+                )
     return bad
 
 
@@ -231,7 +308,11 @@ def run_locust(args, ctx, label, user_class, users, extra=()):
     argv = [*locust_argv(args, ctx, users, out / label, records_file), *extra, user_class]
     locust = Child(f"locust-{label}", argv, {**os.environ, "PYTHONUNBUFFERED": "1"}, Path(args.out) / "logs")
     server = ctx["gunicorn"].pid
-    cpu_server, rusage, load = tree_cpu_seconds(server), resource.getrusage(resource.RUSAGE_CHILDREN), os.getloadavg()[0]
+    cpu_server, rusage, load = (
+        tree_cpu_seconds(server),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+        os.getloadavg()[0],
+    )
     started = time.time()
     locust.start()
     try:
@@ -246,30 +327,69 @@ def run_locust(args, ctx, label, user_class, users, extra=()):
         raise RuntimeError(f"locust {label} exited {code} (see {locust.log}):\n{locust.tail()}")
     data = json.loads(records_file.read_text())
     result = summarise(data["records"], data["error_samples"])
-    result.update({
-        "users": users, "locust_exit_code": code, "wall_s": round(elapsed, 1), "loadavg_1m_before": load,
-        "server_cpu_s": round(tree_cpu_seconds(server) - cpu_server, 2),
-        "server_cpu_ms_per_request": round((tree_cpu_seconds(server) - cpu_server) * 1000 / max(len(data["records"]), 1), 2),
-        "client_cpu_s": round(after.ru_utime + after.ru_stime - rusage.ru_utime - rusage.ru_stime, 2),
-        "server_rss_mb": round(tree_rss_mb(server), 1), "ids_left": data.get("ids_left"),
-        "ran_out_of_ids": data.get("exhausted", {}).get("cancel_ids", False),
-        "locust_csv": str(out / f"{label}_stats.csv"), "locust_log": str(locust.log),
-    })
+    result.update(
+        {
+            "users": users,
+            "locust_exit_code": code,
+            "wall_s": round(elapsed, 1),
+            "loadavg_1m_before": load,
+            "server_cpu_s": round(tree_cpu_seconds(server) - cpu_server, 2),
+            "server_cpu_ms_per_request": round(
+                (tree_cpu_seconds(server) - cpu_server) * 1000 / max(len(data["records"]), 1), 2
+            ),
+            "client_cpu_s": round(after.ru_utime + after.ru_stime - rusage.ru_utime - rusage.ru_stime, 2),
+            "server_rss_mb": round(tree_rss_mb(server), 1),
+            "ids_left": data.get("ids_left"),
+            "ran_out_of_ids": data.get("exhausted", {}).get("cancel_ids", False),
+            "locust_csv": str(out / f"{label}_stats.csv"),
+            "locust_log": str(locust.log),
+        }
+    )
     records_file.unlink()  # large; the figures above and locust's CSV stay
-    print(f"  {label:<18} {result['rps']:8.1f} req/s  p50 {result.get('p50_ms')} ms  p99 {result.get('p99_ms')} ms  "
-          f"failures {result['failures']}/{result['requests']}", flush=True)
+    print(
+        f"  {label:<18} {result['rps']:8.1f} req/s  p50 {result.get('p50_ms')} ms  p99 {result.get('p99_ms')} ms  "
+        f"failures {result['failures']}/{result['requests']}",
+        flush=True,
+    )
     return result
 
 
 def locust_argv(args, ctx, users, csv_prefix, records_file):
     """locust headless, each user a closed loop for --duration, with the session's credentials."""
     credentials = ctx["credentials"]
-    return [sys.executable, "-m", "locust", "-f", str(ROOT / "bench" / "locustfile.py"), "--headless",
-            "-u", str(users), "-r", str(users), "-t", f"{max(1, round(args.duration))}s", "--stop-timeout", "10",
-            "--host", ctx["host"], "--csv", str(csv_prefix), "--exit-code-on-error", "0", "--only-summary",
-            "--session-id", credentials["id"], "--api-key", credentials["apiKey"],
-            "--api-username", credentials["apiUsername"], "--api-password", credentials["apiPassword"],
-            "--results-file", str(records_file)]
+    return [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(ROOT / "bench" / "locustfile.py"),
+        "--headless",
+        "-u",
+        str(users),
+        "-r",
+        str(users),
+        "-t",
+        f"{max(1, round(args.duration))}s",
+        "--stop-timeout",
+        "10",
+        "--host",
+        ctx["host"],
+        "--csv",
+        str(csv_prefix),
+        "--exit-code-on-error",
+        "0",
+        "--only-summary",
+        "--session-id",
+        credentials["id"],
+        "--api-key",
+        credentials["apiKey"],
+        "--api-username",
+        credentials["apiUsername"],
+        "--api-password",
+        credentials["apiPassword"],
+        "--results-file",
+        str(records_file),
+    ]
 
 
 # --- Report ---------------------------------------------------------------------------------------
@@ -288,11 +408,18 @@ def machine_and_versions(args):
         cursor.execute("SHOW max_connections")
         pg_max_connections = cursor.fetchone()[0]
     facts = machine_facts(args.redis)
-    facts["versions"].update({
-        "django": django.get_version(), "djangorestframework": rest_framework.VERSION, "gunicorn": version("gunicorn"),
-        "locust": version("locust"), "gevent": version("gevent"), "psycopg": psycopg.__version__,
-        "redis_py": redis.__version__, "postgresql_max_connections": pg_max_connections,
-    })
+    facts["versions"].update(
+        {
+            "django": django.get_version(),
+            "djangorestframework": rest_framework.VERSION,
+            "gunicorn": version("gunicorn"),
+            "locust": version("locust"),
+            "gevent": version("gevent"),
+            "psycopg": psycopg.__version__,
+            "redis_py": redis.__version__,
+            "postgresql_max_connections": pg_max_connections,
+        }
+    )
     return facts
 
 
@@ -301,14 +428,39 @@ def fmt(value, digits=1):
 
 
 def table(results):
-    rows = [("run", "users", "requests", "req/s", "p50 ms", "p99 ms", "max ms", "failures", "srv CPU ms/req", "load",
-             "statuses")]
+    rows = [
+        (
+            "run",
+            "users",
+            "requests",
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "failures",
+            "srv CPU ms/req",
+            "load",
+            "statuses",
+        )
+    ]
 
     def row(label, r, extra=""):
         statuses = " ".join(f"{k}×{v}" for k, v in sorted(r["status_counts"].items()))
-        rows.append((label + extra, str(r["users"]), str(r["requests"]), fmt(r["rps"]), fmt(r.get("p50_ms")),
-                     fmt(r.get("p99_ms")), fmt(r.get("max_ms")), str(r["failures"]), fmt(r.get("server_cpu_ms_per_request")),
-                     fmt(r["loadavg_1m_before"]), statuses))
+        rows.append(
+            (
+                label + extra,
+                str(r["users"]),
+                str(r["requests"]),
+                fmt(r["rps"]),
+                fmt(r.get("p50_ms")),
+                fmt(r.get("p99_ms")),
+                fmt(r.get("max_ms")),
+                str(r["failures"]),
+                fmt(r.get("server_cpu_ms_per_request")),
+                fmt(r["loadavg_1m_before"]),
+                statuses,
+            )
+        )
 
     s = results["scenarios"]
     row("create", s["create"])
@@ -322,15 +474,21 @@ def table(results):
     for r in results["sweeps"]["bulk_size"]:
         row(f"sweep bulk omnimessages x{r['bulk_size']}", r, f" ({fmt(r['omnimessages_per_s'], 0)} omnimsgs/s)")
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) if i in (0, len(widths) - 1) else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths))).rstrip()
-             for r in rows]
+    lines = [
+        "  ".join(
+            cell.ljust(w) if i in (0, len(widths) - 1) else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths))
+        ).rstrip()
+        for r in rows
+    ]
     lines.insert(1, "-" * len(lines[0]))
     m = results["machine"]
     lines.append("")
-    lines.append(f"gunicorn --workers {results['args']['gunicorn_workers']} --threads {results['args']['gunicorn_threads']}; "
-                 f"locust in its own process on the same {m['usable_cpus']} CPU(s), {m['memory_total_mb']} MB; "
-                 f"{results['args']['duration']:g} s per run; latencies are locust's (client side); srv CPU = gunicorn "
-                 "master + workers (PostgreSQL not included); load = 1-minute load average before the run")
+    lines.append(
+        f"gunicorn --workers {results['args']['gunicorn_workers']} --threads {results['args']['gunicorn_threads']}; "
+        f"locust in its own process on the same {m['usable_cpus']} CPU(s), {m['memory_total_mb']} MB; "
+        f"{results['args']['duration']:g} s per run; latencies are locust's (client side); srv CPU = gunicorn "
+        "master + workers (PostgreSQL not included); load = 1-minute load average before the run"
+    )
     return "\n".join(lines)
 
 
@@ -341,7 +499,10 @@ def charts(results, out):
 
     matplotlib.use("Agg")
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
-    return [save(scenarios_chart(results), out / "api_scenarios.png"), save(sweeps_chart(results), out / "api_sweeps.png")]
+    return [
+        save(scenarios_chart(results), out / "api_scenarios.png"),
+        save(sweeps_chart(results), out / "api_sweeps.png"),
+    ]
 
 
 def save(fig, path):
@@ -368,8 +529,12 @@ def scenarios_chart(results):
     left.set_title(f"Throughput ({users} users, {results['args']['gunicorn_workers']} gunicorn workers)")
     x = range(len(names))
     width = 0.38
-    p50 = right.bar([i - width / 2 for i in x], [s[n].get("p50_ms") or 0 for n in names], width, label="p50", color="#55A868")
-    p99 = right.bar([i + width / 2 for i in x], [s[n].get("p99_ms") or 0 for n in names], width, label="p99", color="#C44E52")
+    p50 = right.bar(
+        [i - width / 2 for i in x], [s[n].get("p50_ms") or 0 for n in names], width, label="p50", color="#55A868"
+    )
+    p99 = right.bar(
+        [i + width / 2 for i in x], [s[n].get("p99_ms") or 0 for n in names], width, label="p99", color="#C44E52"
+    )
     right.bar_label(p50, fmt="%.0f", fontsize=8)
     right.bar_label(p99, fmt="%.0f", fontsize=8)
     right.set_xticks(list(x), labels)
@@ -377,9 +542,18 @@ def scenarios_chart(results):
     right.set_title("Latency (client side)")
     right.legend()
     if any(s[n]["failures"] for n in names):
-        left.text(0.02, 0.95, "failures: " + ", ".join(f"{n} {s[n]['failures']}" for n in names),
-                  transform=left.transAxes, color="red", va="top", fontsize=8)
-    fig.suptitle(f"API under load — {results['started_at'][:16]}Z, {results['machine']['usable_cpus']} CPUs", fontsize=10)
+        left.text(
+            0.02,
+            0.95,
+            "failures: " + ", ".join(f"{n} {s[n]['failures']}" for n in names),
+            transform=left.transAxes,
+            color="red",
+            va="top",
+            fontsize=8,
+        )
+    fig.suptitle(
+        f"API under load — {results['started_at'][:16]}Z, {results['machine']['usable_cpus']} CPUs", fontsize=10
+    )
     return fig
 
 
@@ -447,7 +621,9 @@ def run(args, results):
     results["warmup_failures"] = warm_up(port, credentials, args.warmup)
     scenarios, sweeps = {}, {"list_limit": [], "create_users": [], "bulk_size": []}
     results["scenarios"], results["sweeps"] = scenarios, sweeps
-    run_list(args, ctx, scenarios, sweeps)  # first, over the seeded rows (and the warm-up's): nothing else has written yet
+    run_list(
+        args, ctx, scenarios, sweeps
+    )  # first, over the seeded rows (and the warm-up's): nothing else has written yet
     run_create(args, ctx, scenarios, sweeps)
     print("omnimessage create", flush=True)
     scenarios["omni"] = run_locust(args, ctx, "omni", "OmniCreateUser", args.users)
@@ -466,8 +642,14 @@ def set_up_product(args, results):
     settings = product_settings(args)
     env = child_env(settings)
     fresh_database(args.pg, args.db_name, env)
-    made = subprocess.run([sys.executable, "manage.py", "create_session", "bench", "--transport", "console"],
-                          cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    made = subprocess.run(
+        [sys.executable, "manage.py", "create_session", "bench", "--transport", "console"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     credentials = json.loads(made.stdout.strip().splitlines()[-1])
     setup_django(settings)
     results.update(machine_and_versions(args))
@@ -529,7 +711,9 @@ def run_cancel(args, ctx, scenarios, sweeps):
 def log_errors(log):
     """Lines of gunicorn's log that tell of an error (at most 50, each cut to 400 characters)."""
     words = ("Traceback", "[ERROR]", "[CRITICAL]", "WORKER TIMEOUT", '"level": "ERROR"', "Internal Server Error")
-    return [line[:400] for line in log.read_text(errors="replace").splitlines() if any(word in line for word in words)][:50]
+    return [line[:400] for line in log.read_text(errors="replace").splitlines() if any(word in line for word in words)][
+        :50
+    ]
 
 
 def main(argv=None):
@@ -552,11 +736,16 @@ def main(argv=None):
     if results["gunicorn_log_errors"]:
         print(f"\ngunicorn log errors ({len(results['gunicorn_log_errors'])}, see {out / 'logs' / 'gunicorn.log'}):")
         print("\n".join(results["gunicorn_log_errors"][:10]))
-    print(f"\n{results['command']}\ntook {results['elapsed_s']:.0f} s; results in {out / 'api.json'}, "
-          + ", ".join(Path(p).name for p in results["charts"]))
+    print(
+        f"\n{results['command']}\ntook {results['elapsed_s']:.0f} s; results in {out / 'api.json'}, "
+        + ", ".join(Path(p).name for p in results["charts"])
+    )
     if failures:
-        print(f"FAILED: {failures} request(s) answered outside 2xx or failed (details in api.json: status_counts, "
-              "error_samples)", file=sys.stderr)
+        print(
+            f"FAILED: {failures} request(s) answered outside 2xx or failed (details in api.json: status_counts, "
+            "error_samples)",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -36,5 +36,10 @@ def enqueue(broker_url: str, url: str, items, label: str) -> None:
     with sender.producer_or_acquire() as producer:
         for i, (key, due) in enumerate(items):
             # What post.apply_async(args, eta=…, task_id=key) sends, without importing the task's app here.
-            sender.send_task(TASK, args=(url, key, f"{label} {i}"), task_id=key, eta=datetime.fromtimestamp(due, UTC),
-                             producer=producer)
+            sender.send_task(
+                TASK,
+                args=(url, key, f"{label} {i}"),
+                task_id=key,
+                eta=datetime.fromtimestamp(due, UTC),
+                producer=producer,
+            )

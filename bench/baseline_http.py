@@ -17,7 +17,12 @@ def deliver(url: str, key: str, text: str) -> str:
     if _session is None:  # made in the process that sends (after any fork), then kept
         _session = requests.Session()
         _session.trust_env = False
-    response = _session.post(url, json={"to": TO, "type": "text", "text": text, "id": key},
-                             headers={"Idempotency-Key": key}, timeout=(5.0, 15.0), allow_redirects=False)
+    response = _session.post(
+        url,
+        json={"to": TO, "type": "text", "text": text, "id": key},
+        headers={"Idempotency-Key": key},
+        timeout=(5.0, 15.0),
+        allow_redirects=False,
+    )
     response.raise_for_status()
     return response.json()["messageId"]

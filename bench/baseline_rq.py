@@ -23,8 +23,19 @@ def post(url, key, text):
 
 def worker_argv(name: str, redis_url: str) -> list[str]:
     """Every worker runs the scheduler too, as deployments do: one holds its lock, the others stand by."""
-    return [sys.executable, "-m", "rq.cli", "worker", "--with-scheduler", "--url", redis_url, "--name", name,
-            "-c", "bench.baseline_rq"]
+    return [
+        sys.executable,
+        "-m",
+        "rq.cli",
+        "worker",
+        "--with-scheduler",
+        "--url",
+        redis_url,
+        "--name",
+        name,
+        "-c",
+        "bench.baseline_rq",
+    ]
 
 
 def queue(redis_url: str):

@@ -87,8 +87,12 @@ def parse_args(argv=None):
     parser = runner_parser(__doc__)
     parser.add_argument("--messages", type=int, default=5000, help="messages to schedule")
     parser.add_argument("--spread", type=float, default=90.0, help="seconds over which they fall due")
-    parser.add_argument("--campaign", type=int, default=1000,
-                        help="more messages, all due at one instant mid-run (stored rows the pump hands over in batches)")
+    parser.add_argument(
+        "--campaign",
+        type=int,
+        default=1000,
+        help="more messages, all due at one instant mid-run (stored rows the pump hands over in batches)",
+    )
     parser.add_argument("--workers", type=int, default=3, help="worker processes (each --concurrency 2)")
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--lead", type=float, default=10.0, help="the first is due this long after all are written")
@@ -97,19 +101,36 @@ def parse_args(argv=None):
     parser.add_argument("--no-flush", action="store_true", help="do not flush the broker")
     parser.add_argument("--no-pump-restart", action="store_true", help="do not restart the pump")
     parser.add_argument("--no-kill", action="store_true", help="do not kill workers (a control run)")
-    parser.add_argument("--redis-outage", type=float, default=30.0,
-                        help="seconds Redis is stopped for, from 60 %% of the spread (0: never stopped)")
+    parser.add_argument(
+        "--redis-outage",
+        type=float,
+        default=30.0,
+        help="seconds Redis is stopped for, from 60 %% of the spread (0: never stopped)",
+    )
     parser.add_argument("--no-pg-restart", action="store_true", help="do not restart PostgreSQL")
-    parser.add_argument("--timeout", type=float, default=180.0,
-                        help="after the last due time, wait at most this long for every message to be final")
-    parser.add_argument("--stall", type=float, default=60.0,
-                        help="stop waiting earlier when no message or webhook changed state for this long")
-    parser.add_argument("--stale-after", type=float, default=5.0, help="DISPATCH_STALE_AFTER_SECONDS (default 60 in production)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=180.0,
+        help="after the last due time, wait at most this long for every message to be final",
+    )
+    parser.add_argument(
+        "--stall",
+        type=float,
+        default=60.0,
+        help="stop waiting earlier when no message or webhook changed state for this long",
+    )
+    parser.add_argument(
+        "--stale-after", type=float, default=5.0, help="DISPATCH_STALE_AFTER_SECONDS (default 60 in production)"
+    )
     parser.add_argument("--lease", type=float, default=20.0, help="DISPATCH_LEASE_SECONDS (default 120 in production)")
     parser.add_argument("--seed", type=int, default=None, help="random seed of the kill schedule")
     parser.add_argument("--db-name", default="chaos_scheduler")
-    add_result_options(parser, out=ROOT / "bench" / "results" / "chaos",
-                       keep_db_help="keep the PostgreSQL cluster after a clean run too")
+    add_result_options(
+        parser,
+        out=ROOT / "bench" / "results" / "chaos",
+        keep_db_help="keep the PostgreSQL cluster after a clean run too",
+    )
     return parser.parse_args(argv)
 
 
@@ -161,8 +182,9 @@ class WebhookProtocol(JsonAnswering):
     def answer(self, method, target, headers, body):
         try:
             payload = json.loads(body or b"{}")
-            self.receiver.records.append((headers.get("webhook-id", ""), payload.get("event", ""),
-                                          payload.get("scheduledId", ""), time.time()))
+            self.receiver.records.append(
+                (headers.get("webhook-id", ""), payload.get("event", ""), payload.get("scheduledId", ""), time.time())
+            )
         except ValueError:
             self.receiver.errors += 1
         return {}
@@ -197,8 +219,10 @@ def set_up_product(args, provider_url, log_dir, state):
     """The run's database migrated and the product's code in this process; returns its processes' environment."""
     settings = product_settings(args, provider_url)
     env = child_env(settings)
-    print(f"own PostgreSQL at {args.pg} (database {args.db_name}), own Redis at {args.redis}; logs in {log_dir}",
-          flush=True)
+    print(
+        f"own PostgreSQL at {args.pg} (database {args.db_name}), own Redis at {args.redis}; logs in {log_dir}",
+        flush=True,
+    )
     migrate(env)
     setup_django(settings)
     state["settings"] = {key: settings[key] for key in RECOVERY_ENV}
@@ -222,7 +246,9 @@ class Fleet:
 
     def _new_worker(self, slot):
         self.generation[slot] += 1
-        return celery_worker(f"w{slot + 1}-{self.generation[slot]}", "project", self.env, self.log_dir, self.args.concurrency)
+        return celery_worker(
+            f"w{slot + 1}-{self.generation[slot]}", "project", self.env, self.log_dir, self.args.concurrency
+        )
 
     def start(self):
         start_all([*self.workers, self.pump])
@@ -242,8 +268,13 @@ class Fleet:
         self.kills += 1
         self.workers[slot] = self._new_worker(slot).start()
         self.worker_restarts += 1
-        self.events.append((time.time(), f"SIGKILL {victim.name}{'' if was_ready else ' (none was up: killed one still starting)'};"
-                                         f" started {self.workers[slot].name}"))
+        self.events.append(
+            (
+                time.time(),
+                f"SIGKILL {victim.name}{'' if was_ready else ' (none was up: killed one still starting)'};"
+                f" started {self.workers[slot].name}",
+            )
+        )
 
     def died_on_their_own(self):
         """The processes of the fleet now running that exited without being killed by this run."""
@@ -264,8 +295,9 @@ def schedule_messages(session, first_due, spread, count):
     ids = {}
     for i in range(count):
         due = first_due + (spread * i / max(1, count - 1) if count > 1 else 0.0)
-        message = services.message_schedule(session=session, scheduled_at=datetime.fromtimestamp(due, UTC),
-                                            to=TO, text=f"chaos {i}")
+        message = services.message_schedule(
+            session=session, scheduled_at=datetime.fromtimestamp(due, UTC), to=TO, text=f"chaos {i}"
+        )
         ids[message.id] = due
     return ids
 
@@ -276,7 +308,9 @@ def store_campaign(session, due, count):
     from scheduling.models import ScheduledMessage
 
     at = datetime.fromtimestamp(due, UTC)
-    rows = [ScheduledMessage(session=session, to=TO, text=f"campaign {i}", scheduled_at=at, due_at=at) for i in range(count)]
+    rows = [
+        ScheduledMessage(session=session, to=TO, text=f"campaign {i}", scheduled_at=at, due_at=at) for i in range(count)
+    ]
     ScheduledMessage.objects.bulk_create(rows, batch_size=5000)
     return {row.id: due for row in rows}
 
@@ -289,8 +323,10 @@ def calibrate(session, sample=100):
 
     due = datetime.now(UTC) + timedelta(minutes=4)
     started = time.perf_counter()
-    messages = [services.message_schedule(session=session, scheduled_at=due, to=TO, text=f"calibration {i}")
-                for i in range(sample)]
+    messages = [
+        services.message_schedule(session=session, scheduled_at=due, to=TO, text=f"calibration {i}")
+        for i in range(sample)
+    ]
     elapsed = time.perf_counter() - started
     for message in messages:
         services.message_cancel(message=message, actor="chaos")
@@ -350,16 +386,23 @@ def write_messages(args, session, calibration, state):
     created_at = time.time()
     first_due = created_at + write_s + args.lead
     last_due = first_due + args.spread
-    print(f"scheduling {args.messages} messages due over {args.spread:g} s from {first_due - created_at:.1f} s on"
-          f" ({per_message * 1000:.2f} ms per message_schedule measured)", flush=True)
+    print(
+        f"scheduling {args.messages} messages due over {args.spread:g} s from {first_due - created_at:.1f} s on"
+        f" ({per_message * 1000:.2f} ms per message_schedule measured)",
+        flush=True,
+    )
     due_by_id = schedule_messages(session, first_due, args.spread, args.messages)
     if args.campaign:
         campaign_due = first_due + args.spread * 0.4  # after the pump restart, before the flush
         due_by_id.update(store_campaign(session, campaign_due, args.campaign))
-        print(f"campaign: {args.campaign} more messages due together {campaign_due - first_due:+.1f} s after the first",
-              flush=True)
+        print(
+            f"campaign: {args.campaign} more messages due together {campaign_due - first_due:+.1f} s after the first",
+            flush=True,
+        )
     written = time.time()
-    state.update(session=session, due_by_id=due_by_id, write_s=written - created_at, lead_after_written_s=first_due - written)
+    state.update(
+        session=session, due_by_id=due_by_id, write_s=written - created_at, lead_after_written_s=first_due - written
+    )
     print(f"written in {written - created_at:.1f} s; first due {first_due - written:.1f} s later", flush=True)
     return first_due, last_due
 
@@ -445,20 +488,27 @@ def recovery_figures(state, first_arrival):
         return min([start + 10, *(t for t in times if t > start and t != events.get("redis-start"))])
 
     def delays(start, end, counted_from):
-        return sorted(first_arrival.get(key, float("inf")) - counted_from(due) for key, due in due_by_id.items()
-                      if start <= due < end)
+        return sorted(
+            first_arrival.get(key, float("inf")) - counted_from(due)
+            for key, due in due_by_id.items()
+            if start <= due < end
+        )
 
     phases = {}
     if "redis-start" in events:
         back = events["redis-start"]
         phases[f"after the broker came back ({back - events['redis-stop']:.0f} s stopped)"] = delays(
-            events["redis-stop"], window_end(back), lambda due: max(due, back))
+            events["redis-stop"], window_end(back), lambda due: max(due, back)
+        )
     for action, name in (("flush", "after the flush"), ("pg-restart", "after the PostgreSQL restart")):
         if action in events:
             phases[f"{name} (lateness)"] = delays(events[action], window_end(events[action]), lambda due: due)
     state["recovery"] = phases
-    return [f"{name}: {len(values)} messages, first {chaos_percentile(values, 0):.2f} s, p50 {chaos_percentile(values, 50):.2f} s,"
-            f" max {chaos_percentile(values, 100):.2f} s" for name, values in phases.items()]
+    return [
+        f"{name}: {len(values)} messages, first {chaos_percentile(values, 0):.2f} s, p50 {chaos_percentile(values, 50):.2f} s,"
+        f" max {chaos_percentile(values, 100):.2f} s"
+        for name, values in phases.items()
+    ]
 
 
 def check(args, state):
@@ -471,22 +521,45 @@ def check(args, state):
     first_arrival = {}
     for key, arrived in records:
         first_arrival.setdefault(key, arrived)
-    messages = {row[0]: row[1:] for row in ScheduledMessage.objects.filter(session=session)
-                .values_list("id", "status", "last_error", "attempts")}
-    found = {"lateness": sorted(first_arrival[key] - due for key, due in due_by_id.items() if key in first_arrival),
-             **message_history(session), **outcomes(due_by_id, messages, provider_keys)}
+    messages = {
+        row[0]: row[1:]
+        for row in ScheduledMessage.objects.filter(session=session).values_list(
+            "id", "status", "last_error", "attempts"
+        )
+    }
+    found = {
+        "lateness": sorted(first_arrival[key] - due for key, due in due_by_id.items() if key in first_arrival),
+        **message_history(session),
+        **outcomes(due_by_id, messages, provider_keys),
+    }
     found.update(duplicates(due_by_id, provider_keys, found["lease_recoveries"], found["temporary_retries"]))
     found.update(webhooks(state["receiver"], due_by_id, messages, session))
-    line = (f"{len(due_by_id)} scheduled, {len(found['sent'])} sent, {found['lost_count']} lost,"
-            f" {len(found['duplicated'])} duplicated, {len(found['webhook_ids'])} webhooks, {len(found['missing'])} missing")
+    line = (
+        f"{len(due_by_id)} scheduled, {len(found['sent'])} sent, {found['lost_count']} lost,"
+        f" {len(found['duplicated'])} duplicated, {len(found['webhook_ids'])} webhooks, {len(found['missing'])} missing"
+    )
     details = summary_lines(args, state, found, first_arrival) + problem_lines(found)
     died = state["fleet"].died_on_their_own()
     if died:
         details.append(f"EXITED ON THEIR OWN (not killed by the run): {', '.join(died)}")
-    ok = not found["lost_count"] and not found["missing"] and not found["unexplained"] and not found["repeated_events"] and not died
-    state["report"] = {"line": line, "details": details, "ok": ok, "lost": dict(found["lost"]),
-                       "recovery_seconds": state.get("recovery", {}), "duplicated": found["duplicated"],
-                       "unexplained": found["unexplained"], "missing": found["missing"], "events": state["fleet"].events}
+    ok = (
+        not found["lost_count"]
+        and not found["missing"]
+        and not found["unexplained"]
+        and not found["repeated_events"]
+        and not died
+    )
+    state["report"] = {
+        "line": line,
+        "details": details,
+        "ok": ok,
+        "lost": dict(found["lost"]),
+        "recovery_seconds": state.get("recovery", {}),
+        "duplicated": found["duplicated"],
+        "unexplained": found["unexplained"],
+        "missing": found["missing"],
+        "events": state["fleet"].events,
+    }
     return line, details, ok
 
 
@@ -497,9 +570,12 @@ def message_history(session):
 
     events = MessageEvent.objects.filter(message__session=session)
     return {
-        "lease_recoveries": Counter(events.filter(actor="pump", detail__startswith="lease expired")
-                                    .values_list("message_id", flat=True)),
-        "temporary_retries": Counter(events.filter(detail__startswith="temporary error").values_list("message_id", flat=True)),
+        "lease_recoveries": Counter(
+            events.filter(actor="pump", detail__startswith="lease expired").values_list("message_id", flat=True)
+        ),
+        "temporary_retries": Counter(
+            events.filter(detail__startswith="temporary error").values_list("message_id", flat=True)
+        ),
         "rehanded": events.filter(actor="pump", detail__contains="presumed lost").count(),
     }
 
@@ -519,8 +595,12 @@ def outcomes(due_by_id, messages, provider_keys):
         else:
             unfinished = " (not final when the wait ended: late or stuck)" if status in ("pending", "sending") else ""
             lost[f"{status}{unfinished}" + (f" ({last_error[:80]})" if last_error else "")].append(message_id)
-    return {"sent": sent, "outcome_unknown": outcome_unknown, "lost": lost,
-            "lost_count": sum(len(ids) for ids in lost.values())}
+    return {
+        "sent": sent,
+        "outcome_unknown": outcome_unknown,
+        "lost": lost,
+        "lost_count": sum(len(ids) for ids in lost.values()),
+    }
 
 
 def duplicates(due_by_id, provider_keys, lease_recoveries, temporary_retries):
@@ -535,8 +615,13 @@ def duplicates(due_by_id, provider_keys, lease_recoveries, temporary_retries):
             by_retry.append(key)
         else:
             unexplained.append(key)
-    return {"duplicated": duplicated, "by_lease": by_lease, "by_retry": by_retry, "unexplained": unexplained,
-            "strangers": sum(n for key, n in provider_keys.items() if key not in due_by_id)}
+    return {
+        "duplicated": duplicated,
+        "by_lease": by_lease,
+        "by_retry": by_retry,
+        "unexplained": unexplained,
+        "strangers": sum(n for key, n in provider_keys.items() if key not in due_by_id),
+    }
 
 
 def webhooks(receiver, due_by_id, messages, session):
@@ -550,8 +635,11 @@ def webhooks(receiver, due_by_id, messages, session):
     return {
         "webhook_ids": {record[0] for record in receiver.records},
         "redelivered": sum(1 for n in Counter(record[0] for record in receiver.records).values() if n > 1),
-        "missing": [mid for mid in due_by_id if messages[mid][0] in expected_event
-                    and not got_event.get((mid, expected_event[messages[mid][0]]))],
+        "missing": [
+            mid
+            for mid in due_by_id
+            if messages[mid][0] in expected_event and not got_event.get((mid, expected_event[messages[mid][0]]))
+        ],
         "repeated_events": [key for key, ids in got_event.items() if len(ids) > 1],
         "delivery_status": Counter(WebhookDelivery.objects.filter(session=session).values_list("status", flat=True)),
     }
@@ -587,11 +675,16 @@ def summary_lines(args, state, found, first_arrival):
 def problem_lines(found):
     lines = [f"LOST {len(ids)}: {reason}; e.g. {', '.join(ids[:5])}" for reason, ids in found["lost"].items()]
     if found["unexplained"]:
-        lines.append("UNEXPLAINED DUPLICATES: " + ", ".join(f"{key} x{found['duplicated'][key]}" for key in found["unexplained"][:10]))
+        lines.append(
+            "UNEXPLAINED DUPLICATES: "
+            + ", ".join(f"{key} x{found['duplicated'][key]}" for key in found["unexplained"][:10])
+        )
     if found["missing"]:
         lines.append(f"MISSING WEBHOOKS {len(found['missing'])}: e.g. {', '.join(found['missing'][:5])}")
     if found["repeated_events"]:
-        lines.append("TWO EVENTS OF ONE KIND FOR ONE MESSAGE: " + ", ".join(f"{m} {e}" for m, e in found["repeated_events"][:10]))
+        lines.append(
+            "TWO EVENTS OF ONE KIND FOR ONE MESSAGE: " + ", ".join(f"{m} {e}" for m, e in found["repeated_events"][:10])
+        )
     return lines
 
 
@@ -638,8 +731,9 @@ def main(argv=None):
         print("  " + detail)
     print(f"  wall time {wall:.0f} s; seed {args.seed}; logs in {Path(args.out) / 'logs'}")
     out = Path(args.out)
-    (out / "chaos.json").write_text(json.dumps({**state["report"], "wall_s": wall, "args": vars(args)}, indent=2,
-                                               default=str))
+    (out / "chaos.json").write_text(
+        json.dumps({**state["report"], "wall_s": wall, "args": vars(args)}, indent=2, default=str)
+    )
     if not ok:
         print(f"FAILED; the database {args.db_name} is kept for a look at the messages' history", file=sys.stderr)
         return 1
@@ -658,8 +752,11 @@ def cleanup(args, state, keep_db):
     if pg_server is None:
         return
     if keep_db:
-        print(f"PostgreSQL kept: {pg_server.url.rsplit('/', 1)[0]}/{args.db_name}; stop it with"
-              f" `runuser -u postgres -- pg_ctl -D {pg_server.data} stop` (or `pg_ctl` as yourself)", file=sys.stderr)
+        print(
+            f"PostgreSQL kept: {pg_server.url.rsplit('/', 1)[0]}/{args.db_name}; stop it with"
+            f" `runuser -u postgres -- pg_ctl -D {pg_server.data} stop` (or `pg_ctl` as yourself)",
+            file=sys.stderr,
+        )
     else:
         pg_server.remove()
 

@@ -35,9 +35,11 @@ def draw(json_path):
     results = json.loads(json_path.read_text())
     samples = results.get("samples", {})
     written = []
-    for name, draw_one, data in (("lateness.png", lateness_chart, samples.get("steady_lateness_ms")),
-                                 ("burst.png", burst_chart, samples.get("burst_offsets_ms")),
-                                 ("pending_memory.png", memory_chart, pending_by_system(results))):
+    for name, draw_one, data in (
+        ("lateness.png", lateness_chart, samples.get("steady_lateness_ms")),
+        ("burst.png", burst_chart, samples.get("burst_offsets_ms")),
+        ("pending_memory.png", memory_chart, pending_by_system(results)),
+    ):
         if data:
             path = json_path.parent / name
             figure = draw_one(results, data)
@@ -80,25 +82,35 @@ def lateness_chart(results, by_system):
     cdf.set_ylabel("fraction of messages arrived")
     for p in (0.5, 0.99):
         cdf.axhline(p, color="gray", linewidth=0.6, linestyle="--")
-    figure.suptitle(f"Steady rate: {late.get('rate_per_s', '?'):g}/s for {late.get('duration_s', '?'):g} s, "
-                    f"{workers_text(results)}")
+    figure.suptitle(
+        f"Steady rate: {late.get('rate_per_s', '?'):g}/s for {late.get('duration_s', '?'):g} s, {workers_text(results)}"
+    )
     figure.tight_layout()
     return figure
 
 
 def burst_chart(results, by_system):
     burst, noop = results.get("burst", {}), results.get("noop", {})
-    rates = {"product": burst.get("drain_per_s"), "noop": noop.get("noop_per_s"),
-             **{name: phases.get("burst", {}).get("drain_per_s") for name, phases in results.get("baselines", {}).items()}}
+    rates = {
+        "product": burst.get("drain_per_s"),
+        "noop": noop.get("noop_per_s"),
+        **{name: phases.get("burst", {}).get("drain_per_s") for name, phases in results.get("baselines", {}).items()},
+    }
     figure, axis = plt.subplots(figsize=(10, 5.5))
     for name, values in by_system.items():
         if not values:
             continue
         seconds = np.asarray(values) / 1000
         rate = f", {rates[name]:.0f}/s" if rates.get(name) else ""
-        axis.step(np.concatenate([[min(0.0, seconds[0])], seconds]), np.arange(0, len(seconds) + 1), where="post",
-                  color=COLORS.get(name), linewidth=1.8, linestyle="--" if name == "noop" else "-",
-                  label=f"{label(name, values)}{rate}")
+        axis.step(
+            np.concatenate([[min(0.0, seconds[0])], seconds]),
+            np.arange(0, len(seconds) + 1),
+            where="post",
+            color=COLORS.get(name),
+            linewidth=1.8,
+            linestyle="--" if name == "noop" else "-",
+            label=f"{label(name, values)}{rate}",
+        )
     axis.axvline(0, color="black", linewidth=0.8, linestyle=":")
     axis.set_xlabel("seconds since the due time (no-op: since its first task started)")
     axis.set_ylabel("messages arrived")
@@ -117,12 +129,16 @@ def pending_by_system(results):
 
 
 def memory_chart(results, by_system):
-    parts = [("workers' RSS growth", "workers_tree_rss_growth_total_mb", "tab:red"),
-             ("Redis keys (MEMORY USAGE)", "redis_db_keys_memory_mb", "tab:purple"),
-             ("PostgreSQL table + indexes growth", "postgres_growth_mb", "tab:brown")]
+    parts = [
+        ("workers' RSS growth", "workers_tree_rss_growth_total_mb", "tab:red"),
+        ("Redis keys (MEMORY USAGE)", "redis_db_keys_memory_mb", "tab:purple"),
+        ("PostgreSQL table + indexes growth", "postgres_growth_mb", "tab:brown"),
+    ]
     names = list(by_system)
-    per_message = {key: np.array([by_system[n].get(key, 0.0) * MB / by_system[n]["messages"] for n in names])
-                   for _, key, _ in parts}
+    per_message = {
+        key: np.array([by_system[n].get(key, 0.0) * MB / by_system[n]["messages"] for n in names])
+        for _, key, _ in parts
+    }
     shown = {key: np.clip(values, 0, None) for key, values in per_message.items()}  # a process that shrank is noise
     tallest = max(sum(shown.values()).max(), 1.0)
     figure, axis = plt.subplots(figsize=(10, 5.5))
@@ -131,14 +147,27 @@ def memory_chart(results, by_system):
         axis.bar([label(n) for n in names], shown[key], bottom=bottoms, color=color, label=title)
         for i, value in enumerate(per_message[key]):
             if shown[key][i] > 0.05 * tallest:  # room for a label inside the segment
-                axis.text(i, bottoms[i] + shown[key][i] / 2, f"{value:.0f} B", ha="center", va="center",
-                          color="white", fontsize=9)
+                axis.text(
+                    i,
+                    bottoms[i] + shown[key][i] / 2,
+                    f"{value:.0f} B",
+                    ha="center",
+                    va="center",
+                    color="white",
+                    fontsize=9,
+                )
         bottoms += shown[key]
     for i, name in enumerate(names):
         pending = by_system[name]
         total = sum(pending.get(key, 0.0) for _, key, _ in parts)
-        axis.text(i, bottoms[i], f"{bottoms[i]:.0f} B/message\n{total:.1f} MB for {pending['messages']:,}",
-                  ha="center", va="bottom", fontsize=9)
+        axis.text(
+            i,
+            bottoms[i],
+            f"{bottoms[i]:.0f} B/message\n{total:.1f} MB for {pending['messages']:,}",
+            ha="center",
+            va="bottom",
+            fontsize=9,
+        )
     axis.set_ylim(0, tallest * 1.25)
     axis.set_ylabel("bytes per far-future message held")
     axis.legend(loc="upper left", fontsize=9)

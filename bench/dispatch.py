@@ -19,7 +19,6 @@ product's messages was lost or sent twice (a baseline's losses are reported, not
 See bench/README.md for what each figure means.
 """
 
-
 import importlib.util
 import json
 import math
@@ -74,26 +73,44 @@ def options_parser():
     parser.add_argument("--pending-settle", type=float, default=10.0, help="seconds the pump runs over them")
     parser.add_argument("--rate", type=float, default=100.0, help="messages per second due (phase 2)")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of steady rate (phase 2)")
-    parser.add_argument("--lead", type=float, default=15.0, help="the first steady message is due this long after creation starts")
+    parser.add_argument(
+        "--lead", type=float, default=15.0, help="the first steady message is due this long after creation starts"
+    )
     parser.add_argument("--burst", type=int, default=10_000, help="messages due at the same instant (phases 3 and 4)")
-    parser.add_argument("--burst-lead", type=float, default=60.0, help="the burst is due this long after creation starts")
-    parser.add_argument("--burst-create", choices=["pump", "service"], default="pump",
-                        help="pump: rows as stored for far-future messages, handed over by the pump (fast); "
-                             "service: message_schedule, handed over on commit")
+    parser.add_argument(
+        "--burst-lead", type=float, default=60.0, help="the burst is due this long after creation starts"
+    )
+    parser.add_argument(
+        "--burst-create",
+        choices=["pump", "service"],
+        default="pump",
+        help="pump: rows as stored for far-future messages, handed over by the pump (fast); "
+        "service: message_schedule, handed over on commit",
+    )
     parser.add_argument("--creators", type=int, default=2, help="processes calling message_schedule")
     parser.add_argument("--workers", type=int, default=2, help="celery worker processes")
     parser.add_argument("--concurrency", type=int, default=2, help="pool processes per worker")
-    parser.add_argument("--baselines", default="celery,rq",
-                        help="comma-separated baselines to run: celery (phase 5), rq (phase 6); empty for none")
+    parser.add_argument(
+        "--baselines",
+        default="celery,rq",
+        help="comma-separated baselines to run: celery (phase 5), rq (phase 6); empty for none",
+    )
     parser.add_argument("--skip-baseline", action="store_true", help="skip every baseline (same as --baselines '')")
-    parser.add_argument("--baseline-pending", type=int, default=None,
-                        help="far-future messages per baseline (default: --pending, at most 20000: 100k plain-ETA "
-                             "tasks take ~4 min to enqueue and reserve)")
-    parser.add_argument("--baseline-timeout", type=float, default=300.0,
-                        help="cap on waiting for the plain-ETA workers to reserve them")
+    parser.add_argument(
+        "--baseline-pending",
+        type=int,
+        default=None,
+        help="far-future messages per baseline (default: --pending, at most 20000: 100k plain-ETA "
+        "tasks take ~4 min to enqueue and reserve)",
+    )
+    parser.add_argument(
+        "--baseline-timeout", type=float, default=300.0, help="cap on waiting for the plain-ETA workers to reserve them"
+    )
     parser.add_argument("--no-charts", action="store_true", help="do not draw the PNG charts (charts.py)")
     parser.add_argument("--horizon", type=float, default=5.0, help="DISPATCH_HORIZON, minutes")
-    add_scratch_options(parser, db_name="bench_scheduler", redis_db=14, redis_db_help="the product's broker DB (flushed)")
+    add_scratch_options(
+        parser, db_name="bench_scheduler", redis_db=14, redis_db_help="the product's broker DB (flushed)"
+    )
     parser.add_argument("--bench-redis-db", type=int, default=13, help="the bench's own Celery apps' DB (flushed)")
     parser.add_argument("--rq-redis-db", type=int, default=12, help="the RQ baseline's DB (flushed)")
     add_result_options(parser, out=ROOT / "bench" / "results")
@@ -128,8 +145,10 @@ def redis_state(client):
 def workers_growth(before, after):
     """Each worker's memory growth between two snapshots, the largest and the sum of their trees."""
     keys = ["main_rss_mb", "tree_rss_mb", "tree_pss_mb"]
-    growth = {name: {key: after["workers"][name][key] - memory[key] for key in keys}
-              for name, memory in before["workers"].items()}
+    growth = {
+        name: {key: after["workers"][name][key] - memory[key] for key in keys}
+        for name, memory in before["workers"].items()
+    }
     return {
         "worker_growth_mb": growth,
         "max_worker_tree_rss_growth_mb": max(g["tree_rss_mb"] for g in growth.values()),
@@ -160,8 +179,15 @@ def delivery_report(due_by_id, arrivals):
     lost = [key for key in due_by_id if key not in arrivals]
     duplicated = {key: len(times) for key, times in arrivals.items() if len(times) > 1}
     lateness = [min(times) - due_by_id[key] for key, times in arrivals.items()]
-    return {"expected": len(due_by_id), "sent": len(arrivals), "lost": len(lost), "duplicated": len(duplicated),
-            "lost_ids": lost[:20], "duplicated_ids": list(duplicated)[:20], **lateness_summary(lateness)}
+    return {
+        "expected": len(due_by_id),
+        "sent": len(arrivals),
+        "lost": len(lost),
+        "duplicated": len(duplicated),
+        "lost_ids": lost[:20],
+        "duplicated_ids": list(duplicated)[:20],
+        **lateness_summary(lateness),
+    }
 
 
 def lateness_samples_ms(due_by_id, arrivals):
@@ -199,14 +225,25 @@ def table_size(model):
 
     table = model._meta.db_table
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_total_relation_size(%s::regclass), pg_relation_size(%s::regclass), "
-                       "pg_indexes_size(%s::regclass)", [table] * 3)
+        cursor.execute(
+            "SELECT pg_total_relation_size(%s::regclass), pg_relation_size(%s::regclass), "
+            "pg_indexes_size(%s::regclass)",
+            [table] * 3,
+        )
         total, heap, indexes = cursor.fetchone()
-        cursor.execute("SELECT indexrelid::regclass::text, pg_relation_size(indexrelid) FROM pg_index "
-                       "WHERE indrelid = %s::regclass ORDER BY 1", [table])
+        cursor.execute(
+            "SELECT indexrelid::regclass::text, pg_relation_size(indexrelid) FROM pg_index "
+            "WHERE indrelid = %s::regclass ORDER BY 1",
+            [table],
+        )
         each = dict(cursor.fetchall())
-    return {"table": table, "total_mb": total / MB, "heap_mb": heap / MB, "indexes_mb": indexes / MB,
-            "index_mb": {name: size / MB for name, size in each.items()}}
+    return {
+        "table": table,
+        "total_mb": total / MB,
+        "heap_mb": heap / MB,
+        "indexes_mb": indexes / MB,
+        "index_mb": {name: size / MB for name, size in each.items()},
+    }
 
 
 # --- Set-up ------------------------------------------------------------------------------------
@@ -226,8 +263,13 @@ def product_settings(args, provider_url):
 
 def noop_env(args, celery_config):
     env = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
-    return {**env, "BENCH_BROKER_URL": f"{args.redis}/{args.bench_redis_db}", "BENCH_CELERY_CONFIG": json.dumps(celery_config),
-            "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
+    return {
+        **env,
+        "BENCH_BROKER_URL": f"{args.redis}/{args.bench_redis_db}",
+        "BENCH_CELERY_CONFIG": json.dumps(celery_config),
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": str(ROOT),
+    }
 
 
 def set_up_product(args, provider_url, results):
@@ -254,7 +296,9 @@ def product_celery_config():
     """The product's CELERY_* settings as Celery names, broker aside: the no-op app's worker setup."""
     from django.conf import settings
 
-    config = {name[len("CELERY_"):].lower(): getattr(settings, name) for name in dir(settings) if name.startswith("CELERY_")}
+    config = {
+        name[len("CELERY_") :].lower(): getattr(settings, name) for name in dir(settings) if name.startswith("CELERY_")
+    }
     config.pop("broker_url", None)
     return config
 
@@ -268,11 +312,17 @@ def machine_and_versions(args):
     import requests
 
     facts = machine_facts(args.redis)
-    facts["versions"].update({
-        "django": django.get_version(), "celery": celery.__version__, "kombu": kombu.__version__,
-        "redis_py": redis.__version__, "psycopg": psycopg.__version__, "requests": requests.__version__,
-        **{name: installed_version(name) for name in ("rq", "matplotlib")},
-    })
+    facts["versions"].update(
+        {
+            "django": django.get_version(),
+            "celery": celery.__version__,
+            "kombu": kombu.__version__,
+            "redis_py": redis.__version__,
+            "psycopg": psycopg.__version__,
+            "requests": requests.__version__,
+            **{name: installed_version(name) for name in ("rq", "matplotlib")},
+        }
+    )
     return facts
 
 
@@ -328,10 +378,17 @@ def phase_pending(args, fleet, pump, broker, session):
     handed_over = ScheduledMessage.objects.filter(session=session).exclude(handed_over_at=None).count()
     delete_s = delete_rows(session)
     return {
-        "messages": args.pending, "insert_s": insert_s, "insert_per_s": args.pending / insert_s, "delete_s": delete_s,
-        "pump_ran_s": args.pending_settle, "handed_over": handed_over, "before": before, "after": after,
+        "messages": args.pending,
+        "insert_s": insert_s,
+        "insert_per_s": args.pending / insert_s,
+        "delete_s": delete_s,
+        "pump_ran_s": args.pending_settle,
+        "handed_over": handed_over,
+        "before": before,
+        "after": after,
         **workers_growth(before, after),
-        "postgres_before": table_before, "postgres_after": table_after,
+        "postgres_before": table_before,
+        "postgres_after": table_after,
         "postgres_growth_mb": table_after["total_mb"] - table_before["total_mb"],
         "postgres_bytes_per_message": (table_after["total_mb"] - table_before["total_mb"]) * MB / args.pending,
         "pump_rss_growth_mb": after["pump"]["main_rss_mb"] - before["pump"]["main_rss_mb"],
@@ -352,8 +409,17 @@ def insert_far_future(session, count):
         for i in range(offset, min(offset + 5000, count)):
             due = first_due + timedelta(milliseconds=i)
             # The row message_schedule writes for a far-future time (its history row aside).
-            batch.append(ScheduledMessage(session=session, to=TO, text=f"pending {i}", scheduled_at=due, due_at=due,
-                                          handed_over_at=None, task_id=""))
+            batch.append(
+                ScheduledMessage(
+                    session=session,
+                    to=TO,
+                    text=f"pending {i}",
+                    scheduled_at=due,
+                    due_at=due,
+                    handed_over_at=None,
+                    task_id="",
+                )
+            )
         ScheduledMessage.objects.bulk_create(batch)
     return time.perf_counter() - started
 
@@ -389,8 +455,9 @@ def _schedule_share(job):
     session = Session.objects.get(pk=session_id)
     created = []
     for i, due in items:
-        message = services.message_schedule(session=session, scheduled_at=datetime.fromtimestamp(due, UTC), to=TO,
-                                            text=f"{label} {i}")
+        message = services.message_schedule(
+            session=session, scheduled_at=datetime.fromtimestamp(due, UTC), to=TO, text=f"{label} {i}"
+        )
         created.append((message.id, message.scheduled_at.timestamp()))
     return created
 
@@ -410,8 +477,11 @@ def insert_as_stored(session, dues, label):
     rows = []
     for i, due in enumerate(dues):
         at = datetime.fromtimestamp(due, UTC)
-        rows.append(ScheduledMessage(session=session, to=TO, text=f"{label} {i}", scheduled_at=at, due_at=at,
-                                     handed_over_at=None, task_id=""))
+        rows.append(
+            ScheduledMessage(
+                session=session, to=TO, text=f"{label} {i}", scheduled_at=at, due_at=at, handed_over_at=None, task_id=""
+            )
+        )
     ScheduledMessage.objects.bulk_create(rows, batch_size=5000)
     return {row.id: row.scheduled_at.timestamp() for row in rows}
 
@@ -453,11 +523,19 @@ def phase_lateness(args, provider, session, creators):
     created = time.time()
     arrivals = arrivals_at(provider, mark, due_by_id, last_due=max(due_by_id.values()))
     return {
-        "rate_per_s": args.rate, "duration_s": args.duration, "created": count, "create_s": created - started,
-        "create_per_s": count / (created - started), "creators": args.creators, "lead_s": args.lead,
-        "created_before_first_due": created <= t0, **delivery_report(due_by_id, arrivals),
-        "statuses": settled_statuses(session), "rehanded_as_lost": rehanded(session),
-        "db_connections_opened": db_sessions_opened() - sessions, "samples_ms": lateness_samples_ms(due_by_id, arrivals),
+        "rate_per_s": args.rate,
+        "duration_s": args.duration,
+        "created": count,
+        "create_s": created - started,
+        "create_per_s": count / (created - started),
+        "creators": args.creators,
+        "lead_s": args.lead,
+        "created_before_first_due": created <= t0,
+        **delivery_report(due_by_id, arrivals),
+        "statuses": settled_statuses(session),
+        "rehanded_as_lost": rehanded(session),
+        "db_connections_opened": db_sessions_opened() - sessions,
+        "samples_ms": lateness_samples_ms(due_by_id, arrivals),
     }
 
 
@@ -474,8 +552,10 @@ def phase_burst(args, provider, session, fleet, broker, creators):
     created = time.time()
 
     def all_handed_over_and_reserved():
-        return not ScheduledMessage.objects.filter(session=session, handed_over_at=None).count() \
+        return (
+            not ScheduledMessage.objects.filter(session=session, handed_over_at=None).count()
             and redis_state(broker)["queued"] == 0
+        )
 
     handed_over_at = first_time_before(due, all_handed_over_and_reserved)
     # what the workers hold with the whole burst reserved
@@ -483,12 +563,19 @@ def phase_burst(args, provider, session, fleet, broker, creators):
     sessions = db_sessions_opened()
     arrivals = arrivals_at(provider, mark, due_by_id, last_due=due)
     return {
-        "messages": args.burst, "created_by": args.burst_create, "lead_s": due - started, "create_s": created - started,
+        "messages": args.burst,
+        "created_by": args.burst_create,
+        "lead_s": due - started,
+        "create_s": created - started,
         "create_per_s": args.burst / (created - started),
         "handed_over_and_reserved_s": None if handed_over_at is None else handed_over_at - started,
-        "handed_over_before_due": handed_over_at is not None, **drain_figures(arrivals, due, args.burst),
-        **delivery_report(due_by_id, arrivals), "held_before_due": held, "statuses": settled_statuses(session),
-        "rehanded_as_lost": rehanded(session), "db_connections_opened": db_sessions_opened() - sessions,
+        "handed_over_before_due": handed_over_at is not None,
+        **drain_figures(arrivals, due, args.burst),
+        **delivery_report(due_by_id, arrivals),
+        "held_before_due": held,
+        "statuses": settled_statuses(session),
+        "rehanded_as_lost": rehanded(session),
+        "db_connections_opened": db_sessions_opened() - sessions,
         "samples_ms": lateness_samples_ms(due_by_id, arrivals),
     }
 
@@ -510,8 +597,12 @@ def phase_noop(args, log_dir, bench_broker, celery_config):
     run_s = max(t[1] for t in times) - min(t[0] for t in times) if len(times) > 1 else None
     first = min((t[0] for t in times), default=0.0)
     return {
-        "tasks": args.burst, "done": len(times), "enqueue_s": enqueue_s, "run_s": run_s,
-        "noop_per_s": len(times) / run_s if run_s else None, "celery_config": celery_config,
+        "tasks": args.burst,
+        "done": len(times),
+        "enqueue_s": enqueue_s,
+        "run_s": run_s,
+        "noop_per_s": len(times) / run_s if run_s else None,
+        "celery_config": celery_config,
         "samples_ms": sorted(round((t[1] - first) * 1000, 1) for t in times),  # finishes since the first start
     }
 
@@ -520,8 +611,10 @@ def noop_times(args, log_dir, bench_broker, celery_config):
     """Start the no-op workers, let the queued batch appear at once, and return each task's (start, finish)."""
     from bench import noop_app
 
-    workers = [celery_worker(f"noop{i + 1}", "bench.noop_app", noop_env(args, celery_config), log_dir, args.concurrency)
-               for i in range(args.workers)]
+    workers = [
+        celery_worker(f"noop{i + 1}", "bench.noop_app", noop_env(args, celery_config), log_dir, args.concurrency)
+        for i in range(args.workers)
+    ]
     for worker in workers:  # they consume "bench.run", empty until every task is there
         worker.argv += ["--queues", "bench.run"]
     try:
@@ -564,15 +657,18 @@ def celery_baseline(args, log_dir, provider):
     client = redis.Redis.from_url(url)
 
     def fleet():
-        return [celery_worker(f"celery{i + 1}", "bench.baseline_celery", noop_env(args, {}), log_dir, args.concurrency)
-                for i in range(args.workers)]
+        return [
+            celery_worker(f"celery{i + 1}", "bench.baseline_celery", noop_env(args, {}), log_dir, args.concurrency)
+            for i in range(args.workers)
+        ]
 
     def ready(count):  # every ETA task reserved by a worker, none left in the queue
         state = redis_state(client)
         return state["queued"] == 0 and state["unacked"] >= count
 
-    return Baseline("celery", fleet, lambda items, label: baseline_celery.enqueue(url, provider.url, items, label),
-                    ready, client)
+    return Baseline(
+        "celery", fleet, lambda items, label: baseline_celery.enqueue(url, provider.url, items, label), ready, client
+    )
 
 
 def rq_baseline(args, log_dir, provider):
@@ -585,11 +681,18 @@ def rq_baseline(args, log_dir, provider):
     env = {**noop_env(args, {}), "PYTHONPATH": str(ROOT)}
 
     def fleet():
-        return [Child(f"rq{i + 1}", baseline_rq.worker_argv(f"rq{i + 1}", url), env, log_dir, ready="Listening on")
-                for i in range(args.workers * args.concurrency)]
+        return [
+            Child(f"rq{i + 1}", baseline_rq.worker_argv(f"rq{i + 1}", url), env, log_dir, ready="Listening on")
+            for i in range(args.workers * args.concurrency)
+        ]
 
-    return Baseline("rq", fleet, lambda items, label: baseline_rq.enqueue(url, provider.url, items, label),
-                    lambda count: baseline_rq.scheduled(queue) >= count, queue.connection)
+    return Baseline(
+        "rq",
+        fleet,
+        lambda items, label: baseline_rq.enqueue(url, provider.url, items, label),
+        lambda count: baseline_rq.scheduled(queue) >= count,
+        queue.connection,
+    )
 
 
 def baseline_pending(args, base):
@@ -609,8 +712,15 @@ def baseline_pending(args, base):
         base.client.flushdb()
     growth = workers_growth(before, after)
     return {
-        "messages": len(items), "workers": len(fleet), "enqueue_s": enqueue_s, "enqueue_per_s": len(items) / enqueue_s,
-        "all_held": all_held, "held_after_s": held_s, "before": before, "after": after, **growth,
+        "messages": len(items),
+        "workers": len(fleet),
+        "enqueue_s": enqueue_s,
+        "enqueue_per_s": len(items) / enqueue_s,
+        "all_held": all_held,
+        "held_after_s": held_s,
+        "before": before,
+        "after": after,
+        **growth,
         "rss_per_message_kb": growth["workers_tree_rss_growth_total_mb"] * 1024 / len(items),
         "redis_used_memory_growth_mb": after["redis"]["used_memory_mb"] - before["redis"]["used_memory_mb"],
         "redis_db_keys_memory_mb": after["redis"]["db_keys_memory_mb"],
@@ -645,9 +755,15 @@ def baseline_steady(args, base, provider):
     due_by_id = dict(items)
     arrivals = arrivals_at(provider, mark, due_by_id, last_due=items[-1][1])
     return {
-        "rate_per_s": args.rate, "duration_s": args.duration, "created": count, "create_s": created - started,
-        "create_per_s": count / (created - started), "lead_s": args.lead, "created_before_first_due": created <= t0,
-        **delivery_report(due_by_id, arrivals), "samples_ms": lateness_samples_ms(due_by_id, arrivals),
+        "rate_per_s": args.rate,
+        "duration_s": args.duration,
+        "created": count,
+        "create_s": created - started,
+        "create_per_s": count / (created - started),
+        "lead_s": args.lead,
+        "created_before_first_due": created <= t0,
+        **delivery_report(due_by_id, arrivals),
+        "samples_ms": lateness_samples_ms(due_by_id, arrivals),
     }
 
 
@@ -664,10 +780,15 @@ def baseline_burst(args, base, provider, fleet):
     due_by_id = dict(items)
     arrivals = arrivals_at(provider, mark, due_by_id, last_due=due)
     return {
-        "messages": args.burst, "lead_s": due - started, "create_s": created - started,
+        "messages": args.burst,
+        "lead_s": due - started,
+        "create_s": created - started,
         "create_per_s": args.burst / (created - started),
-        "ready_s": None if ready_at is None else ready_at - started, "ready_before_due": ready_at is not None,
-        **drain_figures(arrivals, due, args.burst), **delivery_report(due_by_id, arrivals), "held_before_due": held,
+        "ready_s": None if ready_at is None else ready_at - started,
+        "ready_before_due": ready_at is not None,
+        **drain_figures(arrivals, due, args.burst),
+        **delivery_report(due_by_id, arrivals),
+        "held_before_due": held,
         "samples_ms": lateness_samples_ms(due_by_id, arrivals),
     }
 
@@ -711,22 +832,45 @@ def pending_rows(results):
     p, pg = results["pending"], results["pending"]["postgres_after"]
     return [
         ("PENDING (far future, 1 day ahead)", "", "", ""),
-        ("  rows created (bulk_create, 5000 a batch)",
-         f"{p['messages']} in {p['insert_s']:.1f} s ({p['insert_per_s']:.0f} rows/s)", "", ""),
-        ("  worker RSS growth, per worker (tree)",
-         ", ".join(f"{n} {g['tree_rss_mb']:+.1f} MB" for n, g in p["worker_growth_mb"].items()), "< 50 MB",
-         yes(p["max_worker_tree_rss_growth_mb"] < TARGETS["pending_worker_rss_growth_mb"])),
-        ("  worker RSS after, per worker (tree)",
-         ", ".join(f"{n} {m['tree_rss_mb']:.1f} MB" for n, m in p["after"]["workers"].items()), "", ""),
+        (
+            "  rows created (bulk_create, 5000 a batch)",
+            f"{p['messages']} in {p['insert_s']:.1f} s ({p['insert_per_s']:.0f} rows/s)",
+            "",
+            "",
+        ),
+        (
+            "  worker RSS growth, per worker (tree)",
+            ", ".join(f"{n} {g['tree_rss_mb']:+.1f} MB" for n, g in p["worker_growth_mb"].items()),
+            "< 50 MB",
+            yes(p["max_worker_tree_rss_growth_mb"] < TARGETS["pending_worker_rss_growth_mb"]),
+        ),
+        (
+            "  worker RSS after, per worker (tree)",
+            ", ".join(f"{n} {m['tree_rss_mb']:.1f} MB" for n, m in p["after"]["workers"].items()),
+            "",
+            "",
+        ),
         ("  pump RSS growth", f"{p['pump_rss_growth_mb']:+.1f} MB", "", ""),
-        ("  Redis messages held / celery queue", f"{p['redis_messages_held']} / {p['after']['redis']['celery_queue_len']}",
-         "0", yes(p["redis_messages_held"] == TARGETS["pending_redis_messages"])),
-        ("  Redis used_memory growth (server); DB keys", f"{p['redis_used_memory_growth_mb']:+.2f} MB;"
-         f" {p['redis_db_keys_memory_mb']:.3f} MB", "", ""),
+        (
+            "  Redis messages held / celery queue",
+            f"{p['redis_messages_held']} / {p['after']['redis']['celery_queue_len']}",
+            "0",
+            yes(p["redis_messages_held"] == TARGETS["pending_redis_messages"]),
+        ),
+        (
+            "  Redis used_memory growth (server); DB keys",
+            f"{p['redis_used_memory_growth_mb']:+.2f} MB; {p['redis_db_keys_memory_mb']:.3f} MB",
+            "",
+            "",
+        ),
         ("  handed over by the pump", str(p["handed_over"]), "0", yes(p["handed_over"] == 0)),
-        (f"  PostgreSQL {pg['table']} (table + indexes)",
-         f"{pg['total_mb']:.1f} MB: heap {pg['heap_mb']:.1f} MB, indexes {pg['indexes_mb']:.1f} MB"
-         f" ({p['postgres_bytes_per_message']:.0f} B/message grown)", "", ""),
+        (
+            f"  PostgreSQL {pg['table']} (table + indexes)",
+            f"{pg['total_mb']:.1f} MB: heap {pg['heap_mb']:.1f} MB, indexes {pg['indexes_mb']:.1f} MB"
+            f" ({p['postgres_bytes_per_message']:.0f} B/message grown)",
+            "",
+            "",
+        ),
     ]
 
 
@@ -734,13 +878,27 @@ def lateness_rows(results):
     late = results["lateness"]
     return [
         (f"LATENESS ({late['rate_per_s']:g}/s for {late['duration_s']:g} s, {args_workers(results)})", "", "", ""),
-        (f"  created via message_schedule ({late['creators']} processes)",
-         f"{late['created']} in {late['create_s']:.1f} s, first due after {late['lead_s']:g} s"
-         + ("" if late["created_before_first_due"] else " (overlapped sending)"), "", ""),
+        (
+            f"  created via message_schedule ({late['creators']} processes)",
+            f"{late['created']} in {late['create_s']:.1f} s, first due after {late['lead_s']:g} s"
+            + ("" if late["created_before_first_due"] else " (overlapped sending)"),
+            "",
+            "",
+        ),
         delivered_row(late),
-        ("  lateness p50", f"{fmt(late['p50_ms'])} ms", "< 100 ms", yes(late["p50_ms"] is not None and late["p50_ms"] < 100)),
+        (
+            "  lateness p50",
+            f"{fmt(late['p50_ms'])} ms",
+            "< 100 ms",
+            yes(late["p50_ms"] is not None and late["p50_ms"] < 100),
+        ),
         ("  lateness p95", f"{fmt(late['p95_ms'])} ms", "", ""),
-        ("  lateness p99", f"{fmt(late['p99_ms'])} ms", "< 500 ms", yes(late["p99_ms"] is not None and late["p99_ms"] < 500)),
+        (
+            "  lateness p99",
+            f"{fmt(late['p99_ms'])} ms",
+            "< 500 ms",
+            yes(late["p99_ms"] is not None and late["p99_ms"] < 500),
+        ),
         ("  lateness max (min)", f"{fmt(late['max_ms'])} ms ({fmt(late['min_ms'])} ms)", "", ""),
         connections_row(late),
         ("  re-handed by the pump as lost", str(late["rehanded_as_lost"]), "", ""),
@@ -748,33 +906,61 @@ def lateness_rows(results):
 
 
 def delivered_row(phase):
-    return ("  sent / lost / duplicated", f"{phase['sent']} / {phase['lost']} / {phase['duplicated']}", "lost 0, dup 0",
-            yes(phase["lost"] == 0 and phase["duplicated"] == 0))
+    return (
+        "  sent / lost / duplicated",
+        f"{phase['sent']} / {phase['lost']} / {phase['duplicated']}",
+        "lost 0, dup 0",
+        yes(phase["lost"] == 0 and phase["duplicated"] == 0),
+    )
 
 
 def connections_row(phase):
-    return ("  PostgreSQL connections opened",
-            f"{phase['db_connections_opened']} ({phase['db_connections_opened'] / max(1, phase['sent']):.2f} per message)", "", "")
+    return (
+        "  PostgreSQL connections opened",
+        f"{phase['db_connections_opened']} ({phase['db_connections_opened'] / max(1, phase['sent']):.2f} per message)",
+        "",
+        "",
+    )
 
 
 def burst_rows(results):
     burst = results["burst"]
     rows = [
         (f"BURST ({burst['messages']} due at the same instant)", "", "", ""),
-        (f"  created ({burst['created_by']}), handed over + reserved",
-         f"{burst['create_s']:.1f} s, {fmt(burst['handed_over_and_reserved_s'])} s; due after {burst['lead_s']:.0f} s"
-         + ("" if burst["handed_over_before_due"] else " (NOT all reserved before due)"), "", ""),
+        (
+            f"  created ({burst['created_by']}), handed over + reserved",
+            f"{burst['create_s']:.1f} s, {fmt(burst['handed_over_and_reserved_s'])} s; due after {burst['lead_s']:.0f} s"
+            + ("" if burst["handed_over_before_due"] else " (NOT all reserved before due)"),
+            "",
+            "",
+        ),
         delivered_row(burst),
         ("  drain: last arrival - due", f"{fmt(burst['drain_s'], '{:.2f}')} s", "", ""),
         ("  drain rate", f"{fmt(burst['drain_per_s'])} msg/s", "", ""),
-        ("  lateness first / p50 / p99", f"{fmt(burst['min_ms'])} / {fmt(burst['p50_ms'])} / {fmt(burst['p99_ms'])} ms", "", ""),
+        (
+            "  lateness first / p50 / p99",
+            f"{fmt(burst['min_ms'])} / {fmt(burst['p50_ms'])} / {fmt(burst['p99_ms'])} ms",
+            "",
+            "",
+        ),
         connections_row(burst),
-        ("  re-handed by the pump as lost", f"{burst['rehanded_as_lost']} (pending {results['dispatch_settings']['DISPATCH_STALE_AFTER']:g} s"
-         " past due)", "", ""),
+        (
+            "  re-handed by the pump as lost",
+            f"{burst['rehanded_as_lost']} (pending {results['dispatch_settings']['DISPATCH_STALE_AFTER']:g} s"
+            " past due)",
+            "",
+            "",
+        ),
     ]
     if burst["held_before_due"]:
-        rows.append(("  worker RSS holding the burst (tree)",
-                     ", ".join(f"{n} {m['tree_rss_mb']:.1f} MB" for n, m in burst["held_before_due"]["workers"].items()), "", ""))
+        rows.append(
+            (
+                "  worker RSS holding the burst (tree)",
+                ", ".join(f"{n} {m['tree_rss_mb']:.1f} MB" for n, m in burst["held_before_due"]["workers"].items()),
+                "",
+                "",
+            )
+        )
     return rows
 
 
@@ -784,8 +970,12 @@ def noop_rows(results):
         (f"RAW CELERY NO-OP ({noop['tasks']} tasks, same worker setup)", "", "", ""),
         ("  first start -> last finish", f"{fmt(noop['run_s'], '{:.2f}')} s ({noop['done']} done)", "", ""),
         ("  no-op rate", f"{fmt(noop['noop_per_s'])} tasks/s", "", ""),
-        ("RATIO drain rate / no-op rate", fmt(results["drain_to_noop_ratio"], "{:.2f}"), ">= 0.5",
-         yes(results["drain_to_noop_ratio"] is not None and results["drain_to_noop_ratio"] >= 0.5)),
+        (
+            "RATIO drain rate / no-op rate",
+            fmt(results["drain_to_noop_ratio"], "{:.2f}"),
+            ">= 0.5",
+            yes(results["drain_to_noop_ratio"] is not None and results["drain_to_noop_ratio"] >= 0.5),
+        ),
     ]
 
 
@@ -802,15 +992,21 @@ def render(header, rows):
 
 def held_bytes_per_message(pending):
     """Everything a far-future message costs while it waits: workers' RSS, Redis keys, PostgreSQL rows."""
-    mb = pending["workers_tree_rss_growth_total_mb"] + pending["redis_db_keys_memory_mb"] + pending.get("postgres_growth_mb", 0)
+    mb = (
+        pending["workers_tree_rss_growth_total_mb"]
+        + pending["redis_db_keys_memory_mb"]
+        + pending.get("postgres_growth_mb", 0)
+    )
     return mb * MB / pending["messages"]
-
 
 
 def comparison(results):
     """The product and each baseline side by side, each measured as the product is, and product/baseline
     where the ratio means something (rates, lateness, memory per message); "" without baselines."""
-    systems = {"product": {phase: results[phase] for phase in ("pending", "lateness", "burst")}, **results.get("baselines", {})}
+    systems = {
+        "product": {phase: results[phase] for phase in ("pending", "lateness", "burst")},
+        **results.get("baselines", {}),
+    }
     if len(systems) == 1:
         return ""
     baselines = [name for name in systems if name != "product"]
@@ -827,24 +1023,54 @@ def comparison_rows(results):
     return [
         ("PENDING (far future, 1 day ahead)", None, "", False),
         ("  messages", lambda s: s["pending"]["messages"], "{}", False),
-        ("  created per s (product: bulk_create rows)",
-         lambda s: s["pending"].get("enqueue_per_s") or s["pending"]["insert_per_s"], "{:.0f}", True),
+        (
+            "  created per s (product: bulk_create rows)",
+            lambda s: s["pending"].get("enqueue_per_s") or s["pending"]["insert_per_s"],
+            "{:.0f}",
+            True,
+        ),
         ("  all held by the workers / Redis after, s", lambda s: s["pending"]["held_after_s"], "{:.1f}", False),
-        ("  workers' RSS growth, all trees, MB", lambda s: s["pending"]["workers_tree_rss_growth_total_mb"], "{:+.1f}", False),
+        (
+            "  workers' RSS growth, all trees, MB",
+            lambda s: s["pending"]["workers_tree_rss_growth_total_mb"],
+            "{:+.1f}",
+            False,
+        ),
         ("  Redis DB keys, MB", lambda s: s["pending"]["redis_db_keys_memory_mb"], "{:.2f}", False),
-        ("  Redis used_memory growth (server), MB", lambda s: s["pending"]["redis_used_memory_growth_mb"], "{:+.2f}", False),
+        (
+            "  Redis used_memory growth (server), MB",
+            lambda s: s["pending"]["redis_used_memory_growth_mb"],
+            "{:+.2f}",
+            False,
+        ),
         ("  PostgreSQL table + indexes growth, MB", lambda s: s["pending"]["postgres_growth_mb"], "{:.2f}", False),
         ("  bytes held per message (all of the above)", lambda s: held_bytes_per_message(s["pending"]), "{:.0f}", True),
-        (f"LATENESS ({results['lateness']['rate_per_s']:g}/s for {results['lateness']['duration_s']:g} s)", None, "", False),
+        (
+            f"LATENESS ({results['lateness']['rate_per_s']:g}/s for {results['lateness']['duration_s']:g} s)",
+            None,
+            "",
+            False,
+        ),
         ("  created per s (product: message_schedule)", lambda s: s["lateness"]["create_per_s"], "{:.0f}", True),
         ("  sent / lost / duplicated", lambda s: trio(s["lateness"]), "{}", False),
-        *[(f"  lateness {k}, ms", lambda s, k=k: s["lateness"][f"{k}_ms"], "{:.1f}", True) for k in ("p50", "p95", "p99", "max")],
-        ("  lateness min, ms (early: messages sent early)",
-         lambda s: f"{s['lateness']['min_ms']:.1f} (early {s['lateness']['early']})", "{}", False),
+        *[
+            (f"  lateness {k}, ms", lambda s, k=k: s["lateness"][f"{k}_ms"], "{:.1f}", True)
+            for k in ("p50", "p95", "p99", "max")
+        ],
+        (
+            "  lateness min, ms (early: messages sent early)",
+            lambda s: f"{s['lateness']['min_ms']:.1f} (early {s['lateness']['early']})",
+            "{}",
+            False,
+        ),
         (f"BURST ({results['burst']['messages']} due at the same instant)", None, "", False),
         ("  sent / lost / duplicated", lambda s: trio(s["burst"]), "{}", False),
-        ("  held ready for the due time after, s",
-         lambda s: s["burst"]["ready_s"] if "ready_s" in s["burst"] else s["burst"]["handed_over_and_reserved_s"], "{:.1f}", False),
+        (
+            "  held ready for the due time after, s",
+            lambda s: s["burst"]["ready_s"] if "ready_s" in s["burst"] else s["burst"]["handed_over_and_reserved_s"],
+            "{:.1f}",
+            False,
+        ),
         ("  workers' RSS holding the burst (absolute), MB", rss_held, "{:.1f}", False),  # Django's share included
         ("  drain: last arrival - due, s", lambda s: s["burst"]["drain_s"], "{:.2f}", True),
         ("  drain rate, msg/s", lambda s: s["burst"]["drain_per_s"], "{:.1f}", True),
@@ -890,26 +1116,46 @@ def run(args, results):
     fleet, pump = start_fleet(args, env, log_dir)
 
     results["loadavg_1m_before"] = {}
-    results["pending"] = run_phase(results, "pending", f"phase 1: {args.pending} far-future messages",
-                                   lambda: phase_pending(args, fleet, pump, broker, sessions["pending"]))
-    results["lateness"] = run_phase(results, "lateness", f"phase 2: {args.rate:g}/s for {args.duration:g} s",
-                                    lambda: phase_lateness(args, provider, sessions["lateness"], creators))
-    results["burst"] = run_phase(results, "burst", f"phase 3: burst of {args.burst}",
-                                 lambda: phase_burst(args, provider, sessions["burst"], fleet, broker, creators))
+    results["pending"] = run_phase(
+        results,
+        "pending",
+        f"phase 1: {args.pending} far-future messages",
+        lambda: phase_pending(args, fleet, pump, broker, sessions["pending"]),
+    )
+    results["lateness"] = run_phase(
+        results,
+        "lateness",
+        f"phase 2: {args.rate:g}/s for {args.duration:g} s",
+        lambda: phase_lateness(args, provider, sessions["lateness"], creators),
+    )
+    results["burst"] = run_phase(
+        results,
+        "burst",
+        f"phase 3: burst of {args.burst}",
+        lambda: phase_burst(args, provider, sessions["burst"], fleet, broker, creators),
+    )
     results["fleet_after"] = fleet_memory(fleet)
     for child in [pump, *fleet]:
         child.stop()
 
-    results["noop"] = run_phase(results, "noop", f"phase 4: {args.burst} raw Celery no-op tasks",
-                                lambda: phase_noop(args, log_dir, bench_broker, product_celery_config()))
+    results["noop"] = run_phase(
+        results,
+        "noop",
+        f"phase 4: {args.burst} raw Celery no-op tasks",
+        lambda: phase_noop(args, log_dir, bench_broker, product_celery_config()),
+    )
     drain, noop = results["burst"]["drain_per_s"], results["noop"]["noop_per_s"]
     results["drain_to_noop_ratio"] = drain / noop if drain and noop else None
     results["baselines"] = {}
     for number, name in ((5, "celery"), (6, "rq")):
         if name in args.baselines:
             make = celery_baseline if name == "celery" else rq_baseline
-            results["baselines"][name] = run_phase(results, name, f"phase {number}: {name} baseline",
-                                                   lambda: phase_baseline(args, make(args, log_dir, provider), provider))
+            results["baselines"][name] = run_phase(
+                results,
+                name,
+                f"phase {number}: {name} baseline",
+                lambda: phase_baseline(args, make(args, log_dir, provider), provider),
+            )
 
 
 def run_phase(results, name, title, measure):
@@ -969,9 +1215,14 @@ def write_results(path, results):
     take_samples(results)
     samples = results.pop("samples")
     text = json.dumps(results, indent=2, default=str)
-    lists = ",\n".join(f'    {json.dumps(kind)}: {{' + ", ".join(f"{json.dumps(name)}: {json.dumps(values, separators=(',', ':'))}"
-                                                           for name, values in by_system.items()) + "}"
-                       for kind, by_system in samples.items())
+    lists = ",\n".join(
+        f"    {json.dumps(kind)}: {{"
+        + ", ".join(
+            f"{json.dumps(name)}: {json.dumps(values, separators=(',', ':'))}" for name, values in by_system.items()
+        )
+        + "}"
+        for kind, by_system in samples.items()
+    )
     path.write_text(text[:-2] + ',\n  "samples": {\n' + lists + "\n  }\n}\n")
     results["samples"] = samples
 

@@ -26,8 +26,9 @@ class Child:
 
     def start(self):
         with open(self.log, "w") as log:
-            self.popen = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                          start_new_session=True)
+            self.popen = subprocess.Popen(
+                self.argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         Child.running.append(self)
         return self
 
@@ -96,8 +97,22 @@ def logs_dir(out):
 
 
 def celery_worker(name, app, env, log_dir, concurrency):
-    argv = [sys.executable, "-m", "celery", "-A", app, "worker", "--loglevel", "INFO", "--concurrency", str(concurrency),
-            "--hostname", f"{name}@%h", "--without-mingle", "--without-gossip"]
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        app,
+        "worker",
+        "--loglevel",
+        "INFO",
+        "--concurrency",
+        str(concurrency),
+        "--hostname",
+        f"{name}@%h",
+        "--without-mingle",
+        "--without-gossip",
+    ]
     return Child(name, argv, env, log_dir, ready=" ready.")
 
 
@@ -109,8 +124,17 @@ class Provider:
     """bench/provider.py in its own process: 200 to every POST, each recorded with its Idempotency-Key."""
 
     def __init__(self, log_dir):
-        self.child = Child("provider", [sys.executable, "bench/provider.py"], {**os.environ, "PYTHONUNBUFFERED": "1"},
-                           log_dir, ready="listening").start().wait_ready(20)
+        self.child = (
+            Child(
+                "provider",
+                [sys.executable, "bench/provider.py"],
+                {**os.environ, "PYTHONUNBUFFERED": "1"},
+                log_dir,
+                ready="listening",
+            )
+            .start()
+            .wait_ready(20)
+        )
         self.port = int(self.child.log.read_text().split()[1])
         self.url = f"http://127.0.0.1:{self.port}/messages"
 

@@ -19,7 +19,7 @@ def take_request(buffer: bytes):
     body_end = head_end + 4 + int(headers.get("content-length") or 0)
     if len(buffer) < body_end:
         return None
-    return lines[0], headers, buffer[head_end + 4:body_end], buffer[body_end:]
+    return lines[0], headers, buffer[head_end + 4 : body_end], buffer[body_end:]
 
 
 class JsonAnswering(asyncio.Protocol):
@@ -37,7 +37,8 @@ class JsonAnswering(asyncio.Protocol):
             method, target, _ = first_line.split(" ", 2)
             payload = json.dumps(self.answer(method, target, headers, body)).encode()
             self.transport.write(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(payload), payload)
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                % (len(payload), payload)
             )
             if headers.get("connection", "").lower() == "close":
                 self.transport.close()

@@ -85,8 +85,9 @@ def _write(environment, **_):
     options = environment.parsed_options
     if options and options.results_file:
         with open(options.results_file, "w") as out:
-            json.dump({"records": records, "error_samples": error_samples, "exhausted": exhausted,
-                       "ids_left": len(ids)}, out)
+            json.dump(
+                {"records": records, "error_samples": error_samples, "exhausted": exhausted, "ids_left": len(ids)}, out
+            )
 
 
 def when():
@@ -134,9 +135,17 @@ class CreateUser(SessionUser):
     @task
     def create(self):
         body = {"to": TO, "text": f"bench message {next(counter)}", "scheduledAt": when()}
-        with self.client.post(self.base, json=body, headers=self.headers, name="POST /sessions/{id}/scheduled",
-                              catch_response=True, allow_redirects=False) as response:
-            check(response, 201, lambda b: b.get("success") is True and b.get("scheduled", {}).get("status") == "pending")
+        with self.client.post(
+            self.base,
+            json=body,
+            headers=self.headers,
+            name="POST /sessions/{id}/scheduled",
+            catch_response=True,
+            allow_redirects=False,
+        ) as response:
+            check(
+                response, 201, lambda b: b.get("success") is True and b.get("scheduled", {}).get("status") == "pending"
+            )
 
 
 class ListUser(SessionUser):
@@ -148,10 +157,22 @@ class ListUser(SessionUser):
 
     @task
     def page(self):
-        with self.client.get(self.next, headers=self.headers, name=f"GET /sessions/{{id}}/scheduled?limit={self.limit}",
-                             catch_response=True, allow_redirects=False) as response:
-            check(response, 200, lambda b: b.get("success") is True and isinstance(b.get("scheduled"), list)
-                  and len(b["scheduled"]) <= self.limit)
+        with self.client.get(
+            self.next,
+            headers=self.headers,
+            name=f"GET /sessions/{{id}}/scheduled?limit={self.limit}",
+            catch_response=True,
+            allow_redirects=False,
+        ) as response:
+            check(
+                response,
+                200,
+                lambda b: (
+                    b.get("success") is True
+                    and isinstance(b.get("scheduled"), list)
+                    and len(b["scheduled"]) <= self.limit
+                ),
+            )
             following = None
             if response.status_code == 200:
                 try:
@@ -173,8 +194,13 @@ class CancelUser(SessionUser):
         except IndexError:
             exhausted["cancel_ids"] = True
             raise StopUser() from None
-        with self.client.delete(f"{self.base}/{message_id}", headers=self.headers,
-                                name="DELETE /sessions/{id}/scheduled/{scheduledId}", catch_response=True, allow_redirects=False) as response:
+        with self.client.delete(
+            f"{self.base}/{message_id}",
+            headers=self.headers,
+            name="DELETE /sessions/{id}/scheduled/{scheduledId}",
+            catch_response=True,
+            allow_redirects=False,
+        ) as response:
             check(response, 200, lambda b: b.get("success") is True)
 
 
@@ -187,8 +213,14 @@ class OmniCreateUser(ClosedLoopUser):
     @task
     def create(self):
         n = next(counter)
-        with self.client.post("/v1/omnimessage", json=omnimessage(n), headers=self.headers, name="POST /v1/omnimessage",
-                              catch_response=True, allow_redirects=False) as response:
+        with self.client.post(
+            "/v1/omnimessage",
+            json=omnimessage(n),
+            headers=self.headers,
+            name="POST /v1/omnimessage",
+            catch_response=True,
+            allow_redirects=False,
+        ) as response:
             check(response, 201, lambda b: bool(b.get("omnimessage_id")) and len(b.get("messages", [])) == 3)
 
 
@@ -199,10 +231,19 @@ class OmniBulkUser(OmniCreateUser):
     def create(self):
         size = self.environment.parsed_options.bulk_size
         body = {"messages": [omnimessage(next(counter)) for _ in range(size)]}
-        with self.client.post("/v1/omnimessages", json=body, headers=self.headers, name=f"POST /v1/omnimessages x{size}",
-                              catch_response=True, allow_redirects=False) as response:
-            check(response, 201, lambda b: len(b.get("messages", [])) == size
-                  and all(m.get("omnimessage_id") for m in b["messages"]))
+        with self.client.post(
+            "/v1/omnimessages",
+            json=body,
+            headers=self.headers,
+            name=f"POST /v1/omnimessages x{size}",
+            catch_response=True,
+            allow_redirects=False,
+        ) as response:
+            check(
+                response,
+                201,
+                lambda b: len(b.get("messages", [])) == size and all(m.get("omnimessage_id") for m in b["messages"]),
+            )
 
 
 def omnimessage(n):

@@ -7,13 +7,18 @@ import argparse
 
 def runner_parser(doc):
     """A runner's parser: the first paragraph of its docstring as the description."""
-    return argparse.ArgumentParser(description=doc.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    return argparse.ArgumentParser(
+        description=doc.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
 
 
 def add_scratch_options(parser, *, db_name, redis_db, redis_db_help):
     """The product's settings module, and the scratch database and broker DB on the shared servers."""
-    parser.add_argument("--settings", default="project.settings",
-                        help="DJANGO_SETTINGS_MODULE of every process (to try a variant; on PYTHONPATH)")
+    parser.add_argument(
+        "--settings",
+        default="project.settings",
+        help="DJANGO_SETTINGS_MODULE of every process (to try a variant; on PYTHONPATH)",
+    )
     parser.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432", help="PostgreSQL server URL")
     parser.add_argument("--db-name", default=db_name)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379", help="Redis server URL")

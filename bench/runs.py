@@ -47,8 +47,12 @@ def _interrupt(*_):
 
 def run_record(args):
     """How the run was started, for the top of its JSON: the exact command line, where, with which options."""
-    return {"command": shlex.join(Path("/proc/self/cmdline").read_text().split("\0")[:-1]), "cwd": os.getcwd(),
-            "args": vars(args), "started_at": datetime.now(UTC).isoformat()}
+    return {
+        "command": shlex.join(Path("/proc/self/cmdline").read_text().split("\0")[:-1]),
+        "cwd": os.getcwd(),
+        "args": vars(args),
+        "started_at": datetime.now(UTC).isoformat(),
+    }
 
 
 def machine_facts(redis_url):
@@ -57,8 +61,14 @@ def machine_facts(redis_url):
     from django.db import connection
 
     meminfo = Path("/proc/meminfo").read_text().split()
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     with connection.cursor() as cursor:
         cursor.execute("SHOW server_version")
         pg_version = cursor.fetchone()[0]
@@ -67,10 +77,18 @@ def machine_facts(redis_url):
         return subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True).stdout.strip()
 
     return {
-        "machine": {"nproc": os.cpu_count(), "usable_cpus": len(os.sched_getaffinity(0)), "cpu": cpu,
-                    "memory_total_mb": int(meminfo[meminfo.index("MemTotal:") + 1]) // 1024,
-                    "platform": platform.platform()},
-        "versions": {"python": platform.python_version(), "postgresql": pg_version,
-                     "redis_server": redis.Redis.from_url(redis_url).info("server")["redis_version"],
-                     "git_commit": git("rev-parse", "HEAD"), "git_dirty": bool(git("status", "--porcelain"))},
+        "machine": {
+            "nproc": os.cpu_count(),
+            "usable_cpus": len(os.sched_getaffinity(0)),
+            "cpu": cpu,
+            "memory_total_mb": int(meminfo[meminfo.index("MemTotal:") + 1]) // 1024,
+            "platform": platform.platform(),
+        },
+        "versions": {
+            "python": platform.python_version(),
+            "postgresql": pg_version,
+            "redis_server": redis.Redis.from_url(redis_url).info("server")["redis_version"],
+            "git_commit": git("rev-parse", "HEAD"),
+            "git_dirty": bool(git("status", "--porcelain")),
+        },
     }

@@ -37,19 +37,27 @@ def demo_traffic():
         session = services.session_create(name=name).session
         for i in range(count):
             message = services.message_schedule(
-                session=session, scheduled_at=now + timedelta(minutes=7 * i + 3), to="919988066776", text=f"Reminder {i}"
+                session=session,
+                scheduled_at=now + timedelta(minutes=7 * i + 3),
+                to="919988066776",
+                text=f"Reminder {i}",
             )
             if i % 4 == 0:  # sent a while ago, a few milliseconds late
                 ScheduledMessage.objects.filter(pk=message.pk).update(
-                    status="sent", scheduled_at=now - timedelta(hours=i + 1), sent_at=now - timedelta(hours=i + 1) + timedelta(milliseconds=40 + i),
-                    provider_message_id=f"wamid.{i:04d}", attempts=1,
+                    status="sent",
+                    scheduled_at=now - timedelta(hours=i + 1),
+                    sent_at=now - timedelta(hours=i + 1) + timedelta(milliseconds=40 + i),
+                    provider_message_id=f"wamid.{i:04d}",
+                    attempts=1,
                 )
             elif i == 1:
                 services.message_cancel(message=message)
     late = ScheduledMessage.objects.filter(session__name="Clinic reminders", status="pending").first()
     ScheduledMessage.objects.filter(pk=late.pk).update(due_at=now - timedelta(minutes=4))
     failed = ScheduledMessage.objects.filter(session__name="Newsletter", status="pending").first()
-    ScheduledMessage.objects.filter(pk=failed.pk).update(status="failed", last_error="Provider refused the message with HTTP 400")
+    ScheduledMessage.objects.filter(pk=failed.pk).update(
+        status="failed", last_error="Provider refused the message with HTTP 400"
+    )
     services.session_pause(session=late.session)
     services.pump_heartbeat(name="pump-1")
 
@@ -78,8 +86,16 @@ def shoot():
     from selenium.webdriver.common.by import By
 
     options = webdriver.ChromeOptions()
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--window-size=1600,800",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--window-size=1600,800",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+    ):
         options.add_argument(flag)
     options.binary_location = "/usr/bin/chromium"
     browser = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)

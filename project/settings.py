@@ -132,7 +132,9 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_or_fail(env.bool, "SECURE_SSL_REDIRECT", default=not DEBUG)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env_or_fail(env.int, "SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env_or_fail(env.bool, "SECURE_HSTS_INCLUDE_SUBDOMAINS", default=SECURE_HSTS_SECONDS > 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_or_fail(
+    env.bool, "SECURE_HSTS_INCLUDE_SUBDOMAINS", default=SECURE_HSTS_SECONDS > 0
+)
 SECURE_HSTS_PRELOAD = env_or_fail(env.bool, "SECURE_HSTS_PRELOAD", default=SECURE_HSTS_SECONDS > 0)
 # Secure cookies are sent over HTTPS only: an admin served over plain HTTP (an internal deployment
 # without TLS) needs SECURE_COOKIES=0, or its login form fails the CSRF check. README, production.
@@ -190,7 +192,8 @@ if DISPATCH_LEASE.total_seconds() <= SEND_TIME_LIMIT:
 # Webhooks (docs/ARCHITECTURE.md, the outbox): attempt n+1 waits WEBHOOK_RETRY_SCHEDULE[n] seconds (±10 % jitter)
 # after attempt n fails; after the last entry the delivery is exhausted. About a day in all.
 WEBHOOK_RETRY_SCHEDULE = [
-    float(seconds) for seconds in env_or_fail(
+    float(seconds)
+    for seconds in env_or_fail(
         env.list, "WEBHOOK_RETRY_SCHEDULE", default=["5", "300", "1800", "7200", "18000", "36000", "36000"]
     )
 ]
@@ -221,7 +224,10 @@ def transport_from_url(url, variable="TRANSPORT_URL"):
     if url == "console:":
         return {"BACKEND": "scheduling.transports.console.ConsoleTransport", "OPTIONS": {}}
     if url.startswith(("http://", "https://")):
-        return {"BACKEND": "scheduling.transports.http.HttpTransport", "OPTIONS": {"URL": url, "TIMEOUT": TRANSPORT_TIMEOUT}}
+        return {
+            "BACKEND": "scheduling.transports.http.HttpTransport",
+            "OPTIONS": {"URL": url, "TIMEOUT": TRANSPORT_TIMEOUT},
+        }
     raise ImproperlyConfigured(f"{variable} must be 'console:' or an http(s) URL, not {url!r}.")
 
 

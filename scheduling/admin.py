@@ -10,7 +10,16 @@ from django.db import models, transaction
 from django.utils.html import format_html, format_html_join
 
 from . import services
-from .models import ApiCredential, ApiKey, ChannelAttempt, MessageEvent, ScheduledMessage, Session, WebhookAttempt, WebhookDelivery
+from .models import (
+    ApiCredential,
+    ApiKey,
+    ChannelAttempt,
+    MessageEvent,
+    ScheduledMessage,
+    Session,
+    WebhookAttempt,
+    WebhookDelivery,
+)
 from .transports import transport_names
 from .validation import check_public_url, check_schedule_window, format_instant, parse_instant
 
@@ -77,11 +86,16 @@ class SessionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Rotate the API key: new key (shown once), old keys revoked")
     def rotate_api_key(self, request, queryset):
-        show_once(request, (
-            (f"New key for {session.name}; its older keys no longer work.",
-             {"api_key": services.api_key_rotate(session=session, label=f"rotated by admin:{request.user}")})
-            for session in queryset
-        ))
+        show_once(
+            request,
+            (
+                (
+                    f"New key for {session.name}; its older keys no longer work.",
+                    {"api_key": services.api_key_rotate(session=session, label=f"rotated by admin:{request.user}")},
+                )
+                for session in queryset
+            ),
+        )
 
     @admin.action(description="Pause sending")
     def pause(self, request, queryset):
@@ -102,28 +116,51 @@ class SessionAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             return super().save_model(request, obj, form, change)
-        created = services.session_create(name=obj.name, webhook_url=obj.webhook_url, transport=obj.transport,
-                                          active=form.cleaned_data["active"])
+        created = services.session_create(
+            name=obj.name, webhook_url=obj.webhook_url, transport=obj.transport, active=form.cleaned_data["active"]
+        )
         obj.pk = created.session.pk
         obj.active = created.session.active
-        show_once(request, [(f"Session {obj.pk} created.", {
-            "api_key": created.api_key, "webhook_secret": created.session.webhook_secret,
-            "omnimessage_api_username": created.api_username, "omnimessage_api_password": created.api_password,
-        })])
+        show_once(
+            request,
+            [
+                (
+                    f"Session {obj.pk} created.",
+                    {
+                        "api_key": created.api_key,
+                        "webhook_secret": created.session.webhook_secret,
+                        "omnimessage_api_username": created.api_username,
+                        "omnimessage_api_password": created.api_password,
+                    },
+                )
+            ],
+        )
 
     @admin.action(description="Issue a new API key (shown once)")
     def issue_api_key(self, request, queryset):
-        show_once(request, (
-            (f"New key for {session.name}.", {"api_key": services.api_key_create(session=session, label=f"admin:{request.user}")[1]})
-            for session in queryset
-        ))
+        show_once(
+            request,
+            (
+                (
+                    f"New key for {session.name}.",
+                    {"api_key": services.api_key_create(session=session, label=f"admin:{request.user}")[1]},
+                )
+                for session in queryset
+            ),
+        )
 
     @admin.action(description="Rotate the webhook secret (shown once)")
     def rotate_webhook_secret(self, request, queryset):
-        show_once(request, (
-            (f"New webhook secret for {session.name}.", {"webhook_secret": services.session_rotate_webhook_secret(session=session)})
-            for session in queryset
-        ))
+        show_once(
+            request,
+            (
+                (
+                    f"New webhook secret for {session.name}.",
+                    {"webhook_secret": services.session_rotate_webhook_secret(session=session)},
+                )
+                for session in queryset
+            ),
+        )
 
     @admin.action(description="Resume webhooks stopped by a 410 Gone")
     def enable_webhooks(self, request, queryset):
@@ -144,7 +181,9 @@ def show_once(request, notices) -> None:
 
 def secret_notice(headline: str, secrets: dict) -> str:
     # Every value is an argument, never part of the format string: a name is text, whatever it holds.
-    lines = format_html_join("", "<br>{}: <code>{}</code>", ((name.replace("_", " "), value) for name, value in secrets.items()))
+    lines = format_html_join(
+        "", "<br>{}: <code>{}</code>", ((name.replace("_", " "), value) for name, value in secrets.items())
+    )
     return format_html("{} Copy now: shown only this once.{}", headline, lines)
 
 
@@ -191,7 +230,15 @@ class ApiCredentialAdmin(RevocableAdmin):
 class ChannelAttemptInline(ReadOnlyInline):
     model = ChannelAttempt
     fields = readonly_fields = [
-        "position", "channel", "sender", "ttl_seconds", "started_at", "status", "error", "status_at", "channel_message_id"
+        "position",
+        "channel",
+        "sender",
+        "ttl_seconds",
+        "started_at",
+        "status",
+        "error",
+        "status_at",
+        "channel_message_id",
     ]
 
 
@@ -239,11 +286,22 @@ class ScheduledMessageAdmin(admin.ModelAdmin):
     def reschedule(self, request, queryset):
         form = RescheduleForm(request.POST if "apply" in request.POST else None)
         if not form.is_valid():
-            return TemplateResponse(request, "admin/scheduling/reschedule.html", {
-                **self.admin_site.each_context(request), "title": "Reschedule", "form": form, "selected": queryset,
-            })
-        self.apply(request, queryset, partial(services.message_update, scheduled_at=form.cleaned_data["scheduled_at"]),
-                   "rescheduled")
+            return TemplateResponse(
+                request,
+                "admin/scheduling/reschedule.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": "Reschedule",
+                    "form": form,
+                    "selected": queryset,
+                },
+            )
+        self.apply(
+            request,
+            queryset,
+            partial(services.message_update, scheduled_at=form.cleaned_data["scheduled_at"]),
+            "rescheduled",
+        )
         return None
 
     @admin.action(description="Cancel (pending only)")
@@ -279,7 +337,17 @@ class WebhookAttemptInline(ReadOnlyInline):
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(admin.ModelAdmin):
-    list_display = ["id", "event", "session", "message", "status", "attempts", "last_status_code", "created_at", "due_at"]
+    list_display = [
+        "id",
+        "event",
+        "session",
+        "message",
+        "status",
+        "attempts",
+        "last_status_code",
+        "created_at",
+        "due_at",
+    ]
     list_filter = ["status", "event", "session"]
     search_fields = ["id", "message__id", "url"]
     list_select_related = ["session", "message"]

@@ -20,7 +20,11 @@ class OpsAdminSite(admin.AdminSite):
         now = timezone.now()
         rows = selectors.dashboard_rows(now)
         context = {
-            **self.each_context(request), "title": "Dashboard", "now": now, "rows": rows,
-            "totals": selectors.dashboard_totals(rows), "pump_age": selectors.pump_heartbeat_age(),
+            **self.each_context(request),
+            "title": "Dashboard",
+            "now": now,
+            "rows": rows,
+            "totals": selectors.dashboard_totals(rows),
+            "pump_age": selectors.pump_heartbeat_age(),
         }
         return TemplateResponse(request, "admin/scheduling/dashboard.html", context)

@@ -41,8 +41,12 @@ def enqueue_send_batch(batch: list[tuple[str, int]], eta) -> None:
     """Several messages due at `eta`, in one task. Its id is not recorded: a cancel's revoke of the
     message's own task id misses it, and the claim, as always, is what skips a cancelled message."""
     first_id, first_version = batch[0]
-    current_app.send_task(SEND_BATCH_TASK, args=[[list(pair) for pair in batch]], eta=eta,
-                          task_id=f"batch-{first_id}-v{first_version}-{len(batch)}")
+    current_app.send_task(
+        SEND_BATCH_TASK,
+        args=[[list(pair) for pair in batch]],
+        eta=eta,
+        task_id=f"batch-{first_id}-v{first_version}-{len(batch)}",
+    )
 
 
 def enqueue_webhook(delivery_id: str, version: int, eta=None) -> None:
@@ -78,9 +82,15 @@ def after_commit(hand_over: Callable, *args, undo: Callable[[], None] | None = N
             hand_over(*args)
         except BROKER_ERRORS as error:
             _unreachable_until = time.monotonic() + UNREACHABLE_PAUSE_SECONDS
-            logger.warning("%s not made, the broker is unreachable (%s: %s); %s; the next %g s of hand-overs in this"
-                           " process wait for the pump too", hand_over.__name__, error.__class__.__name__, error,
-                           AFTERWARDS[undo is not None], UNREACHABLE_PAUSE_SECONDS)
+            logger.warning(
+                "%s not made, the broker is unreachable (%s: %s); %s; the next %g s of hand-overs in this"
+                " process wait for the pump too",
+                hand_over.__name__,
+                error.__class__.__name__,
+                error,
+                AFTERWARDS[undo is not None],
+                UNREACHABLE_PAUSE_SECONDS,
+            )
             _undo_safely(undo)
         except Exception:
             logger.exception("%s failed; %s", hand_over.__name__, AFTERWARDS[undo is not None])
@@ -149,8 +159,10 @@ class WorkerReconnected(bootsteps.StartStopStep):
 
     def start(self, parent):
         if self.connected_before:
-            logger.warning("reconnected to the broker: the ETA tasks held before are dropped; asking the pump to"
-                           " hand them over again")
+            logger.warning(
+                "reconnected to the broker: the ETA tasks held before are dropped; asking the pump to"
+                " hand them over again"
+            )
             _forget_handovers()
         self.connected_before = True
 

@@ -19,5 +19,7 @@ class RevokeWithoutBackendFilter(logging.Filter):
     def filter(self, record):
         message = record.msg if isinstance(record.msg, str) else ""
         args = record.args if isinstance(record.args, tuple) else ()
-        return not (message.startswith("Failed to mark task %s as revoked in backend")
-                    and any("No result backend" in str(arg) for arg in args))
+        return not (
+            message.startswith("Failed to mark task %s as revoked in backend")
+            and any("No result backend" in str(arg) for arg in args)
+        )

@@ -23,7 +23,11 @@ WEBHOOKS = "metrics:webhook_attempts"  # field outcome -> count
 
 @cache
 def _client():
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1) if settings.REDIS_URL else None
+    return (
+        redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
+        if settings.REDIS_URL
+        else None
+    )
 
 
 def _record(*increments):
@@ -65,5 +69,10 @@ def read_all() -> dict:
     pipe.llen("celery")
     sends, lateness, lateness_sum, webhooks, queue = pipe.execute()
     decode = lambda table: {k.decode(): float(v) for k, v in table.items()}  # noqa: E731
-    return {"sends": decode(sends), "lateness": decode(lateness), "lateness_sum": decode(lateness_sum).get("sum", 0.0),
-            "webhooks": decode(webhooks), "queue_depth": queue}
+    return {
+        "sends": decode(sends),
+        "lateness": decode(lateness),
+        "lateness_sum": decode(lateness_sum).get("sum", 0.0),
+        "webhooks": decode(webhooks),
+        "queue_depth": queue,
+    }

@@ -23,15 +23,22 @@ class Session(models.Model):
     webhook_secret = models.CharField(max_length=100, editable=False)
     transport = models.CharField(max_length=50, default="default")
     channel_transports = models.JSONField(
-        default=dict, blank=True,
+        default=dict,
+        blank=True,
         help_text='Omnimessage channels: {"sms": "<transport>", …}; a channel left out uses CHANNEL_TRANSPORTS.',
     )
     active = models.BooleanField(default=True, help_text="Inactive sessions' keys are refused.")
     paused_at = models.DateTimeField(
-        null=True, blank=True, editable=False, help_text="While set, nothing of this session is sent; due messages wait."
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="While set, nothing of this session is sent; due messages wait.",
     )
     webhook_disabled_at = models.DateTimeField(
-        null=True, blank=True, editable=False, help_text="Set when the endpoint answered 410 Gone; no webhooks until re-enabled."
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="Set when the endpoint answered 410 Gone; no webhooks until re-enabled.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -126,12 +133,8 @@ class ScheduledMessage(models.Model):
         indexes = [
             models.Index(fields=["session", "scheduled_at", "id"], name="msg_session_schedule"),
             # The pump's scans touch only live rows: a small index however long history grows.
-            models.Index(
-                fields=["due_at"], name="msg_pending_due", condition=models.Q(status="pending")
-            ),
-            models.Index(
-                fields=["lease_until"], name="msg_sending_lease", condition=models.Q(status="sending")
-            ),
+            models.Index(fields=["due_at"], name="msg_pending_due", condition=models.Q(status="pending")),
+            models.Index(fields=["lease_until"], name="msg_sending_lease", condition=models.Q(status="sending")),
         ]
 
     def __str__(self):
@@ -146,7 +149,9 @@ class MessageEvent(models.Model):
     from_status = models.CharField(max_length=10, choices=MessageStatus.choices, blank=True)
     to_status = models.CharField(max_length=10, choices=MessageStatus.choices)
     attempt = models.PositiveIntegerField(default=0)
-    actor = models.CharField(max_length=200, blank=True, help_text="Who made the change: api, admin:USER, worker:HOST or pump.")
+    actor = models.CharField(
+        max_length=200, blank=True, help_text="Who made the change: api, admin:USER, worker:HOST or pump."
+    )
     detail = models.TextField(blank=True)
 
     class Meta:
@@ -205,10 +210,17 @@ class DeliveryStatus(models.TextChoices):
 class WebhookDelivery(models.Model):
     """The outbox: one event for one endpoint, written in the transaction of the change it reports."""
 
-    id = models.CharField(primary_key=True, max_length=40, default=new_webhook_id, editable=False,
-                          help_text="The `webhook-id` header: the same on every attempt.")
+    id = models.CharField(
+        primary_key=True,
+        max_length=40,
+        default=new_webhook_id,
+        editable=False,
+        help_text="The `webhook-id` header: the same on every attempt.",
+    )
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="webhook_deliveries")
-    message = models.ForeignKey(ScheduledMessage, null=True, blank=True, on_delete=models.CASCADE, related_name="webhooks")
+    message = models.ForeignKey(
+        ScheduledMessage, null=True, blank=True, on_delete=models.CASCADE, related_name="webhooks"
+    )
     event = models.CharField(max_length=40)
     url = models.URLField(max_length=2000)
     payload = models.JSONField()

@@ -40,8 +40,9 @@ def check_database() -> dict:
 
 def check_broker() -> dict:
     try:
-        with Connection(settings.CELERY_BROKER_URL, transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS,
-                        connect_timeout=2) as broker:
+        with Connection(
+            settings.CELERY_BROKER_URL, transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS, connect_timeout=2
+        ) as broker:
             broker.ensure_connection(max_retries=1, timeout=2)
         return {"ok": True}
     except Exception as exc:
@@ -60,8 +61,14 @@ def check_pump() -> dict:
 
 def metrics_view(request):
     if not (settings.METRICS_TOKEN or settings.METRICS_ALLOWED_NETWORKS):
-        return JsonResponse({"success": False, "error": "Metrics are closed: set METRICS_TOKEN (and scrape with "
-                             "Authorization: Bearer) or METRICS_ALLOWED_NETWORKS"}, status=403)
+        return JsonResponse(
+            {
+                "success": False,
+                "error": "Metrics are closed: set METRICS_TOKEN (and scrape with "
+                "Authorization: Bearer) or METRICS_ALLOWED_NETWORKS",
+            },
+            status=403,
+        )
     if not metrics_allowed(request):
         return JsonResponse({"success": False, "error": "Metrics are not open to this client"}, status=403)
     registry = CollectorRegistry()
@@ -96,20 +103,30 @@ class FleetCollector:
         now = timezone.now()
         oldest_due = selectors.oldest_due_pending(now)
         yield GaugeMetricFamily(
-            "dispatch_lag_seconds", "How long the most overdue pending message has waited past its due time.",
+            "dispatch_lag_seconds",
+            "How long the most overdue pending message has waited past its due time.",
             value=(now - oldest_due).total_seconds() if oldest_due else 0.0,
         )
         age = selectors.pump_heartbeat_age()
-        yield GaugeMetricFamily("dispatch_pump_heartbeat_age_seconds", "Seconds since a pump last ran.",
-                                value=age if age is not None else float("inf"))
-        yield GaugeMetricFamily("scheduled_messages_due_next_hour", "Pending messages due within the hour.",
-                                value=selectors.pending_due_between(now, now + timedelta(hours=1)))
+        yield GaugeMetricFamily(
+            "dispatch_pump_heartbeat_age_seconds",
+            "Seconds since a pump last ran.",
+            value=age if age is not None else float("inf"),
+        )
+        yield GaugeMetricFamily(
+            "scheduled_messages_due_next_hour",
+            "Pending messages due within the hour.",
+            value=selectors.pending_due_between(now, now + timedelta(hours=1)),
+        )
 
     def event_counters(self, figures):
         if not figures:
             return
-        sends = CounterMetricFamily("message_sends", "Send attempts by transport and outcome (sent, retry, failed).",
-                                    labels=["transport", "outcome"])
+        sends = CounterMetricFamily(
+            "message_sends",
+            "Send attempts by transport and outcome (sent, retry, failed).",
+            labels=["transport", "outcome"],
+        )
         for key, count in figures["sends"].items():
             sends.add_metric(key.split("|", 1), count)
         yield sends
@@ -118,10 +135,14 @@ class FleetCollector:
             webhooks.add_metric([outcome], count)
         yield webhooks
         yield HistogramMetricFamily(
-            "message_lateness_seconds", "Seconds from scheduledAt to the provider accepting the message.",
-            buckets=cumulative(figures["lateness"]), sum_value=figures["lateness_sum"],
+            "message_lateness_seconds",
+            "Seconds from scheduledAt to the provider accepting the message.",
+            buckets=cumulative(figures["lateness"]),
+            sum_value=figures["lateness_sum"],
         )
-        yield GaugeMetricFamily("broker_queue_depth", "Tasks waiting in the broker's queue.", value=figures["queue_depth"])
+        yield GaugeMetricFamily(
+            "broker_queue_depth", "Tasks waiting in the broker's queue.", value=figures["queue_depth"]
+        )
 
 
 def cumulative(per_bucket: dict) -> list:

@@ -95,7 +95,9 @@ class _GuardedConnectionMixin:
                     sockaddr[:2], self.timeout, source_address=self.source_address, socket_options=self.socket_options
                 )
             except TimeoutError:
-                failure = ConnectTimeoutError(self, f"Connection to {self.host} timed out. (connect timeout={self.timeout})")
+                failure = ConnectTimeoutError(
+                    self, f"Connection to {self.host} timed out. (connect timeout={self.timeout})"
+                )
             except OSError as exc:
                 failure = NewConnectionError(self, f"Failed to establish a new connection: {exc}")
         raise failure

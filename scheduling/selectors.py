@@ -69,7 +69,9 @@ def message_counts_by_status() -> dict:
 
 
 def oldest_due_pending(now: datetime) -> datetime | None:
-    return ScheduledMessage.objects.filter(status=MessageStatus.PENDING, due_at__lte=now).aggregate(m=Min("due_at"))["m"]
+    return ScheduledMessage.objects.filter(status=MessageStatus.PENDING, due_at__lte=now).aggregate(m=Min("due_at"))[
+        "m"
+    ]
 
 
 def pending_due_between(start: datetime, end: datetime) -> int:
@@ -85,13 +87,22 @@ def dashboard_rows(now: datetime) -> list[dict]:
     counts = {status: Count("messages", filter=Q(messages__status=status)) for status in MessageStatus.values}
     rows = Session.objects.annotate(
         **counts,
-        due_next_hour=Count("messages", filter=pending & Q(messages__due_at__gte=now, messages__due_at__lt=now + timedelta(hours=1))),
+        due_next_hour=Count(
+            "messages", filter=pending & Q(messages__due_at__gte=now, messages__due_at__lt=now + timedelta(hours=1))
+        ),
         late=Count("messages", filter=pending & Q(messages__due_at__lt=now - timedelta(minutes=1))),
-        failed_last_day=Count("messages", filter=Q(messages__status=MessageStatus.FAILED, messages__updated_at__gte=now - timedelta(days=1))),
+        failed_last_day=Count(
+            "messages",
+            filter=Q(messages__status=MessageStatus.FAILED, messages__updated_at__gte=now - timedelta(days=1)),
+        ),
     ).order_by("name")
     return [
-        {"session_id": s.pk, "session_name": s.name, "paused": s.paused_at is not None,
-         **{column: getattr(s, column) for column in DASHBOARD_COLUMNS}}
+        {
+            "session_id": s.pk,
+            "session_name": s.name,
+            "paused": s.paused_at is not None,
+            **{column: getattr(s, column) for column in DASHBOARD_COLUMNS},
+        }
         for s in rows
     ]
 

@@ -15,8 +15,11 @@ WORKER = socket.gethostname()
 # A PostgreSQL restart or failover mid-task: try again within 1, 2, then every 4 seconds (jittered), for as
 # long as it takes. Every task is safe to run twice: the guarded claim makes the second run a no-op.
 WHILE_THE_DATABASE_IS_AWAY = {
-    "autoretry_for": (OperationalError, InterfaceError), "retry_backoff": 1, "retry_backoff_max": 4,
-    "retry_jitter": True, "max_retries": None,
+    "autoretry_for": (OperationalError, InterfaceError),
+    "retry_backoff": 1,
+    "retry_backoff_max": 4,
+    "retry_jitter": True,
+    "max_retries": None,
 }
 
 

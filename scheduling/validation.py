@@ -63,7 +63,9 @@ def normalise_phone(value: str) -> str:
     except phonenumbers.NumberParseException:
         number = None
     if number is None or not phonenumbers.is_valid_number(number):
-        raise ValidationError(f'"{value}" is not a valid phone number in international (E.164) format, e.g. +37255555555.')
+        raise ValidationError(
+            f'"{value}" is not a valid phone number in international (E.164) format, e.g. +37255555555.'
+        )
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164).removeprefix("+")
 
 

@@ -45,12 +45,16 @@ def signed_headers(*, webhook_id: str, secret: str, body: str, now: datetime | N
     }
 
 
-def post(*, webhook_id: str, url: str, secret: str, payload: dict, timeout: float, allow_private: bool) -> AttemptOutcome:
+def post(
+    *, webhook_id: str, url: str, secret: str, payload: dict, timeout: float, allow_private: bool
+) -> AttemptOutcome:
     body = json.dumps(payload, separators=(",", ":"))
     started = time.monotonic()
     http = outbound.http_session(timeout=timeout, guarded=not allow_private)
     try:
-        response = http.post(url, data=body.encode(), headers=signed_headers(webhook_id=webhook_id, secret=secret, body=body))
+        response = http.post(
+            url, data=body.encode(), headers=signed_headers(webhook_id=webhook_id, secret=secret, body=body)
+        )
     except outbound.ForbiddenDestination as exc:
         return AttemptOutcome(None, str(exc), _ms_since(started))
     except requests.Timeout:

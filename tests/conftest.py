@@ -46,8 +46,14 @@ HOW_TO_GET_THEM = (
 def postgres_problem() -> str | None:
     db = settings.DATABASES["default"]
     try:
-        psycopg.connect(host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"], password=db["PASSWORD"],
-                        dbname=db["NAME"], connect_timeout=3).close()
+        psycopg.connect(
+            host=db["HOST"],
+            port=db["PORT"] or 5432,
+            user=db["USER"],
+            password=db["PASSWORD"],
+            dbname=db["NAME"],
+            connect_timeout=3,
+        ).close()
     except psycopg.Error as exc:
         return f"PostgreSQL at {db['HOST']}:{db['PORT'] or 5432} cannot be used: {str(exc).splitlines()[0]}"
     return None

@@ -41,8 +41,12 @@ SEED_EXAMPLE = {"to": "919988066776", "text": "This is a scheduled message!"}
 class Smoke:
     def __init__(self):
         self.provider, self.receiver = ProviderServer().start(), ProviderServer().start()
-        self.deployment = Deployment(database_url=f"{PG_SERVER}/{DB_NAME}", redis_url=REDIS_URL,
-                                     provider_url=self.provider.url, log_dir=ROOT / "var" / "smoke")
+        self.deployment = Deployment(
+            database_url=f"{PG_SERVER}/{DB_NAME}",
+            redis_url=REDIS_URL,
+            provider_url=self.provider.url,
+            log_dir=ROOT / "var" / "smoke",
+        )
         self.started = time.monotonic()
 
     def step(self, text: str):
@@ -84,20 +88,26 @@ class Smoke:
     def see_it_sent(self, client, message: dict):
         received = self.provider.wait_for(message["id"], timeout=20)
         expect(len(received) == 1, f"the provider received {len(received)} requests for {message['id']}")
-        expect(received[0].body["to"] == SEED_EXAMPLE["to"] and received[0].body["text"] == SEED_EXAMPLE["text"],
-               f"the provider received {received[0].body}")
+        expect(
+            received[0].body["to"] == SEED_EXAMPLE["to"] and received[0].body["text"] == SEED_EXAMPLE["text"],
+            f"the provider received {received[0].body}",
+        )
         answer = wait_until(lambda: sent(client, message["id"]), 10, "the API to show it sent")
         lateness = received[0].at - datetime.fromisoformat(message["scheduledAt"]).timestamp()
-        self.step(f"sent: the provider got it {lateness * 1000:+.0f} ms from its time; "
-                  f"GET shows sent, provider id {answer['result']['messageId']}")
+        self.step(
+            f"sent: the provider got it {lateness * 1000:+.0f} ms from its time; "
+            f"GET shows sent, provider id {answer['result']['messageId']}"
+        )
 
     def see_the_webhook(self, client, message: dict):
         hooks = self.receiver.webhooks_for(message["id"], timeout=15)
         expect(len(hooks) == 1, f"{len(hooks)} webhooks received for {message['id']}")
         event = Webhook(client.created["webhookSecret"]).verify(hooks[0].raw, hooks[0].headers)
         expect(event["event"] == "message.sent" and event["status"] == "success", f"webhook body {event}")
-        expect(event["sessionId"] == client.session_id and event["result"]["to"] == "919988066776@s.whatsapp.net",
-               f"webhook body {event}")
+        expect(
+            event["sessionId"] == client.session_id and event["result"]["to"] == "919988066776@s.whatsapp.net",
+            f"webhook body {event}",
+        )
         self.step(f"webhook {hooks[0].headers['webhook-id']}: message.sent, signature verified by standardwebhooks")
 
     def check_health(self):

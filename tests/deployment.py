@@ -46,16 +46,18 @@ class Deployment:
         self.processes: dict[str, ProcfileProcess] = {}
 
     def manage(self, *argv: str) -> str:
-        done = subprocess.run([sys.executable, "manage.py", *argv], cwd=ROOT, env=self.env, capture_output=True,
-                              text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "manage.py", *argv], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=120
+        )
         if done.returncode:
             raise DeploymentFailed(f"manage.py {' '.join(argv)} exited {done.returncode}:\n{done.stdout}{done.stderr}")
         return done.stdout
 
     def release(self) -> str:
         command = procfile_commands()["release"]
-        done = subprocess.run(["sh", "-c", command], cwd=ROOT, env=self.env, capture_output=True, text=True,
-                              timeout=300)
+        done = subprocess.run(
+            ["sh", "-c", command], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=300
+        )
         if done.returncode:
             raise DeploymentFailed(f"release ({command}) exited {done.returncode}:\n{done.stdout}{done.stderr}")
         return command
@@ -74,7 +76,9 @@ class Deployment:
             process.stop(timeout=10)
 
     def create_session(self, name: str, webhook_url: str = "") -> "Client":
-        created = json.loads(self.manage("create_session", name, *(["--webhook-url", webhook_url] if webhook_url else [])))
+        created = json.loads(
+            self.manage("create_session", name, *(["--webhook-url", webhook_url] if webhook_url else []))
+        )
         return Client(self, created)
 
     def request(self, method: str, path: str, body=None, headers: dict | None = None):
@@ -112,20 +116,24 @@ class Client:
         return self.deployment.request("POST", f"/sessions/{self.session_id}/scheduled", body, self.key_headers)
 
     def get(self, scheduled_id: str):
-        return self.deployment.request("GET", f"/sessions/{self.session_id}/scheduled/{scheduled_id}", None,
-                                       self.key_headers)
+        return self.deployment.request(
+            "GET", f"/sessions/{self.session_id}/scheduled/{scheduled_id}", None, self.key_headers
+        )
 
     def change(self, scheduled_id: str, **body):
-        return self.deployment.request("PATCH", f"/sessions/{self.session_id}/scheduled/{scheduled_id}", body,
-                                       self.key_headers)
+        return self.deployment.request(
+            "PATCH", f"/sessions/{self.session_id}/scheduled/{scheduled_id}", body, self.key_headers
+        )
 
     def cancel(self, scheduled_id: str):
-        return self.deployment.request("DELETE", f"/sessions/{self.session_id}/scheduled/{scheduled_id}", None,
-                                       self.key_headers)
+        return self.deployment.request(
+            "DELETE", f"/sessions/{self.session_id}/scheduled/{scheduled_id}", None, self.key_headers
+        )
 
     def listed(self) -> list[dict]:
-        status, answer, _ = self.deployment.request("GET", f"/sessions/{self.session_id}/scheduled?limit=500", None,
-                                                    self.key_headers)
+        status, answer, _ = self.deployment.request(
+            "GET", f"/sessions/{self.session_id}/scheduled?limit=500", None, self.key_headers
+        )
         assert status == 200, answer
         return answer["scheduled"]
 

@@ -63,7 +63,9 @@ def admin_action(operator, changelist: str, action: str, *objects, **form):
     """An action picked on an admin list (`changelist`, e.g. /admin/scheduling/session/) for `objects`, with
     the action's own `form` fields; the page it ends on."""
     selected = [chosen.pk for chosen in objects]
-    return operator.post(changelist, {"action": action, "index": "0", "_selected_action": selected, **form}, follow=True)
+    return operator.post(
+        changelist, {"action": action, "index": "0", "_selected_action": selected, **form}, follow=True
+    )
 
 
 # --- Messages ---------------------------------------------------------------------------------------
@@ -74,8 +76,9 @@ def post_schedule(api: APIClient, url: str, **body):
     return api.post(url, body, format="json")
 
 
-def schedule_via_api(api: APIClient, url: str, when: datetime | None = None, *, to: str = TO,
-                     text: str = "Hello") -> dict:
+def schedule_via_api(
+    api: APIClient, url: str, when: datetime | None = None, *, to: str = TO, text: str = "Hello"
+) -> dict:
     """A text message scheduled through the session API, due at `when` (in an hour by default): the
     `scheduled` object of its 201 answer."""
     response = post_schedule(api, url, to=to, text=text, scheduledAt=(when or in_hours(1)).isoformat())
@@ -83,8 +86,9 @@ def schedule_via_api(api: APIClient, url: str, when: datetime | None = None, *, 
     return response.json()["scheduled"]
 
 
-def schedule_via_services(session: Session, when: datetime | None = None, *, to: str = TO, text: str = "Hello",
-                          **content) -> ScheduledMessage:
+def schedule_via_services(
+    session: Session, when: datetime | None = None, *, to: str = TO, text: str = "Hello", **content
+) -> ScheduledMessage:
     """A message scheduled as the APIs schedule one (`services.message_schedule`), due at `when` (in an
     hour by default)."""
     return services.message_schedule(session=session, scheduled_at=when or in_hours(1), to=to, text=text, **content)

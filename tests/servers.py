@@ -102,8 +102,22 @@ class PostgresServer:
 
     def _pg_ctl(self, action: str, check: bool = True):
         options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run(_pg_binary("pg_ctl"), action, "-D", str(self.data), "-m", "fast", "-w", "-t", "30",
-                  "-l", str(self.log), "-o", options, check=check)
+        self._run(
+            _pg_binary("pg_ctl"),
+            action,
+            "-D",
+            str(self.data),
+            "-m",
+            "fast",
+            "-w",
+            "-t",
+            "30",
+            "-l",
+            str(self.log),
+            "-o",
+            options,
+            check=check,
+        )
 
     def _run(self, *argv, check: bool = True):
         # PostgreSQL refuses to run as root: as root, run it as the postgres user, which owns the directory.
@@ -149,8 +163,14 @@ class ProcfileProcess:
 
     def start(self, timeout: float = 60.0):
         with open(self.log, "w") as log:
-            self.popen = subprocess.Popen(["sh", "-c", self.command], cwd=ROOT, env=self.env, stdout=log,
-                                          stderr=subprocess.STDOUT, start_new_session=True)
+            self.popen = subprocess.Popen(
+                ["sh", "-c", self.command],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         wait_until(self._ready_or_dead, timeout, f"{self.name} ({self.command}) to start; see {self.log}")
         if self.popen.poll() is not None:
             raise RuntimeError(f"{self.name} exited with {self.popen.returncode}:\n{self.tail()}")

@@ -147,7 +147,12 @@ class Process:
     def start(self, timeout=30.0):
         self.lines = []
         self.popen = subprocess.Popen(
-            self.argv, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            self.argv,
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
             start_new_session=True,
         )
         threading.Thread(target=self._collect, daemon=True).start()
@@ -178,8 +183,22 @@ class Process:
 
 
 def worker(env, name, concurrency=2):
-    argv = [sys.executable, "-m", "celery", "-A", "project", "worker", "--loglevel", "INFO",
-            "--concurrency", str(concurrency), "--hostname", f"{name}@%h", "--without-mingle", "--without-gossip"]
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "project",
+        "worker",
+        "--loglevel",
+        "INFO",
+        "--concurrency",
+        str(concurrency),
+        "--hostname",
+        f"{name}@%h",
+        "--without-mingle",
+        "--without-gossip",
+    ]
     return Process(argv, env, ready_line=" ready.")
 
 

@@ -10,11 +10,20 @@ from .servers import ROOT, free_port
 
 def test_without_postgres_or_redis_the_suite_stops_at_once_saying_what_to_start():
     closed = free_port()  # nothing listens there
-    env = {**os.environ, "DATABASE_URL": f"postgres://postgres@127.0.0.1:{closed}/postgres",
-           "REDIS_URL": f"redis://127.0.0.1:{closed}/15"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:{closed}/postgres",
+        "REDIS_URL": f"redis://127.0.0.1:{closed}/15",
+    }
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "tests/api/test_auth.py"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "tests/api/test_auth.py"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
     assert done.returncode == 3
     assert time.monotonic() - started < 30

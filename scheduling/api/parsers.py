@@ -35,8 +35,10 @@ class LimitedJSONParser(BaseParser):
         if len(raw) > limit:
             raise PayloadTooLarge(f"Request body too large: the limit is {limit} bytes")
         try:
-            data = json.loads(raw.decode(parser_context.get("encoding", settings.DEFAULT_CHARSET)),
-                              parse_constant=json.strict_constant)
+            data = json.loads(
+                raw.decode(parser_context.get("encoding", settings.DEFAULT_CHARSET)),
+                parse_constant=json.strict_constant,
+            )
         except RecursionError:
             raise ParseError(TOO_DEEP) from None
         except ValueError as exc:  # also UnicodeDecodeError
@@ -51,8 +53,12 @@ def nests_deeper_than(data, most: int) -> bool:
     which is what a deep document would exhaust)."""
     level = [data]
     for _ in range(most):
-        level = [child for node in level if isinstance(node, (list, dict))
-                 for child in (node.values() if isinstance(node, dict) else node)]
+        level = [
+            child
+            for node in level
+            if isinstance(node, (list, dict))
+            for child in (node.values() if isinstance(node, dict) else node)
+        ]
     return any(isinstance(node, (list, dict)) for node in level)
 
 

@@ -9,7 +9,9 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 class DatabaseUnavailable(exceptions.APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_detail = "The database cannot be reached right now (a restart or failover); nothing was changed. Try again shortly."
+    default_detail = (
+        "The database cannot be reached right now (a restart or failover); nothing was changed. Try again shortly."
+    )
     retry_after_seconds = 5
 
 

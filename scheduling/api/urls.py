@@ -7,7 +7,8 @@ urlpatterns = [
     path("sessions/<str:session_id>/scheduled", views.ScheduledListView.as_view(), name="scheduled-list"),
     path(
         "sessions/<str:session_id>/scheduled/<str:scheduled_id>",
-        views.ScheduledDetailView.as_view(), name="scheduled-detail",
+        views.ScheduledDetailView.as_view(),
+        name="scheduled-detail",
     ),
     # Messente's Omnichannel API (its clients' host ends in /v1).
     path("v1/omnimessage", omni.OmnimessageCreateView.as_view(), name="omnimessage"),

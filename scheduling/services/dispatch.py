@@ -41,8 +41,13 @@ def message_dispatch(*, message_id: str, version: int, worker: str) -> None:
         return
     with transaction.atomic():
         claimed = transition(
-            message, target=Status.SENDING, allowed_from={Status.PENDING}, actor=actor, detail="claimed",
-            attempts=message.attempts + 1, lease_until=timezone.now() + settings.DISPATCH_LEASE,
+            message,
+            target=Status.SENDING,
+            allowed_from={Status.PENDING},
+            actor=actor,
+            detail="claimed",
+            attempts=message.attempts + 1,
+            lease_until=timezone.now() + settings.DISPATCH_LEASE,
         )
         if claimed and attempt is not None and attempt.started_at is None:
             channel_started(attempt)
@@ -65,8 +70,16 @@ def message_dispatch_batch(*, batch: list[tuple[str, int]], worker: str) -> None
         _send_claimed(waiting.pop(0), None, actor)
     for message in waiting:
         with transaction.atomic():
-            transition(message, target=Status.PENDING, allowed_from={Status.SENDING}, actor=actor, due_at=timezone.now(),
-                        lease_until=None, attempts=message.attempts - 1, detail="batch ran out of time; handed over alone")
+            transition(
+                message,
+                target=Status.PENDING,
+                allowed_from={Status.SENDING},
+                actor=actor,
+                due_at=timezone.now(),
+                lease_until=None,
+                attempts=message.attempts - 1,
+                detail="batch ran out of time; handed over alone",
+            )
 
 
 def _send_claimed(message: ScheduledMessage, attempt: ChannelAttempt | None, actor: str) -> None:
@@ -83,11 +96,20 @@ def _send_claimed(message: ScheduledMessage, attempt: ChannelAttempt | None, act
         return
     with transaction.atomic():
         recorded = transition(
-            message, target=Status.SENT, allowed_from={Status.SENDING}, actor=actor, detail=f"provider id {result.message_id}",
-            sent_at=timezone.now(), provider_message_id=result.message_id, lease_until=None, last_error="",
+            message,
+            target=Status.SENT,
+            allowed_from={Status.SENDING},
+            actor=actor,
+            detail=f"provider id {result.message_id}",
+            sent_at=timezone.now(),
+            provider_message_id=result.message_id,
+            lease_until=None,
+            last_error="",
         )
         if not recorded:  # the lease ran out first and the pump took the message back: cannot happen within time limits
-            logger.error("sent but not recorded: lease lost (provider id %s)", result.message_id, extra=_log_context(message))
+            logger.error(
+                "sent but not recorded: lease lost (provider id %s)", result.message_id, extra=_log_context(message)
+            )
             return
         if attempt is not None:
             channel_report(message, attempt, ChannelStatus.ACK)
@@ -114,12 +136,19 @@ def _log_context(message: ScheduledMessage, **more) -> dict:
 def outgoing_message(message: ScheduledMessage, attempt: ChannelAttempt | None = None) -> OutgoingMessage:
     if attempt is None:
         return OutgoingMessage(
-            idempotency_key=message.id, to=message.to, type=message.type,
-            text=message.text, media=message.media, caption=message.caption,
+            idempotency_key=message.id,
+            to=message.to,
+            type=message.type,
+            text=message.text,
+            media=message.media,
+            caption=message.caption,
         )
     return OutgoingMessage(
-        idempotency_key=str(attempt.channel_message_id), to=message.to, channel=attempt.channel,
-        sender=attempt.sender, **attempt.content,
+        idempotency_key=str(attempt.channel_message_id),
+        to=message.to,
+        channel=attempt.channel,
+        sender=attempt.sender,
+        **attempt.content,
     )
 
 
@@ -129,7 +158,9 @@ def transport_name(message: ScheduledMessage, attempt: ChannelAttempt | None) ->
     return message.session.channel_transports.get(attempt.channel) or settings.CHANNEL_TRANSPORTS[attempt.channel]
 
 
-def _record_send_failure(message: ScheduledMessage, attempt: ChannelAttempt | None, error: TransportError, actor: str) -> str:
+def _record_send_failure(
+    message: ScheduledMessage, attempt: ChannelAttempt | None, error: TransportError, actor: str
+) -> str:
     """Fail, fall back to the next channel, or schedule a retry; say which ("failed" or "retry")."""
     now = timezone.now()
     with transaction.atomic():
@@ -139,17 +170,27 @@ def _record_send_failure(message: ScheduledMessage, attempt: ChannelAttempt | No
                 give_up_channel(message, attempt, ChannelStatus.FAILED, reason, actor)
                 return "failed"
             transition(
-                message, target=Status.FAILED, allowed_from={Status.SENDING}, actor=actor, detail=reason,
-                last_error=reason, lease_until=None,
+                message,
+                target=Status.FAILED,
+                allowed_from={Status.SENDING},
+                actor=actor,
+                detail=reason,
+                last_error=reason,
+                lease_until=None,
             )
             return "failed"
         due_at = now + timedelta(seconds=retry_delay(message.attempts, error.retry_after))
         if attempt is not None and attempt.deadline:
             due_at = min(due_at, attempt.deadline)  # at the deadline the channel expires and the next one goes
         transition(
-            message, target=Status.PENDING, allowed_from={Status.SENDING}, actor=actor,
+            message,
+            target=Status.PENDING,
+            allowed_from={Status.SENDING},
+            actor=actor,
             detail=f"temporary error, retry in {(due_at - now).total_seconds():.1f} s: {error}",
-            last_error=str(error), lease_until=None, due_at=due_at,
+            last_error=str(error),
+            lease_until=None,
+            due_at=due_at,
         )
     return "retry"
 

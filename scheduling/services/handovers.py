@@ -25,8 +25,13 @@ def handover_fields(message_id: str, version: int, due_at: datetime, now: dateti
 
 def enqueue_after_commit(message: ScheduledMessage) -> None:
     if message.handed_over_at is not None:
-        handover.after_commit(handover.enqueue_send, message.pk, message.version, message.due_at,
-                              undo=partial(forget_handovers, ScheduledMessage, [message.pk], message.handed_over_at))
+        handover.after_commit(
+            handover.enqueue_send,
+            message.pk,
+            message.version,
+            message.due_at,
+            undo=partial(forget_handovers, ScheduledMessage, [message.pk], message.handed_over_at),
+        )
 
 
 def forget_handovers(model, ids: list, handed_over_at: datetime) -> None:
@@ -60,7 +65,7 @@ def _same_due_batches(rows, most: int, now: datetime):
         group = list(same_due)
         size = max(1, min(most, len(group) // BATCHES_PER_GROUP))
         for start in range(0, len(group), size):
-            yield group[start:start + size]
+            yield group[start : start + size]
 
 
 def enqueue_deliveries(rows) -> None:

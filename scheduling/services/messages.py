@@ -56,14 +56,17 @@ def message_update(*, message: ScheduledMessage, actor: str = "api", **changes) 
     if message.channel_count and OMNIMESSAGE_CONTENT_FIELDS & changes.keys():
         raise NotAllowed(
             "Cannot change the content of an omnimessage here: it is set per channel. Only scheduledAt and to can "
-            "change; to send other content, cancel it and schedule a new omnimessage", message=message,
+            "change; to send other content, cancel it and schedule a new omnimessage",
+            message=message,
         )
     old_task_id = message.task_id
     detail = "edited: " + ", ".join(sorted(changes))
     if "scheduled_at" in changes:
         changes["due_at"] = changes["scheduled_at"]
     with transaction.atomic():
-        if not transition(message, target=Status.PENDING, allowed_from={Status.PENDING}, actor=actor, detail=detail, **changes):
+        if not transition(
+            message, target=Status.PENDING, allowed_from={Status.PENDING}, actor=actor, detail=detail, **changes
+        ):
             raise refused("change", message)
         handover.after_commit(handover.revoke, old_task_id)
     return message
@@ -74,7 +77,9 @@ def message_cancel(*, message: ScheduledMessage, actor: str = "api") -> Schedule
     if message.status == Status.CANCELLED:
         return message
     with transaction.atomic():
-        if not transition(message, target=Status.CANCELLED, allowed_from={Status.PENDING}, actor=actor, detail="cancelled"):
+        if not transition(
+            message, target=Status.CANCELLED, allowed_from={Status.PENDING}, actor=actor, detail="cancelled"
+        ):
             message.refresh_from_db()
             if message.status == Status.CANCELLED:
                 return message
@@ -86,7 +91,9 @@ def message_cancel(*, message: ScheduledMessage, actor: str = "api") -> Schedule
 def message_send_now(*, message: ScheduledMessage, actor: str) -> ScheduledMessage:
     now = timezone.now()
     with transaction.atomic():
-        if not transition(message, target=Status.PENDING, allowed_from={Status.PENDING}, actor=actor, detail="send now", due_at=now):
+        if not transition(
+            message, target=Status.PENDING, allowed_from={Status.PENDING}, actor=actor, detail="send now", due_at=now
+        ):
             raise refused("send now", message)
     return message
 
@@ -96,8 +103,14 @@ def message_retry(*, message: ScheduledMessage, actor: str) -> ScheduledMessage:
     now = timezone.now()
     with transaction.atomic():
         retried = transition(
-            message, target=Status.PENDING, allowed_from={Status.FAILED}, actor=actor, detail="retry requested",
-            due_at=now, attempts=0, last_error="",
+            message,
+            target=Status.PENDING,
+            allowed_from={Status.FAILED},
+            actor=actor,
+            detail="retry requested",
+            due_at=now,
+            attempts=0,
+            last_error="",
         )
         if not retried:
             raise refused("retry", message)

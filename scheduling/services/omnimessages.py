@@ -30,19 +30,40 @@ class ChannelSpec:
 
 
 def omnimessage_schedule(
-    *, session: Session, to: str, channels: list[ChannelSpec], scheduled_at: datetime,
-    dlr_url: str = "", priority: str = "", text_store: str = "",
+    *,
+    session: Session,
+    to: str,
+    channels: list[ChannelSpec],
+    scheduled_at: datetime,
+    dlr_url: str = "",
+    priority: str = "",
+    text_store: str = "",
 ) -> ScheduledMessage:
     first = channels[0].content
     with transaction.atomic():
         message = message_schedule(
-            session=session, scheduled_at=scheduled_at, actor="api:omnimessage", to=to, type=first["type"],
-            text=first.get("text", ""), media=first.get("media", ""), caption=first.get("caption", ""),
-            dlr_url=dlr_url, priority=priority, text_store=text_store, channel_count=len(channels),
+            session=session,
+            scheduled_at=scheduled_at,
+            actor="api:omnimessage",
+            to=to,
+            type=first["type"],
+            text=first.get("text", ""),
+            media=first.get("media", ""),
+            caption=first.get("caption", ""),
+            dlr_url=dlr_url,
+            priority=priority,
+            text_store=text_store,
+            channel_count=len(channels),
         )
         ChannelAttempt.objects.bulk_create(
-            ChannelAttempt(message=message, position=position, channel=spec.channel, sender=spec.sender,
-                           content=spec.content, ttl_seconds=spec.ttl_seconds)
+            ChannelAttempt(
+                message=message,
+                position=position,
+                channel=spec.channel,
+                sender=spec.sender,
+                content=spec.content,
+                ttl_seconds=spec.ttl_seconds,
+            )
             for position, spec in enumerate(channels)
         )
     return message
@@ -78,11 +99,19 @@ def give_up_channel(message: ScheduledMessage, attempt: ChannelAttempt, status: 
     changes = {"actor": actor, "last_error": reason, "lease_until": None}
     if message.channels.filter(position=attempt.position + 1).exists():
         transition(
-            message, target=Status.PENDING, allowed_from={Status.PENDING, Status.SENDING}, detail=f"{detail}; next channel",
-            current_channel=attempt.position + 1, attempts=0, due_at=timezone.now(), **changes,
+            message,
+            target=Status.PENDING,
+            allowed_from={Status.PENDING, Status.SENDING},
+            detail=f"{detail}; next channel",
+            current_channel=attempt.position + 1,
+            attempts=0,
+            due_at=timezone.now(),
+            **changes,
         )
     else:
-        transition(message, target=Status.FAILED, allowed_from={Status.PENDING, Status.SENDING}, detail=detail, **changes)
+        transition(
+            message, target=Status.FAILED, allowed_from={Status.PENDING, Status.SENDING}, detail=detail, **changes
+        )
 
 
 def channel_report(message: ScheduledMessage, attempt: ChannelAttempt, status: str, error: str = "") -> None:
@@ -90,7 +119,9 @@ def channel_report(message: ScheduledMessage, attempt: ChannelAttempt, status: s
     attempt.status, attempt.error, attempt.err, attempt.status_at = status, error, CHANNEL_ERR[status], timezone.now()
     attempt.save(update_fields=["status", "error", "err", "status_at"])
     if message.dlr_url:
-        queue_delivery(message, "omnimessage.dlr", message.dlr_url, delivery_report(message, attempt), attempt.status_at)
+        queue_delivery(
+            message, "omnimessage.dlr", message.dlr_url, delivery_report(message, attempt), attempt.status_at
+        )
 
 
 def delivery_report(message: ScheduledMessage, attempt: ChannelAttempt) -> dict:

@@ -41,10 +41,20 @@ def record_webhook(message: ScheduledMessage, now: datetime) -> None:
 def queue_delivery(message: ScheduledMessage, event: str, url: str, payload: dict, now: datetime) -> None:
     """The outbox row, in the caller's transaction; its first attempt is handed over on commit."""
     delivery = WebhookDelivery.objects.create(
-        session=message.session, message=message, event=event, url=url, payload=payload, due_at=now, handed_over_at=now,
+        session=message.session,
+        message=message,
+        event=event,
+        url=url,
+        payload=payload,
+        due_at=now,
+        handed_over_at=now,
     )
-    handover.after_commit(handover.enqueue_webhook, delivery.pk, delivery.version,
-                          undo=partial(forget_handovers, WebhookDelivery, [delivery.pk], now))
+    handover.after_commit(
+        handover.enqueue_webhook,
+        delivery.pk,
+        delivery.version,
+        undo=partial(forget_handovers, WebhookDelivery, [delivery.pk], now),
+    )
 
 
 def webhook_payload(message: ScheduledMessage, event: str, now: datetime) -> dict:
@@ -75,23 +85,42 @@ def webhook_deliver(*, delivery_id: str, version: int) -> None:
         return
     now = timezone.now()
     # The claim parks the row a lease ahead: if this worker dies, the pump re-hands it then.
-    if not _delivery_transition(delivery, attempts=delivery.attempts + 1, due_at=now + settings.DISPATCH_LEASE, handed_over_at=now):
+    if not _delivery_transition(
+        delivery, attempts=delivery.attempts + 1, due_at=now + settings.DISPATCH_LEASE, handed_over_at=now
+    ):
         return
     outcome = webhooks.post(
-        webhook_id=delivery.id, url=delivery.url, secret=delivery.session.webhook_secret, payload=delivery.payload,
-        timeout=settings.WEBHOOK_TIMEOUT, allow_private=settings.WEBHOOK_ALLOW_PRIVATE,
+        webhook_id=delivery.id,
+        url=delivery.url,
+        secret=delivery.session.webhook_secret,
+        payload=delivery.payload,
+        timeout=settings.WEBHOOK_TIMEOUT,
+        allow_private=settings.WEBHOOK_ALLOW_PRIVATE,
     )
     with transaction.atomic():
         WebhookAttempt.objects.create(
-            delivery=delivery, number=delivery.attempts, started_at=now, duration_ms=outcome.duration_ms,
-            status_code=outcome.status_code, error=outcome.error, response_excerpt=outcome.response_excerpt,
+            delivery=delivery,
+            number=delivery.attempts,
+            started_at=now,
+            duration_ms=outcome.duration_ms,
+            status_code=outcome.status_code,
+            error=outcome.error,
+            response_excerpt=outcome.response_excerpt,
         )
         result = _record_attempt_outcome(delivery, outcome)
     metrics.count_webhook_attempt(outcome=result)
     logger.info(
-        "webhook attempt %s: %s", result, outcome.error or outcome.status_code,
-        extra={"delivery_id": delivery.id, "message_id": delivery.message_id, "session_id": str(delivery.session_id),
-               "event": delivery.event, "status_code": outcome.status_code, "duration_ms": outcome.duration_ms},
+        "webhook attempt %s: %s",
+        result,
+        outcome.error or outcome.status_code,
+        extra={
+            "delivery_id": delivery.id,
+            "message_id": delivery.message_id,
+            "session_id": str(delivery.session_id),
+            "event": delivery.event,
+            "status_code": outcome.status_code,
+            "duration_ms": outcome.duration_ms,
+        },
     )
 
 
@@ -130,9 +159,17 @@ def _delivery_reschedule(delivery: WebhookDelivery, due_at: datetime, now: datet
     """Next attempt at `due_at`: short waits go to Celery with an ETA once the write has won and
     committed; long ones wait in the database for the pump."""
     within_horizon = due_at <= now + settings.DISPATCH_HORIZON
-    if _delivery_transition(delivery, due_at=due_at, handed_over_at=now if within_horizon else None, **fields) and within_horizon:
-        handover.after_commit(handover.enqueue_webhook, delivery.pk, delivery.version, due_at,
-                              undo=partial(forget_handovers, WebhookDelivery, [delivery.pk], now))
+    if (
+        _delivery_transition(delivery, due_at=due_at, handed_over_at=now if within_horizon else None, **fields)
+        and within_horizon
+    ):
+        handover.after_commit(
+            handover.enqueue_webhook,
+            delivery.pk,
+            delivery.version,
+            due_at,
+            undo=partial(forget_handovers, WebhookDelivery, [delivery.pk], now),
+        )
 
 
 def _delivery_transition(delivery: WebhookDelivery, **fields) -> bool:

@@ -51,8 +51,11 @@ def dispatch_pump_once() -> PumpPass:
 def _hand_over_all_due(now: datetime) -> int:
     backlog = handover.broker_backlog()
     messages = _hand_over_due(
-        ScheduledMessage.objects.filter(status=Status.PENDING, session__paused_at__isnull=True), enqueue_sends, now,
-        backlog=backlog, front=selectors.dispatch_front(now),
+        ScheduledMessage.objects.filter(status=Status.PENDING, session__paused_at__isnull=True),
+        enqueue_sends,
+        now,
+        backlog=backlog,
+        front=selectors.dispatch_front(now),
         task_id=Concat(Value("send-"), F("id"), Value("-v"), Cast("version", CharField())),
     )
     deliveries = _hand_over_due(
@@ -72,20 +75,29 @@ def _hand_over_everything_again(now: datetime) -> None:
         message_rows = list(messages.values_list("id", "version"))
         ScheduledMessage.objects.filter(pk__in=[row[0] for row in message_rows]).update(handed_over_at=None)
         MessageEvent.objects.bulk_create(
-            MessageEvent(message_id=message_id, from_status=Status.PENDING, to_status=Status.PENDING, actor="pump",
-                         detail=f"the broker may have lost the hand-over of version {version} (new or flushed"
-                                " broker, or a worker reconnected); handing over again")
+            MessageEvent(
+                message_id=message_id,
+                from_status=Status.PENDING,
+                to_status=Status.PENDING,
+                actor="pump",
+                detail=f"the broker may have lost the hand-over of version {version} (new or flushed"
+                " broker, or a worker reconnected); handing over again",
+            )
             for message_id, version in message_rows
         )
         deliveries = WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, handed_over_at__lt=now)
         delivery_count = deliveries.update(handed_over_at=None)
     if message_rows or delivery_count:
-        logger.warning("the broker may have lost its tasks: handing over %d message(s) and %d webhook delivery(ies)"
-                       " again", len(message_rows), delivery_count)
+        logger.warning(
+            "the broker may have lost its tasks: handing over %d message(s) and %d webhook delivery(ies) again",
+            len(message_rows),
+            delivery_count,
+        )
 
 
-def _hand_over_due(pending, enqueue, now: datetime, *, backlog: int | None, front: datetime | None = None,
-                   **bookkeeping) -> int:
+def _hand_over_due(
+    pending, enqueue, now: datetime, *, backlog: int | None, front: datetime | None = None, **bookkeeping
+) -> int:
     """Enqueue pending rows due within the horizon that were never handed over, or whose hand-over
     is still pending well past its time (lost with a flushed broker or a killed worker).
 
@@ -118,8 +130,13 @@ def _hand_over_due(pending, enqueue, now: datetime, *, backlog: int | None, fron
 
 def _log_lost_handovers(rows) -> None:
     MessageEvent.objects.bulk_create(
-        MessageEvent(message_id=row[0], from_status=Status.PENDING, to_status=Status.PENDING, actor="pump",
-                     detail=f"hand-over of version {row[1]} presumed lost (broker flushed or worker killed); handed over again")
+        MessageEvent(
+            message_id=row[0],
+            from_status=Status.PENDING,
+            to_status=Status.PENDING,
+            actor="pump",
+            detail=f"hand-over of version {row[1]} presumed lost (broker flushed or worker killed); handed over again",
+        )
         for row in rows
     )
 
@@ -141,7 +158,12 @@ def _recover_one(message: ScheduledMessage, now: datetime) -> bool:
         resendable = False
     if resendable and message.attempts < settings.DISPATCH_MAX_ATTEMPTS:
         return transition(
-            message, target=Status.PENDING, allowed_from={Status.SENDING}, actor="pump", due_at=now, lease_until=None,
+            message,
+            target=Status.PENDING,
+            allowed_from={Status.SENDING},
+            actor="pump",
+            due_at=now,
+            lease_until=None,
             detail="lease expired (worker lost mid-send); resending with the same idempotency key",
         )
     reason = (
@@ -149,8 +171,13 @@ def _recover_one(message: ScheduledMessage, now: datetime) -> bool:
         "so the message was not sent again"
     )
     return transition(
-        message, target=Status.FAILED, allowed_from={Status.SENDING}, actor="pump", detail=reason,
-        last_error=reason, lease_until=None,
+        message,
+        target=Status.FAILED,
+        allowed_from={Status.SENDING},
+        actor="pump",
+        detail=reason,
+        last_error=reason,
+        lease_until=None,
     )
 
 

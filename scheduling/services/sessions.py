@@ -150,7 +150,9 @@ def api_credential_revoke(*, credential: ApiCredential) -> None:
 def api_credential_authenticate(*, username: str, password: str) -> ApiCredential | None:
     if not API_USERNAME_SHAPE.fullmatch(username):
         return None
-    credential = ApiCredential.objects.select_related("session").filter(username=username, revoked_at__isnull=True).first()
+    credential = (
+        ApiCredential.objects.select_related("session").filter(username=username, revoked_at__isnull=True).first()
+    )
     if credential is None or not hmac.compare_digest(credential.hashed_password, _hash_key(password)):
         return None
     return credential

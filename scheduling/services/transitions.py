@@ -35,7 +35,9 @@ ALLOWED_TRANSITIONS = {
 }
 
 
-def transition(message: ScheduledMessage, *, target: str, allowed_from: set, actor: str, detail: str = "", **changes) -> bool:
+def transition(
+    message: ScheduledMessage, *, target: str, allowed_from: set, actor: str, detail: str = "", **changes
+) -> bool:
     """Move `message` to `target` if it is still in the status and version we read; say whether we won.
 
     Must run inside a transaction, so that the history row (and any hand-over) commits with it.
@@ -49,7 +51,9 @@ def transition(message: ScheduledMessage, *, target: str, allowed_from: set, act
     if target == Status.PENDING:
         due_at = fields.get("due_at", message.due_at)
         fields.update(handover_fields(message.pk, fields["version"], due_at, now))
-    won = ScheduledMessage.objects.filter(pk=message.pk, status=message.status, version=message.version).update(**fields)
+    won = ScheduledMessage.objects.filter(pk=message.pk, status=message.status, version=message.version).update(
+        **fields
+    )
     if not won:
         return False
     from_status = message.status
@@ -76,21 +80,32 @@ def claim_batch(batch: list[tuple[str, int]], *, actor: str) -> dict[str, Schedu
         # every pending row for each batch.
         rows = ScheduledMessage.objects.select_related("session").select_for_update(skip_locked=True, of=("self",))
         claimed = {
-            message.pk: message for message in rows.filter(pk__in=versions)
-            if message.status == Status.PENDING and message.version == versions[message.pk]
-            and not message.channel_count and message.session.paused_at is None
+            message.pk: message
+            for message in rows.filter(pk__in=versions)
+            if message.status == Status.PENDING
+            and message.version == versions[message.pk]
+            and not message.channel_count
+            and message.session.paused_at is None
         }
         if not claimed:
             return {}
         fields = {"status": Status.SENDING, "updated_at": now, "lease_until": now + settings.DISPATCH_LEASE}
-        ScheduledMessage.objects.filter(pk__in=claimed).update(version=F("version") + 1, attempts=F("attempts") + 1, **fields)
+        ScheduledMessage.objects.filter(pk__in=claimed).update(
+            version=F("version") + 1, attempts=F("attempts") + 1, **fields
+        )
         for message in claimed.values():
             message.version, message.attempts = message.version + 1, message.attempts + 1
             for name, value in fields.items():
                 setattr(message, name, value)
         MessageEvent.objects.bulk_create(
-            MessageEvent(message=message, from_status=Status.PENDING, to_status=Status.SENDING, attempt=message.attempts,
-                         actor=actor, detail="claimed (batch)")
+            MessageEvent(
+                message=message,
+                from_status=Status.PENDING,
+                to_status=Status.SENDING,
+                attempt=message.attempts,
+                actor=actor,
+                detail="claimed (batch)",
+            )
             for message in claimed.values()
         )
     return claimed

@@ -13,6 +13,9 @@ class ConsoleTransport(Transport):
         provider_id = f"console-{uuid.uuid4().hex[:16]}"
         logger.info(
             "console transport: message %s to %s (%s): %s",
-            message.idempotency_key, message.to, message.type, message.text or message.media,
+            message.idempotency_key,
+            message.to,
+            message.type,
+            message.text or message.media,
         )
         return SendResult(message_id=provider_id)

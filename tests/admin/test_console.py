@@ -21,7 +21,10 @@ SESSIONS = "/admin/scheduling/session/"
 KEYS = "/admin/scheduling/apikey/"
 DELIVERIES = "/admin/scheduling/webhookdelivery/"
 NO_INLINE_FORMS = {
-    "api_keys-TOTAL_FORMS": "0", "api_keys-INITIAL_FORMS": "0", "api_keys-MIN_NUM_FORMS": "0", "api_keys-MAX_NUM_FORMS": "1000",
+    "api_keys-TOTAL_FORMS": "0",
+    "api_keys-INITIAL_FORMS": "0",
+    "api_keys-MIN_NUM_FORMS": "0",
+    "api_keys-MAX_NUM_FORMS": "1000",
 }
 
 
@@ -45,7 +48,8 @@ def test_it_lets_a_staff_superuser_log_in(db, client, settings):
     User.objects.create_superuser("boss", "boss@example.com", "correct horse battery staple")
 
     response = client.post(
-        "/admin/login/?next=/admin/", {"username": "boss", "password": "correct horse battery staple", "next": "/admin/"},
+        "/admin/login/?next=/admin/",
+        {"username": "boss", "password": "correct horse battery staple", "next": "/admin/"},
         follow=True,
     )
 
@@ -169,9 +173,9 @@ def test_it_shows_scheduled_times_in_utc_with_z_in_the_list(operator, new_sessio
 
     response = operator.get(MESSAGES)
 
-    assert (message.scheduled_at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{message.scheduled_at.microsecond // 1000:03d}Z") in (
-        response.content.decode()
-    )
+    assert (
+        message.scheduled_at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{message.scheduled_at.microsecond // 1000:03d}Z"
+    ) in (response.content.decode())
 
 
 # --- One message ------------------------------------------------------------------------------
@@ -204,8 +208,14 @@ def test_it_refuses_a_save_posted_to_the_read_only_message_page(operator, new_se
 
     event = MessageEvent.objects.get(message=message)
     form = {
-        "status": "sent", "_save": "Save", "events-TOTAL_FORMS": "1", "events-INITIAL_FORMS": "1",
-        "events-MIN_NUM_FORMS": "0", "events-MAX_NUM_FORMS": "0", "events-0-id": str(event.pk), "events-0-message": message.pk,
+        "status": "sent",
+        "_save": "Save",
+        "events-TOTAL_FORMS": "1",
+        "events-INITIAL_FORMS": "1",
+        "events-MIN_NUM_FORMS": "0",
+        "events-MAX_NUM_FORMS": "0",
+        "events-0-id": str(event.pk),
+        "events-0-message": message.pk,
     }
 
     response = operator.post(f"{MESSAGES}{quote(message.pk)}/change/", form)
@@ -282,19 +292,31 @@ def test_it_refuses_to_retry_a_pending_message(operator, new_session):
     ]
 
 
-@pytest.mark.parametrize(("action", "status", "refusal"), [
-    ("cancel", "failed", "Cannot cancel a message with status 'failed'; only pending messages can be cancelled"),
-    ("cancel", "sending", "Cannot cancel a message with status 'sending'; only pending messages can be cancelled"),
-    ("send_now", "sending", "Cannot send now a message with status 'sending'; only pending messages can be sent now"),
-    ("send_now", "sent", "Cannot send now a message with status 'sent'; only pending messages can be sent now"),
-    ("send_now", "cancelled", "Cannot send now a message with status 'cancelled'; only pending messages can be sent now"),
-    ("send_now", "failed", "Cannot send now a message with status 'failed'; only pending messages can be sent now"),
-    ("retry", "sending", "Cannot retry a message with status 'sending'; only failed messages can be retried"),
-    ("retry", "sent", "Cannot retry a message with status 'sent'; only failed messages can be retried"),
-    ("retry", "cancelled", "Cannot retry a message with status 'cancelled'; only failed messages can be retried"),
-])
-def test_it_refuses_an_action_the_status_does_not_allow_naming_the_message_and_why(operator, new_session, action, status,
-                                                                                 refusal):
+@pytest.mark.parametrize(
+    ("action", "status", "refusal"),
+    [
+        ("cancel", "failed", "Cannot cancel a message with status 'failed'; only pending messages can be cancelled"),
+        ("cancel", "sending", "Cannot cancel a message with status 'sending'; only pending messages can be cancelled"),
+        (
+            "send_now",
+            "sending",
+            "Cannot send now a message with status 'sending'; only pending messages can be sent now",
+        ),
+        ("send_now", "sent", "Cannot send now a message with status 'sent'; only pending messages can be sent now"),
+        (
+            "send_now",
+            "cancelled",
+            "Cannot send now a message with status 'cancelled'; only pending messages can be sent now",
+        ),
+        ("send_now", "failed", "Cannot send now a message with status 'failed'; only pending messages can be sent now"),
+        ("retry", "sending", "Cannot retry a message with status 'sending'; only failed messages can be retried"),
+        ("retry", "sent", "Cannot retry a message with status 'sent'; only failed messages can be retried"),
+        ("retry", "cancelled", "Cannot retry a message with status 'cancelled'; only failed messages can be retried"),
+    ],
+)
+def test_it_refuses_an_action_the_status_does_not_allow_naming_the_message_and_why(
+    operator, new_session, action, status, refusal
+):
     message = schedule_via_services(new_session.session)
     set_status(message.pk, status)
 
@@ -310,11 +332,13 @@ def test_it_acts_on_the_messages_it_may_and_names_each_one_it_refuses(operator, 
 
     response = admin_action(operator, MESSAGES, "send_now", pending, sent, failed)
 
-    assert sorted(shown_messages(response)) == sorted([
-        "1 message(s) due now.",
-        f"{sent.id}: Cannot send now a message with status 'sent'; only pending messages can be sent now",
-        f"{failed.id}: Cannot send now a message with status 'failed'; only pending messages can be sent now",
-    ])
+    assert sorted(shown_messages(response)) == sorted(
+        [
+            "1 message(s) due now.",
+            f"{sent.id}: Cannot send now a message with status 'sent'; only pending messages can be sent now",
+            f"{failed.id}: Cannot send now a message with status 'failed'; only pending messages can be sent now",
+        ]
+    )
     assert [status_of(m) for m in (pending, sent, failed)] == ["pending", "sent", "failed"]
 
 
@@ -373,8 +397,14 @@ def test_it_refuses_a_key_revoked_in_the_admin_at_the_api(operator, new_session,
 
 def test_it_shows_the_key_of_a_session_added_in_the_admin_once(operator):
     response = operator.post(
-        f"{SESSIONS}add/", {"name": "shop", "webhook_url": "https://example.com/hook", "transport": "default", "active": "on",
-                            **NO_INLINE_FORMS},
+        f"{SESSIONS}add/",
+        {
+            "name": "shop",
+            "webhook_url": "https://example.com/hook",
+            "transport": "default",
+            "active": "on",
+            **NO_INLINE_FORMS,
+        },
         follow=True,
     )
 
@@ -386,7 +416,8 @@ def test_it_shows_the_key_of_a_session_added_in_the_admin_once(operator):
 
 def test_it_shows_a_key_that_works_at_the_api(operator):
     response = operator.post(
-        f"{SESSIONS}add/", {"name": "shop", "webhook_url": "", "transport": "default", "active": "on", **NO_INLINE_FORMS},
+        f"{SESSIONS}add/",
+        {"name": "shop", "webhook_url": "", "transport": "default", "active": "on", **NO_INLINE_FORMS},
         follow=True,
     )
 
@@ -397,7 +428,8 @@ def test_it_shows_a_key_that_works_at_the_api(operator):
 
 def test_it_does_not_show_the_key_again_on_the_session_page(operator):
     added = operator.post(
-        f"{SESSIONS}add/", {"name": "shop", "webhook_url": "", "transport": "default", "active": "on", **NO_INLINE_FORMS},
+        f"{SESSIONS}add/",
+        {"name": "shop", "webhook_url": "", "transport": "default", "active": "on", **NO_INLINE_FORMS},
         follow=True,
     )
     key = re.search(r"wask_[A-Za-z0-9_-]+", " ".join(shown_messages(added))).group()
@@ -512,14 +544,18 @@ def test_it_issues_an_extra_key_to_a_session_whatever_its_name(operator, name):
     response = admin_action(operator, SESSIONS, "issue_api_key", created.session)
 
     key = re.search(r"wask_[A-Za-z0-9_-]+", only_notice(response)).group()
-    assert only_notice(response) == f"New key for {escape(name)}. Copy now: shown only this once.<br>api key: <code>{key}</code>"
+    assert (
+        only_notice(response)
+        == f"New key for {escape(name)}. Copy now: shown only this once.<br>api key: <code>{key}</code>"
+    )
     assert key_client(key).get(f"/sessions/{created.session.pk}/scheduled").status_code == 200
 
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
 def test_it_shows_the_credentials_of_a_session_added_with_any_name(operator, name):
     response = operator.post(
-        f"{SESSIONS}add/", {"name": name, "webhook_url": "", "transport": "default", "active": "on", **NO_INLINE_FORMS},
+        f"{SESSIONS}add/",
+        {"name": name, "webhook_url": "", "transport": "default", "active": "on", **NO_INLINE_FORMS},
         follow=True,
     )
 
@@ -534,10 +570,16 @@ def test_it_shows_the_credentials_of_a_session_added_with_any_name(operator, nam
 def test_it_refuses_a_webhook_url_that_is_internal_however_it_is_read(operator, settings):
     settings.WEBHOOK_ALLOW_PRIVATE = False
 
-    response = operator.post(f"{SESSIONS}add/", {
-        "name": "shop", "webhook_url": "http://127.0.0.1:3199\\@example.com/hooks", "transport": "default", "active": "on",
-        **NO_INLINE_FORMS,
-    })
+    response = operator.post(
+        f"{SESSIONS}add/",
+        {
+            "name": "shop",
+            "webhook_url": "http://127.0.0.1:3199\\@example.com/hooks",
+            "transport": "default",
+            "active": "on",
+            **NO_INLINE_FORMS,
+        },
+    )
 
     assert response.status_code == 200
     assert response.context["adminform"].form.errors == {

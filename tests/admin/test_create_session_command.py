@@ -50,7 +50,11 @@ def test_it_creates_the_session_it_prints():
 
     session = Session.objects.get()
     assert (str(session.id), session.name, session.webhook_url, session.transport, session.active) == (
-        printed["id"], "shop", "https://example.com/hook", "console", True,
+        printed["id"],
+        "shop",
+        "https://example.com/hook",
+        "console",
+        True,
     )
 
 
@@ -74,7 +78,11 @@ def test_it_keeps_only_a_hash_of_the_key():
 def test_it_gives_each_session_its_own_key_and_secret():
     first, second = json.loads(create_session("one")), json.loads(create_session("two"))
 
-    assert (first["id"], first["apiKey"], first["webhookSecret"]) != (second["id"], second["apiKey"], second["webhookSecret"])
+    assert (first["id"], first["apiKey"], first["webhookSecret"]) != (
+        second["id"],
+        second["apiKey"],
+        second["webhookSecret"],
+    )
     assert len({first["id"], second["id"]}) == 2
     assert len({first["apiKey"], second["apiKey"]}) == 2
     assert len({first["webhookSecret"], second["webhookSecret"]}) == 2
@@ -88,11 +96,14 @@ def test_it_refuses_an_unknown_transport():
     assert Session.objects.count() == 0
 
 
-@pytest.mark.parametrize(("url", "reason"), [
-    ("http://127.0.0.1:3199\\@example.com/hooks", "must not contain backslashes, spaces or control characters."),
-    ("http://[::127.0.0.1]/hooks", "must not point to a private, loopback or link-local address."),
-    ("http://[64:ff9b::a9fe:a9fe]/hooks", "must not point to a private, loopback or link-local address."),
-])
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://127.0.0.1:3199\\@example.com/hooks", "must not contain backslashes, spaces or control characters."),
+        ("http://[::127.0.0.1]/hooks", "must not point to a private, loopback or link-local address."),
+        ("http://[64:ff9b::a9fe:a9fe]/hooks", "must not point to a private, loopback or link-local address."),
+    ],
+)
 def test_it_refuses_a_webhook_url_that_is_internal_however_it_is_read(settings, url, reason):
     settings.WEBHOOK_ALLOW_PRIVATE = False
 

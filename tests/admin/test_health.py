@@ -49,10 +49,17 @@ def test_it_is_not_ready_when_the_broker_is_down(web, settings):
 
 def test_it_is_not_ready_when_the_database_is_down(service_env):
     port = free_port()
-    env = {**service_env, "DATABASE_URL": "postgres://postgres@127.0.0.1:1/nowhere", "ALLOWED_HOSTS": "localhost,127.0.0.1"}
+    env = {
+        **service_env,
+        "DATABASE_URL": "postgres://postgres@127.0.0.1:1/nowhere",
+        "ALLOWED_HOSTS": "localhost,127.0.0.1",
+    }
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "project.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         response = None

@@ -33,11 +33,15 @@ def test_it_opens_metrics_to_the_networks_set_and_keeps_them_from_others(db, set
 def test_it_refuses_to_start_with_a_network_that_is_not_one(service_env):
     env = {**service_env, "METRICS_ALLOWED_NETWORKS": "127.0.0.0/8,loopback"}
 
-    started = subprocess.run([sys.executable, "-c", "import project.settings"], cwd=ROOT, env=env, capture_output=True, text=True)
+    started = subprocess.run(
+        [sys.executable, "-c", "import project.settings"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
 
     assert started.returncode == 1
-    assert ("ImproperlyConfigured: Environment variable METRICS_ALLOWED_NETWORKS is invalid: "
-            "'loopback' does not appear to be an IPv4 or IPv6 network") in started.stderr
+    assert (
+        "ImproperlyConfigured: Environment variable METRICS_ALLOWED_NETWORKS is invalid: "
+        "'loopback' does not appear to be an IPv4 or IPv6 network"
+    ) in started.stderr
 
 
 def test_it_opens_metrics_to_the_token(db, settings):

@@ -120,7 +120,9 @@ def test_it_refuses_the_key_under_another_scheme(new_session, scheduled_url):
 
 
 def test_it_schedules_with_a_bearer_token(new_session, scheduled_url):
-    response = client_with(HTTP_AUTHORIZATION=f"Bearer {new_session.api_key}").post(scheduled_url, body(), format="json")
+    response = client_with(HTTP_AUTHORIZATION=f"Bearer {new_session.api_key}").post(
+        scheduled_url, body(), format="json"
+    )
 
     assert response.status_code == 201
 

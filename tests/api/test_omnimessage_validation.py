@@ -19,7 +19,9 @@ def omni(account):
 
 def send(omni, *channels, url=URL, **body):
     # json.dumps escapes a lone surrogate as \ud800, as any client's JSON encoder would send it.
-    return omni.post(url, json.dumps({"to": "+37255555555", "messages": list(channels), **body}), content_type="application/json")
+    return omni.post(
+        url, json.dumps({"to": "+37255555555", "messages": list(channels), **body}), content_type="application/json"
+    )
 
 
 def error(title, code, detail, source):
@@ -58,14 +60,19 @@ def test_it_refuses_deeply_nested_json_with_400(omni, url):
     response = omni.post(url, "[" * 30_000, content_type="application/json")
 
     assert response.status_code == 400
-    assert response.json() == {"errors": [error("Invalid data", "105", "Malformed JSON - nested more than 32 levels deep", None)]}
+    assert response.json() == {
+        "errors": [error("Invalid data", "105", "Malformed JSON - nested more than 32 levels deep", None)]
+    }
 
 
 def test_it_refuses_well_formed_json_nested_too_deep_with_400(omni):
     nested = "[" * 500 + "]" * 500
 
-    response = omni.post(URL, f'{{"to": "+37255555555", "messages": [{{"channel": "sms", "text": {nested}}}]}}',
-                         content_type="application/json")
+    response = omni.post(
+        URL,
+        f'{{"to": "+37255555555", "messages": [{{"channel": "sms", "text": {nested}}}]}}',
+        content_type="application/json",
+    )
 
     assert response.status_code == 400
     assert response.json()["errors"][0]["detail"] == "Malformed JSON - nested more than 32 levels deep"
@@ -79,34 +86,89 @@ def test_it_refuses_a_body_over_its_limit_with_a_json_413_even_past_djangos_own(
     response = omni.post(url, body, content_type="application/json")
 
     assert response.status_code == 413
-    assert response.json() == {"errors": [error("Invalid data", "105", f"Request body too large: the limit is {limit} bytes", None)]}
+    assert response.json() == {
+        "errors": [error("Invalid data", "105", f"Request body too large: the limit is {limit} bytes", None)]
+    }
 
 
 # --- Channel content: types, sizes, ranges -------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("channel", "field", "message"), [
-    ({"channel": "sms", "text": "nul\x00here"}, "messages[0].text", "Null characters are not allowed."),
-    ({"channel": "sms", "text": "hi", "sender": "Sh\x00p"}, "messages[0].sender", "Null characters are not allowed."),
-    ({"channel": "whatsapp", "image": {"link": "https://example.com/a.jpg", "caption": "a\x00"}},
-     "messages[0].image.caption", "Null characters are not allowed."),
-    ({"channel": "sms", "text": "\ud800"}, "messages[0].text", "Surrogate characters are not allowed: U+D800."),
-    ({"channel": "viber", "text": "hi", "sender": "\udfff"}, "messages[0].sender", "Surrogate characters are not allowed: U+DFFF."),
-    ({"channel": "sms", "text": "hi", "sender": "S" * 65}, "messages[0].sender", "Ensure this field has no more than 64 characters."),
-    ({"channel": "sms", "text": "hi", "sender": 42}, "messages[0].sender", "Not a valid string."),
-    ({"channel": "sms", "text": 12345}, "messages[0].text", "Not a valid string."),
-    ({"channel": "sms", "text": "   "}, "messages[0].text", "This field may not be blank."),
-    ({"channel": "sms", "text": "hi", "ttl": 2147483648}, "messages[0].ttl", "Must be a whole number from 1 to 2592000 (30 days)."),
-    ({"channel": "sms", "text": "hi", "ttl": 0}, "messages[0].ttl", "Must be a whole number from 1 to 2592000 (30 days)."),
-    ({"channel": "viber", "text": "hi", "validity": 35791395}, "messages[0].validity", "Must be a whole number from 1 to 43200 (30 days)."),
-    ({"channel": "viber", "text": "hi", "validity": 1.5}, "messages[0].validity", "Must be a whole number from 1 to 43200 (30 days)."),
-    ({"channel": "sms", "text": "x" * 1601}, "messages[0].text", "Ensure this field has no more than 1600 characters."),
-    ({"channel": "viber", "text": "x" * 1001}, "messages[0].text", "Ensure this field has no more than 1000 characters."),
-    ({"channel": "whatsapp", "text": {"body": "x" * 4097}}, "messages[0].text.body", "Ensure this field has no more than 4096 characters."),
-    ({"channel": "whatsapp", "video": {"link": "https://example.com/a.mp4", "caption": "x" * 1025}},
-     "messages[0].video.caption", "Ensure this field has no more than 1024 characters."),
-    ({"channel": "viber", "image_url": "ftp://example.com/a.jpg"}, "messages[0].image_url", "must be an http(s) URL."),
-])
+@pytest.mark.parametrize(
+    ("channel", "field", "message"),
+    [
+        ({"channel": "sms", "text": "nul\x00here"}, "messages[0].text", "Null characters are not allowed."),
+        (
+            {"channel": "sms", "text": "hi", "sender": "Sh\x00p"},
+            "messages[0].sender",
+            "Null characters are not allowed.",
+        ),
+        (
+            {"channel": "whatsapp", "image": {"link": "https://example.com/a.jpg", "caption": "a\x00"}},
+            "messages[0].image.caption",
+            "Null characters are not allowed.",
+        ),
+        ({"channel": "sms", "text": "\ud800"}, "messages[0].text", "Surrogate characters are not allowed: U+D800."),
+        (
+            {"channel": "viber", "text": "hi", "sender": "\udfff"},
+            "messages[0].sender",
+            "Surrogate characters are not allowed: U+DFFF.",
+        ),
+        (
+            {"channel": "sms", "text": "hi", "sender": "S" * 65},
+            "messages[0].sender",
+            "Ensure this field has no more than 64 characters.",
+        ),
+        ({"channel": "sms", "text": "hi", "sender": 42}, "messages[0].sender", "Not a valid string."),
+        ({"channel": "sms", "text": 12345}, "messages[0].text", "Not a valid string."),
+        ({"channel": "sms", "text": "   "}, "messages[0].text", "This field may not be blank."),
+        (
+            {"channel": "sms", "text": "hi", "ttl": 2147483648},
+            "messages[0].ttl",
+            "Must be a whole number from 1 to 2592000 (30 days).",
+        ),
+        (
+            {"channel": "sms", "text": "hi", "ttl": 0},
+            "messages[0].ttl",
+            "Must be a whole number from 1 to 2592000 (30 days).",
+        ),
+        (
+            {"channel": "viber", "text": "hi", "validity": 35791395},
+            "messages[0].validity",
+            "Must be a whole number from 1 to 43200 (30 days).",
+        ),
+        (
+            {"channel": "viber", "text": "hi", "validity": 1.5},
+            "messages[0].validity",
+            "Must be a whole number from 1 to 43200 (30 days).",
+        ),
+        (
+            {"channel": "sms", "text": "x" * 1601},
+            "messages[0].text",
+            "Ensure this field has no more than 1600 characters.",
+        ),
+        (
+            {"channel": "viber", "text": "x" * 1001},
+            "messages[0].text",
+            "Ensure this field has no more than 1000 characters.",
+        ),
+        (
+            {"channel": "whatsapp", "text": {"body": "x" * 4097}},
+            "messages[0].text.body",
+            "Ensure this field has no more than 4096 characters.",
+        ),
+        (
+            {"channel": "whatsapp", "video": {"link": "https://example.com/a.mp4", "caption": "x" * 1025}},
+            "messages[0].video.caption",
+            "Ensure this field has no more than 1024 characters.",
+        ),
+        (
+            {"channel": "viber", "image_url": "ftp://example.com/a.jpg"},
+            "messages[0].image_url",
+            "must be an http(s) URL.",
+        ),
+    ],
+)
 def test_it_refuses_channel_content_of_the_wrong_type_size_or_range(omni, channel, field, message):
     response = send(omni, channel)
 
@@ -116,8 +178,12 @@ def test_it_refuses_channel_content_of_the_wrong_type_size_or_range(omni, channe
 
 
 def test_it_takes_each_channels_longest_text(omni):
-    response = send(omni, {"channel": "sms", "text": "s" * 1600}, {"channel": "viber", "text": "v" * 1000},
-                    {"channel": "whatsapp", "text": {"body": "w" * 4096}})
+    response = send(
+        omni,
+        {"channel": "sms", "text": "s" * 1600},
+        {"channel": "viber", "text": "v" * 1000},
+        {"channel": "whatsapp", "text": {"body": "w" * 4096}},
+    )
 
     assert response.status_code == 201
     assert [len(c.content["text"]) for c in ScheduledMessage.objects.get().channels.all()] == [1600, 1000, 4096]
@@ -161,12 +227,15 @@ AMBIGUOUS = "must not contain backslashes, spaces or control characters."
 INTERNAL = "must not point to a private, loopback or link-local address."
 
 
-@pytest.mark.parametrize(("dlr_url", "message"), [
-    ("http://127.0.0.1:3199\\@example.com/dlr", AMBIGUOUS),
-    ("http://[::127.0.0.1]:3199/dlr", INTERNAL),
-    ("http://[64:ff9b::a9fe:a9fe]/dlr", INTERNAL),
-    ("ftp://example.com/dlr", "must be an http(s) URL."),
-])
+@pytest.mark.parametrize(
+    ("dlr_url", "message"),
+    [
+        ("http://127.0.0.1:3199\\@example.com/dlr", AMBIGUOUS),
+        ("http://[::127.0.0.1]:3199/dlr", INTERNAL),
+        ("http://[64:ff9b::a9fe:a9fe]/dlr", INTERNAL),
+        ("ftp://example.com/dlr", "must be an http(s) URL."),
+    ],
+)
 def test_it_refuses_a_dlr_url_that_is_internal_however_it_is_read(omni, settings, dlr_url, message):
     settings.WEBHOOK_ALLOW_PRIVATE = False
 
@@ -177,10 +246,16 @@ def test_it_refuses_a_dlr_url_that_is_internal_however_it_is_read(omni, settings
     assert ScheduledMessage.objects.count() == 0
 
 
-@pytest.mark.parametrize(("channel", "field"), [
-    ({"channel": "viber", "image_url": "http://127.0.0.1:3199\\@example.com/a.jpg"}, "messages[0].image_url"),
-    ({"channel": "whatsapp", "image": {"link": "http://127.0.0.1:3199\\@example.com/a.jpg"}}, "messages[0].image.link"),
-])
+@pytest.mark.parametrize(
+    ("channel", "field"),
+    [
+        ({"channel": "viber", "image_url": "http://127.0.0.1:3199\\@example.com/a.jpg"}, "messages[0].image_url"),
+        (
+            {"channel": "whatsapp", "image": {"link": "http://127.0.0.1:3199\\@example.com/a.jpg"}},
+            "messages[0].image.link",
+        ),
+    ],
+)
 def test_it_refuses_a_media_link_that_is_internal_however_it_is_read(omni, settings, channel, field):
     settings.WEBHOOK_ALLOW_PRIVATE = False
 

@@ -42,13 +42,17 @@ def test_it_schedules_an_omnimessage_with_an_offset(messente):
     when = (datetime.now(UTC) + timedelta(hours=1)).astimezone().replace(microsecond=0)
 
     response = omnimessages.send_omnimessage(
-        Omnimessage(to="+37255555555", messages=channels(), time_to_send=when.isoformat(), dlr_url="https://example.com/dlr")
+        Omnimessage(
+            to="+37255555555", messages=channels(), time_to_send=when.isoformat(), dlr_url="https://example.com/dlr"
+        )
     )
 
     message = ScheduledMessage.objects.get(pk=response.omnimessage_id)
     assert response.to == "+37255555555"
     assert [(m.channel.value, m.sender) for m in response.messages] == [
-        ("sms", "Shop"), ("viber", "Scheduler"), ("whatsapp", "Scheduler")
+        ("sms", "Shop"),
+        ("viber", "Scheduler"),
+        ("whatsapp", "Scheduler"),
     ]
     assert [m.message_id for m in response.messages] == [str(c.channel_message_id) for c in message.channels.all()]
     assert message.scheduled_at == when
@@ -70,7 +74,9 @@ def test_it_reads_a_naive_time_as_utc(messente):
 def test_it_reports_the_status_of_a_scheduled_omnimessage(messente):
     omnimessages, reports = messente
     sent = omnimessages.send_omnimessage(
-        Omnimessage(to="+37255555555", messages=channels(), time_to_send=(datetime.now(UTC) + timedelta(hours=1)).isoformat())
+        Omnimessage(
+            to="+37255555555", messages=channels(), time_to_send=(datetime.now(UTC) + timedelta(hours=1)).isoformat()
+        )
     )
 
     report = reports.retrieve_delivery_report(sent.omnimessage_id)
@@ -85,7 +91,9 @@ def test_it_reports_the_status_of_a_scheduled_omnimessage(messente):
 def test_it_cancels_a_scheduled_omnimessage_with_202_and_then_404(messente):
     omnimessages, reports = messente
     sent = omnimessages.send_omnimessage(
-        Omnimessage(to="+37255555555", messages=channels(), time_to_send=(datetime.now(UTC) + timedelta(hours=1)).isoformat())
+        Omnimessage(
+            to="+37255555555", messages=channels(), time_to_send=(datetime.now(UTC) + timedelta(hours=1)).isoformat()
+        )
     )
 
     result = omnimessages.cancel_scheduled_message_with_http_info(sent.omnimessage_id)
@@ -185,25 +193,38 @@ def test_it_refuses_a_time_in_the_past(messente):
     omnimessages, _ = messente
 
     with pytest.raises(BadRequestException) as caught:
-        omnimessages.send_omnimessage(Omnimessage(to="+37255555555", messages=channels(), time_to_send="2020-01-01T00:00"))
+        omnimessages.send_omnimessage(
+            Omnimessage(to="+37255555555", messages=channels(), time_to_send="2020-01-01T00:00")
+        )
 
     [error] = caught.value.data.errors
-    assert (error.code.value, error.source, error.detail) == ("105", "payload[time_to_send]", "time_to_send: must not be in the past.")
+    assert (error.code.value, error.source, error.detail) == (
+        "105",
+        "payload[time_to_send]",
+        "time_to_send: must not be in the past.",
+    )
 
 
 # --- Bulk: POST /v1/omnimessages ------------------------------------------------------------------
 
 
 def test_it_schedules_a_bulk_and_answers_each_omnimessage_in_its_place(live_server, account, messente):
-    bulk = BulkMessagingApi(ApiClient(Configuration(host=f"{live_server.url}/v1", username=account.api_username,
-                                                    password=account.api_password)))
+    bulk = BulkMessagingApi(
+        ApiClient(
+            Configuration(host=f"{live_server.url}/v1", username=account.api_username, password=account.api_password)
+        )
+    )
     when = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
 
-    response = bulk.send_bulk_omnimessage(BulkOmnimessage(messages=[
-        Omnimessage(to="+37255555555", messages=channels(), time_to_send=when.isoformat()),
-        Omnimessage(to="12345", messages=channels()),
-        Omnimessage(to="+37255555556", messages=channels()[:1], time_to_send=when.isoformat()),
-    ]))
+    response = bulk.send_bulk_omnimessage(
+        BulkOmnimessage(
+            messages=[
+                Omnimessage(to="+37255555555", messages=channels(), time_to_send=when.isoformat()),
+                Omnimessage(to="12345", messages=channels()),
+                Omnimessage(to="+37255555556", messages=channels()[:1], time_to_send=when.isoformat()),
+            ]
+        )
+    )
 
     first, refused, third = (answer.actual_instance for answer in response.messages)
     assert (first.to, third.to) == ("+37255555555", "+37255555556")
@@ -211,7 +232,8 @@ def test_it_schedules_a_bulk_and_answers_each_omnimessage_in_its_place(live_serv
     assert (error.title.value, error.code.value, error.source) == ("Invalid data", "105", "payload[to]")
     stored = ScheduledMessage.objects.order_by("to")
     assert [(m.id, m.to, m.scheduled_at, m.channels.count()) for m in stored] == [
-        (first.omnimessage_id, "37255555555", when, 3), (third.omnimessage_id, "37255555556", when, 1)
+        (first.omnimessage_id, "37255555555", when, 3),
+        (third.omnimessage_id, "37255555556", when, 1),
     ]
     assert omnimessage_status(messente, first.omnimessage_id) == ["sms"]
 

@@ -20,11 +20,17 @@ def test_it_serves_a_valid_openapi_3_document(schema):
 
 
 def test_it_describes_the_seeds_paths(schema):
-    assert {"/sessions/{session_id}/scheduled", "/sessions/{session_id}/scheduled/{scheduled_id}"} <= set(schema["paths"])
+    assert {"/sessions/{session_id}/scheduled", "/sessions/{session_id}/scheduled/{scheduled_id}"} <= set(
+        schema["paths"]
+    )
 
 
 def test_it_describes_the_seeds_methods(schema):
-    methods = {path: sorted(set(ops) - {"parameters"}) for path, ops in schema["paths"].items() if path.startswith("/sessions/")}
+    methods = {
+        path: sorted(set(ops) - {"parameters"})
+        for path, ops in schema["paths"].items()
+        if path.startswith("/sessions/")
+    }
 
     assert methods == {
         "/sessions/{session_id}/scheduled": ["get", "post"],
@@ -42,7 +48,9 @@ def test_it_documents_the_request_fields_of_the_seed(schema):
 def test_it_documents_both_ways_of_sending_the_key_and_the_omnimessage_basic_auth(schema):
     schemes = schema["components"]["securitySchemes"]
 
-    assert sorted((scheme["type"], scheme.get("in"), scheme.get("name"), scheme.get("scheme")) for scheme in schemes.values()) == [
+    assert sorted(
+        (scheme["type"], scheme.get("in"), scheme.get("name"), scheme.get("scheme")) for scheme in schemes.values()
+    ) == [
         ("apiKey", "header", "X-API-Key", None),
         ("http", None, None, "basic"),
         ("http", None, None, "bearer"),

@@ -144,7 +144,11 @@ def test_it_refuses_an_invalid_cursor(api, scheduled_url):
     response = api.get(scheduled_url, {"cursor": "not-a-cursor"})
 
     assert response.status_code == 400
-    assert response.json() == {"success": False, "error": "cursor: Invalid cursor.", "details": {"cursor": ["Invalid cursor."]}}
+    assert response.json() == {
+        "success": False,
+        "error": "cursor: Invalid cursor.",
+        "details": {"cursor": ["Invalid cursor."]},
+    }
 
 
 # --- GET one ----------------------------------------------------------------------------------
@@ -180,24 +184,37 @@ def test_it_shows_when_a_sent_message_went_out_and_its_provider_id(api, schedule
     message = schedule_via_api(api, scheduled_url)
     sent_at = datetime(2026, 2, 1, 15, 0, 0, 250000, tzinfo=UTC)
     ScheduledMessage.objects.filter(pk=message["id"]).update(
-        status="sent", sent_at=sent_at, provider_message_id="3EB0ABC123456789", attempts=1,
+        status="sent",
+        sent_at=sent_at,
+        provider_message_id="3EB0ABC123456789",
+        attempts=1,
     )
 
     response = api.get(f"{scheduled_url}/{message['id']}")
 
     assert response.json()["scheduled"] == {
-        **message, "status": "sent", "sentAt": "2026-02-01T15:00:00.250Z", "result": {"messageId": "3EB0ABC123456789"},
+        **message,
+        "status": "sent",
+        "sentAt": "2026-02-01T15:00:00.250Z",
+        "result": {"messageId": "3EB0ABC123456789"},
         "attempts": 1,
     }
 
 
 def test_it_shows_why_a_failed_message_failed(api, scheduled_url):
     message = schedule_via_api(api, scheduled_url)
-    ScheduledMessage.objects.filter(pk=message["id"]).update(status="failed", last_error="Recipient not on WhatsApp", attempts=1)
+    ScheduledMessage.objects.filter(pk=message["id"]).update(
+        status="failed", last_error="Recipient not on WhatsApp", attempts=1
+    )
 
     response = api.get(f"{scheduled_url}/{message['id']}")
 
-    assert response.json()["scheduled"] == {**message, "status": "failed", "error": "Recipient not on WhatsApp", "attempts": 1}
+    assert response.json()["scheduled"] == {
+        **message,
+        "status": "failed",
+        "error": "Recipient not on WhatsApp",
+        "attempts": 1,
+    }
 
 
 # --- DELETE (cancel) --------------------------------------------------------------------------
@@ -259,7 +276,9 @@ def test_it_records_scheduling_and_cancelling_in_the_history(api, scheduled_url)
     api.delete(f"{scheduled_url}/{message['id']}")
     api.delete(f"{scheduled_url}/{message['id']}")
 
-    history = MessageEvent.objects.filter(message_id=message["id"]).values_list("from_status", "to_status", "actor", "detail")
+    history = MessageEvent.objects.filter(message_id=message["id"]).values_list(
+        "from_status", "to_status", "actor", "detail"
+    )
 
     assert list(history) == [("", "pending", "api", "scheduled"), ("pending", "cancelled", "api", "cancelled")]
 
@@ -280,7 +299,9 @@ def test_it_reschedules_a_pending_message(api, scheduled_url):
 def test_it_changes_the_recipient_and_text_of_a_pending_message(api, scheduled_url):
     message = schedule_via_api(api, scheduled_url, in_hours(1))
 
-    response = api.patch(f"{scheduled_url}/{message['id']}", {"to": "+1 415 555 2671", "text": "Changed"}, format="json")
+    response = api.patch(
+        f"{scheduled_url}/{message['id']}", {"to": "+1 415 555 2671", "text": "Changed"}, format="json"
+    )
 
     assert response.status_code == 200
     assert response.json() == {"success": True, "scheduled": {**message, "to": "14155552671", "text": "Changed"}}
@@ -321,7 +342,9 @@ def test_it_checks_a_new_time_like_a_new_message(api, scheduled_url):
 
     assert response.status_code == 400
     assert response.json() == {
-        "success": False, "error": "scheduledAt: must not be in the past.", "details": {"scheduledAt": ["must not be in the past."]},
+        "success": False,
+        "error": "scheduledAt: must not be in the past.",
+        "details": {"scheduledAt": ["must not be in the past."]},
     }
     assert api.get(f"{scheduled_url}/{message['id']}").json()["scheduled"] == message
 
@@ -371,7 +394,9 @@ def walk(api, url, most_pages=200):
 
 
 @pytest.mark.parametrize("limit", [500, None])
-def test_it_walks_a_campaign_of_5000_at_one_instant_to_the_end_each_message_once(api, scheduled_url, new_session, limit):
+def test_it_walks_a_campaign_of_5000_at_one_instant_to_the_end_each_message_once(
+    api, scheduled_url, new_session, limit
+):
     campaign(new_session.session, 5000, in_hours(1))
 
     seen, left = walk(api, scheduled_url if limit is None else f"{scheduled_url}?limit={limit}")
@@ -398,7 +423,8 @@ def test_it_refuses_a_limit_that_is_not_a_whole_number_from_1_to_500(api, schedu
 
     assert response.status_code == 400
     assert response.json() == {
-        "success": False, "error": "limit: must be a whole number from 1 to 500.",
+        "success": False,
+        "error": "limit: must be a whole number from 1 to 500.",
         "details": {"limit": ["must be a whole number from 1 to 500."]},
     }
 
@@ -408,7 +434,11 @@ def test_it_refuses_a_crafted_cursor(api, scheduled_url, cursor):
     response = api.get(scheduled_url, {"cursor": cursor})
 
     assert response.status_code == 400
-    assert response.json() == {"success": False, "error": "cursor: Invalid cursor.", "details": {"cursor": ["Invalid cursor."]}}
+    assert response.json() == {
+        "success": False,
+        "error": "cursor: Invalid cursor.",
+        "details": {"cursor": ["Invalid cursor."]},
+    }
 
 
 # --- PATCH: what can change, and what is refused first -----------------------------------------
@@ -420,7 +450,9 @@ def omnimessage(new_session):
         services.ChannelSpec(channel="sms", sender="Shop", content={"type": "text", "text": "by sms"}),
         services.ChannelSpec(channel="viber", sender="Shop", content={"type": "text", "text": "by viber"}),
     ]
-    return services.omnimessage_schedule(session=new_session.session, to="37255555555", channels=channels, scheduled_at=in_hours(1))
+    return services.omnimessage_schedule(
+        session=new_session.session, to="37255555555", channels=channels, scheduled_at=in_hours(1)
+    )
 
 
 OMNI_CONTENT = (
@@ -444,7 +476,9 @@ def test_it_refuses_to_change_the_content_of_an_omnimessage_and_says_why(api, sc
 def test_it_reschedules_an_omnimessage_and_changes_its_recipient(api, scheduled_url, omnimessage):
     later = as_seed(in_hours(6))
 
-    response = api.patch(f"{scheduled_url}/{omnimessage.id}", {"scheduledAt": later, "to": "+37255555556"}, format="json")
+    response = api.patch(
+        f"{scheduled_url}/{omnimessage.id}", {"scheduledAt": later, "to": "+37255555556"}, format="json"
+    )
 
     assert response.status_code == 200
     assert (response.json()["scheduled"]["scheduledAt"], response.json()["scheduled"]["to"]) == (later, "37255555556")
@@ -452,15 +486,20 @@ def test_it_reschedules_an_omnimessage_and_changes_its_recipient(api, scheduled_
 
 
 @pytest.mark.parametrize("status", ["sent", "failed", "cancelled", "sending"])
-def test_it_refuses_to_edit_a_message_that_is_no_longer_pending_with_409_even_when_its_time_has_passed(api, scheduled_url, status):
+def test_it_refuses_to_edit_a_message_that_is_no_longer_pending_with_409_even_when_its_time_has_passed(
+    api, scheduled_url, status
+):
     message = schedule_via_api(api, scheduled_url, in_hours(1))
-    ScheduledMessage.objects.filter(pk=message["id"]).update(status=status, scheduled_at=in_hours(-2), due_at=in_hours(-2))
+    ScheduledMessage.objects.filter(pk=message["id"]).update(
+        status=status, scheduled_at=in_hours(-2), due_at=in_hours(-2)
+    )
 
     response = api.patch(f"{scheduled_url}/{message['id']}", {"text": "Too late"}, format="json")
 
     assert response.status_code == 409
     assert response.json() == {
-        "success": False, "error": f"Cannot change a message with status '{status}'; only pending messages can be changed",
+        "success": False,
+        "error": f"Cannot change a message with status '{status}'; only pending messages can be changed",
     }
 
 
@@ -469,7 +508,9 @@ def test_it_edits_a_pending_message_whose_retry_is_due_later_without_a_new_time(
     first_try, retry_at = in_hours(-1), in_hours(0.1)
     ScheduledMessage.objects.filter(pk=message["id"]).update(scheduled_at=first_try, due_at=retry_at, attempts=1)
 
-    response = api.patch(f"{scheduled_url}/{message['id']}", {"text": "Edited while waiting for a retry"}, format="json")
+    response = api.patch(
+        f"{scheduled_url}/{message['id']}", {"text": "Edited while waiting for a retry"}, format="json"
+    )
 
     assert response.status_code == 200
     assert response.json()["scheduled"]["text"] == "Edited while waiting for a retry"
@@ -479,7 +520,9 @@ def test_it_edits_a_pending_message_whose_retry_is_due_later_without_a_new_time(
 
 def test_it_still_checks_a_new_time_of_a_message_waiting_for_a_retry(api, scheduled_url):
     message = schedule_via_api(api, scheduled_url, in_hours(1))
-    ScheduledMessage.objects.filter(pk=message["id"]).update(scheduled_at=in_hours(-1), due_at=in_hours(0.1), attempts=1)
+    ScheduledMessage.objects.filter(pk=message["id"]).update(
+        scheduled_at=in_hours(-1), due_at=in_hours(0.1), attempts=1
+    )
 
     response = api.patch(f"{scheduled_url}/{message['id']}", {"scheduledAt": as_seed(in_hours(-1))}, format="json")
 

@@ -15,7 +15,9 @@ INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 def test_it_answers_a_text_message_in_the_seeds_shape(api, scheduled_url):
     when = in_hours(1)
 
-    response = post_schedule(api, scheduled_url, to="919988066776", text="This is a scheduled message!", scheduledAt=as_seed(when))
+    response = post_schedule(
+        api, scheduled_url, to="919988066776", text="This is a scheduled message!", scheduledAt=as_seed(when)
+    )
 
     body = response.json()
     assert response.status_code == 201
@@ -62,7 +64,12 @@ def test_it_stores_the_message_it_reports(api, scheduled_url, new_session):
 
     stored = ScheduledMessage.objects.get(pk=response.json()["scheduled"]["id"])
     assert (stored.session_id, stored.to, stored.type, stored.text, stored.scheduled_at, stored.status) == (
-        new_session.session.id, "919988066776", "text", "Kept", when, "pending",
+        new_session.session.id,
+        "919988066776",
+        "text",
+        "Kept",
+        when,
+        "pending",
     )
 
 
@@ -70,8 +77,13 @@ def test_it_schedules_an_image_message_with_media_and_caption(api, scheduled_url
     when = in_hours(1)
 
     response = post_schedule(
-        api, scheduled_url, to="919988066776", type="image", media="https://example.com/image.jpg",
-        caption="Scheduled image", scheduledAt=as_seed(when),
+        api,
+        scheduled_url,
+        to="919988066776",
+        type="image",
+        media="https://example.com/image.jpg",
+        caption="Scheduled image",
+        scheduledAt=as_seed(when),
     )
 
     body = response.json()
@@ -94,22 +106,33 @@ def test_it_schedules_an_image_message_with_media_and_caption(api, scheduled_url
 @pytest.mark.parametrize("kind", ["video", "document"])
 def test_it_schedules_the_other_media_types(api, scheduled_url, kind):
     response = post_schedule(
-        api, scheduled_url, to="919988066776", type=kind, media="http://example.com/file.bin", scheduledAt=as_seed(in_hours(1)),
+        api,
+        scheduled_url,
+        to="919988066776",
+        type=kind,
+        media="http://example.com/file.bin",
+        scheduledAt=as_seed(in_hours(1)),
     )
 
     assert response.status_code == 201
-    assert (response.json()["scheduled"]["type"], response.json()["scheduled"]["media"]) == (kind, "http://example.com/file.bin")
+    assert (response.json()["scheduled"]["type"], response.json()["scheduled"]["media"]) == (
+        kind,
+        "http://example.com/file.bin",
+    )
 
 
 def test_it_accepts_an_explicit_text_type_and_leaves_it_out_of_the_answer(api, scheduled_url):
-    response = post_schedule(api, scheduled_url, to="919988066776", type="text", text="Hi", scheduledAt=as_seed(in_hours(1)))
+    response = post_schedule(
+        api, scheduled_url, to="919988066776", type="text", text="Hi", scheduledAt=as_seed(in_hours(1))
+    )
 
     assert response.status_code == 201
     assert "type" not in response.json()["scheduled"]
 
 
 @pytest.mark.parametrize(
-    "written", ["+91 99880 66776", "+919988066776", "00919988066776", "91-9988-066776", " 919988066776 "],
+    "written",
+    ["+91 99880 66776", "+919988066776", "00919988066776", "91-9988-066776", " 919988066776 "],
 )
 def test_it_normalises_a_phone_number_to_international_digits(api, scheduled_url, written):
     response = post_schedule(api, scheduled_url, to=written, text="Hi", scheduledAt=as_seed(in_hours(1)))
@@ -120,7 +143,9 @@ def test_it_normalises_a_phone_number_to_international_digits(api, scheduled_url
 
 
 def test_it_accepts_a_whatsapp_group_id_as_is(api, scheduled_url):
-    response = post_schedule(api, scheduled_url, to="120363025246125486@g.us", text="Hi group", scheduledAt=as_seed(in_hours(1)))
+    response = post_schedule(
+        api, scheduled_url, to="120363025246125486@g.us", text="Hi group", scheduledAt=as_seed(in_hours(1))
+    )
 
     assert response.status_code == 201
     assert response.json()["scheduled"]["to"] == "120363025246125486@g.us"
@@ -129,7 +154,9 @@ def test_it_accepts_a_whatsapp_group_id_as_is(api, scheduled_url):
 def test_it_takes_a_time_written_with_z(api, scheduled_url):
     when = in_hours(2)
 
-    response = post_schedule(api, scheduled_url, to="919988066776", text="Hi", scheduledAt=when.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    response = post_schedule(
+        api, scheduled_url, to="919988066776", text="Hi", scheduledAt=when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    )
 
     assert response.json()["scheduled"]["scheduledAt"] == as_seed(when)
 
@@ -158,7 +185,9 @@ def test_it_honours_a_negative_offset(api, scheduled_url):
 def test_it_reads_a_time_without_offset_as_utc(api, scheduled_url):
     when = in_hours(4)
 
-    response = post_schedule(api, scheduled_url, to="919988066776", text="Hi", scheduledAt=when.strftime("%Y-%m-%dT%H:%M:%S"))
+    response = post_schedule(
+        api, scheduled_url, to="919988066776", text="Hi", scheduledAt=when.strftime("%Y-%m-%dT%H:%M:%S")
+    )
 
     assert response.json()["scheduled"]["scheduledAt"] == as_seed(when)
 
@@ -189,7 +218,7 @@ def test_it_accepts_a_time_just_inside_30_days(api, scheduled_url):
 
 
 def test_it_keeps_text_exactly_as_sent(api, scheduled_url):
-    text = "  Line one\nLine two, with emoji \U0001F680  "
+    text = "  Line one\nLine two, with emoji \U0001f680  "
 
     response = post_schedule(api, scheduled_url, to="919988066776", text=text, scheduledAt=as_seed(in_hours(1)))
 

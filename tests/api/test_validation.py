@@ -74,7 +74,8 @@ def test_it_refuses_a_phone_number_that_is_not_valid(api, scheduled_url):
 
     assert response.status_code == 400
     assert response.json() == field_error(
-        "to", '"12345" is not a valid phone number in international format (e.g. 919988066776) or a group id ending in @g.us.'
+        "to",
+        '"12345" is not a valid phone number in international format (e.g. 919988066776) or a group id ending in @g.us.',
     )
     assert ScheduledMessage.objects.count() == 0
 
@@ -92,7 +93,9 @@ def test_it_refuses_an_unknown_type(api, scheduled_url):
     response = post_schedule(api, scheduled_url, **valid(type="sticker"))
 
     assert response.status_code == 400
-    assert response.json() == field_error("type", '"sticker" is not a message type; use one of text, image, video, document.')
+    assert response.json() == field_error(
+        "type", '"sticker" is not a message type; use one of text, image, video, document.'
+    )
     assert ScheduledMessage.objects.count() == 0
 
 
@@ -149,7 +152,9 @@ def test_it_refuses_media_on_a_text_message(api, scheduled_url):
     response = post_schedule(api, scheduled_url, **valid(media="https://example.com/image.jpg"))
 
     assert response.status_code == 400
-    assert response.json() == field_error("media", "Media needs a media type: set type to one of image, video, document.")
+    assert response.json() == field_error(
+        "media", "Media needs a media type: set type to one of image, video, document."
+    )
     assert ScheduledMessage.objects.count() == 0
 
 
@@ -267,7 +272,8 @@ def test_it_refuses_a_body_that_is_not_json(api, scheduled_url):
 
     assert response.status_code == 415
     assert response.json() == {
-        "success": False, "error": 'Unsupported media type "application/x-www-form-urlencoded" in request.',
+        "success": False,
+        "error": 'Unsupported media type "application/x-www-form-urlencoded" in request.',
     }
     assert ScheduledMessage.objects.count() == 0
 
@@ -300,7 +306,16 @@ def test_it_refuses_a_time_at_the_edge_of_the_calendar_as_bad_input(api, schedul
     assert ScheduledMessage.objects.count() == 0
 
 
-@pytest.mark.parametrize("media", ["http://127.0.0.1/a.jpg", "http://169.254.169.254/latest/meta-data", "http://10.0.0.5/x.png", "http://localhost/a.jpg", "http://[::1]/a.jpg"])
+@pytest.mark.parametrize(
+    "media",
+    [
+        "http://127.0.0.1/a.jpg",
+        "http://169.254.169.254/latest/meta-data",
+        "http://10.0.0.5/x.png",
+        "http://localhost/a.jpg",
+        "http://[::1]/a.jpg",
+    ],
+)
 def test_it_refuses_media_on_an_internal_address(api, scheduled_url, settings, media):
     settings.WEBHOOK_ALLOW_PRIVATE = False
 
@@ -341,7 +356,9 @@ def test_it_refuses_a_body_over_djangos_own_limit_with_the_json_413(api, schedul
 @pytest.mark.parametrize("method", ["get", "patch", "delete"])
 @pytest.mark.parametrize("message_id", ["sched_\x00x", "sched_%00x", "\x00", "sched_" + "x" * 300])
 def test_it_answers_404_for_a_nul_or_junk_message_id(api, scheduled_url, method, message_id):
-    response = getattr(api, method)(f"{scheduled_url}/{message_id}", {"text": "x"} if method == "patch" else None, format="json")
+    response = getattr(api, method)(
+        f"{scheduled_url}/{message_id}", {"text": "x"} if method == "patch" else None, format="json"
+    )
 
     assert response.status_code == 404
     assert response.json() == {"success": False, "error": "Scheduled message not found"}
@@ -366,10 +383,20 @@ def test_it_refuses_a_number_where_text_belongs(api, scheduled_url, field):
     assert ScheduledMessage.objects.count() == 0
 
 
-@pytest.mark.parametrize(("path", "body"), [
-    ("/sessions/x/scheduled", {"success": False, "error": "Internal server error"}),
-    ("/v1/omnimessage", {"errors": [{"title": "Internal Server Error", "detail": "Internal server error", "code": "104", "source": None}]}),
-])
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/sessions/x/scheduled", {"success": False, "error": "Internal server error"}),
+        (
+            "/v1/omnimessage",
+            {
+                "errors": [
+                    {"title": "Internal Server Error", "detail": "Internal server error", "code": "104", "source": None}
+                ]
+            },
+        ),
+    ],
+)
 def test_it_answers_an_unexpected_error_in_the_shape_of_the_api_style(path, body):
     response = handlers.server_error(RequestFactory().post(path))
 

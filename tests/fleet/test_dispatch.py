@@ -24,7 +24,9 @@ def read(api, url, message_id):
 
 def history(message_id, fleet):
     """What to read when a timing assertion fails: the message's transitions and the worker's log."""
-    events = ScheduledMessage.objects.get(pk=message_id).events.values_list("created_at", "to_status", "actor", "detail")
+    events = ScheduledMessage.objects.get(pk=message_id).events.values_list(
+        "created_at", "to_status", "actor", "detail"
+    )
     return "\n".join([*map(str, events), *fleet.worker.lines[-15:], *fleet.pump.lines[-15:]])
 
 
@@ -64,7 +66,9 @@ def test_it_never_sends_a_cancelled_message(dispatch, provider, api, scheduled_u
     assert provider.requests_for(message_id) == []
     assert read(api, scheduled_url, message_id)["status"] == "cancelled"
     # The revoke reached the worker, which does not log a warning for the result backend it was never given.
-    assert any("revoke" in line.lower() and message_id in line for line in dispatch.worker.lines), history(message_id, dispatch)
+    assert any("revoke" in line.lower() and message_id in line for line in dispatch.worker.lines), history(
+        message_id, dispatch
+    )
     assert not any("as revoked in backend" in line for line in dispatch.worker.lines)
 
 
@@ -111,11 +115,15 @@ def test_it_still_sends_a_message_after_the_broker_is_flushed(dispatch, provider
     received = provider.wait_for(message_id, timeout=15)
     time.sleep(1)
     assert len(provider.requests_for(message_id)) == 1
-    assert received[0].at - due.timestamp() < 10, history(message_id, dispatch)  # 2 s stale + a pump pass + worker start
+    assert received[0].at - due.timestamp() < 10, history(
+        message_id, dispatch
+    )  # 2 s stale + a pump pass + worker start
     assert read(api, scheduled_url, message_id)["status"] == "sent"
 
 
-def test_it_hands_far_future_messages_over_only_when_they_enter_the_horizon(dispatch, provider, api, scheduled_url, broker):
+def test_it_hands_far_future_messages_over_only_when_they_enter_the_horizon(
+    dispatch, provider, api, scheduled_url, broker
+):
     due = in_seconds(6)  # beyond the 3 s test horizon
     message_id = schedule_via_api(api, scheduled_url, due)["id"]
 
@@ -161,7 +169,11 @@ def test_it_resends_with_the_same_key_when_a_worker_dies_mid_send(dispatch, prov
     keys = [r.headers["Idempotency-Key"] for r in provider.requests_for(message_id)]
     assert keys == [message_id, message_id]  # the provider can deduplicate: exactly-once effect
     assert shown["status"] == "sent"
-    assert ScheduledMessage.objects.get(pk=message_id).events.filter(actor="pump", to_status=MessageStatus.PENDING).exists()
+    assert (
+        ScheduledMessage.objects.get(pk=message_id)
+        .events.filter(actor="pump", to_status=MessageStatus.PENDING)
+        .exists()
+    )
 
 
 def test_a_campaign_due_at_one_instant_goes_out_on_time_once_each_in_batches(dispatch, provider, api, scheduled_url):

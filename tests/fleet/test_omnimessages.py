@@ -29,23 +29,34 @@ def test_it_falls_back_from_sms_to_viber_to_whatsapp(dispatch, live_server, acco
         viber.script("fallback viber", *[Reply(200, {"id": "late"}, delay=3)] * 3)  # slower than the 2 s timeout
         omnimessages, reports = messente_client(live_server, account.api_username, account.api_password)
 
-        sent = omnimessages.send_omnimessage(Omnimessage(
-            to="+37255555555", dlr_url=receiver.url, messages=[
-                OmnimessageMessagesInner(Sms(text="fallback sms")),
-                OmnimessageMessagesInner(Viber(text="fallback viber", ttl=2)),
-                OmnimessageMessagesInner(WhatsApp(text=WhatsAppText(body="fallback whatsapp"))),
-            ],
-        ))
+        sent = omnimessages.send_omnimessage(
+            Omnimessage(
+                to="+37255555555",
+                dlr_url=receiver.url,
+                messages=[
+                    OmnimessageMessagesInner(Sms(text="fallback sms")),
+                    OmnimessageMessagesInner(Viber(text="fallback viber", ttl=2)),
+                    OmnimessageMessagesInner(WhatsApp(text=WhatsAppText(body="fallback whatsapp"))),
+                ],
+            )
+        )
 
         assert wait_until(lambda: len(receiver.received) >= 3), [r.body for r in receiver.received]
         report = reports.retrieve_delivery_report(sent.omnimessage_id)
 
     assert [(s.channel.value, s.status.value, s.err) for s in report.statuses] == [
-        ("sms", "FAILED", 1), ("viber", "EXPIRED", 2), ("whatsapp", "ACK", 0)
+        ("sms", "FAILED", 1),
+        ("viber", "EXPIRED", 2),
+        ("whatsapp", "ACK", 0),
     ]
-    assert report.statuses[0].error == 'Provider refused the message with HTTP 400: {"error": "no SMS route to this number"}'
+    assert (
+        report.statuses[0].error
+        == 'Provider refused the message with HTTP 400: {"error": "no SMS route to this number"}'
+    )
     assert [(r.body["channel"], r.body["status"]) for r in receiver.received] == [
-        ("sms", "FAILED"), ("viber", "EXPIRED"), ("whatsapp", "ACK")
+        ("sms", "FAILED"),
+        ("viber", "EXPIRED"),
+        ("whatsapp", "ACK"),
     ]
     assert {r.body["omnimessage_id"] for r in receiver.received} == {sent.omnimessage_id}
     assert [r.body["text"] for r in whatsapp.received] == ["fallback whatsapp"]

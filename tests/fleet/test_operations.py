@@ -62,8 +62,14 @@ def test_it_logs_dispatch_as_json_with_message_session_and_task_ids(dispatch, pr
     deadline = time.time() + 10
     line = None
     while line is None and time.time() < deadline:
-        line = next((entry for entry in map(parse_json, list(dispatch.worker.lines))
-                     if entry and entry.get("message") == "message sent" and entry.get("message_id") == message.id), None)
+        line = next(
+            (
+                entry
+                for entry in map(parse_json, list(dispatch.worker.lines))
+                if entry and entry.get("message") == "message sent" and entry.get("message_id") == message.id
+            ),
+            None,
+        )
         time.sleep(0.05)
 
     assert line["session_id"] == str(new_session.session.id)
@@ -102,9 +108,21 @@ def procfile_server(service_env, **env):
     """The Procfile's web process, from its gunicorn command on (collectstatic is not needed here)."""
     port = free_port()
     server = subprocess.Popen(
-        procfile_commands()["web"].split("&& ", 1)[1], shell=True, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True, env={**service_env, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-                                     "PORT": str(port), "WEB_CONCURRENCY": "1", "ALLOWED_HOSTS": "127.0.0.1", **env},
+        procfile_commands()["web"].split("&& ", 1)[1],
+        shell=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        env={
+            **service_env,
+            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+            "PORT": str(port),
+            "WEB_CONCURRENCY": "1",
+            "ALLOWED_HOSTS": "127.0.0.1",
+            **env,
+        },
     )
     url = f"http://127.0.0.1:{port}"
     for _ in range(100):
@@ -125,8 +143,12 @@ def stopped(server):
 def test_its_access_log_names_no_api_key_or_username(service_env, new_session):
     server, url = procfile_server(service_env)
     try:
-        key_as_user = requests.get(f"{url}/sessions/{new_session.session.id}/scheduled", auth=(new_session.api_key, ""), timeout=5)
-        omni_user = requests.get(f"{url}/v1/omnimessage/sched_x/status", auth=(new_session.api_username, "wrong"), timeout=5)
+        key_as_user = requests.get(
+            f"{url}/sessions/{new_session.session.id}/scheduled", auth=(new_session.api_key, ""), timeout=5
+        )
+        omni_user = requests.get(
+            f"{url}/v1/omnimessage/sched_x/status", auth=(new_session.api_username, "wrong"), timeout=5
+        )
     finally:
         log = stopped(server)
 
@@ -142,14 +164,21 @@ def test_make_run_serves_this_machine_only(tmp_path):
     """The quick start, as a new user runs it: zero configuration, and not reachable from the network."""
     port = free_port()
     quick_start = subprocess.Popen(
-        ["make", "run", f"PORT={port}"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True, env={"PATH": os.environ["PATH"], "HOME": str(tmp_path), "VAR_DIR": str(tmp_path / "var")},
+        ["make", "run", f"PORT={port}"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        env={"PATH": os.environ["PATH"], "HOME": str(tmp_path), "VAR_DIR": str(tmp_path / "var")},
     )
     lines = []
     threading.Thread(target=lambda: lines.extend(quick_start.stdout), daemon=True).start()
     try:
         deadline = time.time() + 120
-        while not any("Listening at" in line for line in lines) and time.time() < deadline and quick_start.poll() is None:
+        while (
+            not any("Listening at" in line for line in lines) and time.time() < deadline and quick_start.poll() is None
+        ):
             time.sleep(0.2)
         health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
     finally:

@@ -27,15 +27,20 @@ TO = "919988066776"
 def stack(tmp_path_factory):
     postgres, broker = PostgresServer().start(), RedisServer().start()
     provider, receiver = ProviderServer().start(), ProviderServer().start()
-    deployment = Deployment(database_url=postgres.url, redis_url=broker.url, provider_url=provider.url,
-                            log_dir=tmp_path_factory.mktemp("outages"))
+    deployment = Deployment(
+        database_url=postgres.url,
+        redis_url=broker.url,
+        provider_url=provider.url,
+        log_dir=tmp_path_factory.mktemp("outages"),
+    )
     try:
         deployment.release()
         for name in ("web", "worker", "pump"):
             deployment.start(name)
         deployment.wait_ready()
-        yield SimpleNamespace(deployment=deployment, postgres=postgres, broker=broker, provider=provider,
-                              receiver=receiver)
+        yield SimpleNamespace(
+            deployment=deployment, postgres=postgres, broker=broker, provider=provider, receiver=receiver
+        )
     finally:
         deployment.stop()
         postgres.remove()
@@ -53,7 +58,9 @@ def client(stack):
     stack.deployment.wait_ready()
     yield stack.deployment.create_session(f"outages {time.time()}", webhook_url=stack.receiver.url)
     assert {name: process.alive() for name, process in stack.deployment.processes.items()} == {
-        "web": True, "worker": True, "pump": True
+        "web": True,
+        "worker": True,
+        "pump": True,
     }, "a process died: " + "".join(process.tail() for process in stack.deployment.processes.values())
 
 
@@ -78,7 +85,10 @@ def test_while_redis_is_down_every_write_answers_as_usual_and_goes_out_once_it_i
     created = [client.schedule(to=TO, text=f"during the outage {i}", scheduledAt=due) for i in range(5)]
     cancelled = client.schedule(to=TO, text="cancelled during the outage", scheduledAt=due)
     moved = client.schedule(to=TO, text="moved during the outage", scheduledAt=instant(600))
-    changes = [client.cancel(cancelled[1]["scheduled"]["id"]), client.change(moved[1]["scheduled"]["id"], scheduledAt=due)]
+    changes = [
+        client.cancel(cancelled[1]["scheduled"]["id"]),
+        client.change(moved[1]["scheduled"]["id"], scheduledAt=due),
+    ]
     omni = client.omnimessage(omnimessage)
     bulk = client.omnimessages([omnimessage, {**omnimessage, "messages": [{"channel": "sms", "text": "bulk"}]}])
     omni_cancelled = client.omnimessage(omnimessage)
@@ -103,8 +113,13 @@ def test_while_redis_is_down_every_write_answers_as_usual_and_goes_out_once_it_i
     assert len(stack.provider.received) == len(expected) + len(channel_keys)
     listed = client.listed()
     assert sorted(message["id"] for message in listed) == sorted(
-        [*expected, cancelled[1]["scheduled"]["id"], omni[1]["omnimessage_id"], omni_cancelled[1]["omnimessage_id"],
-         *(answer["omnimessage_id"] for answer in bulk[1]["messages"])]
+        [
+            *expected,
+            cancelled[1]["scheduled"]["id"],
+            omni[1]["omnimessage_id"],
+            omni_cancelled[1]["omnimessage_id"],
+            *(answer["omnimessage_id"] for answer in bulk[1]["messages"]),
+        ]
     )  # every row stored once
     for scheduled_id in expected:
         assert len(stack.receiver.webhooks_for(scheduled_id, timeout=10)) == 1  # its message.sent, once

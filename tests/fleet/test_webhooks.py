@@ -96,8 +96,12 @@ def test_it_reports_a_cancellation(dispatch, hooked, receiver):
     [request] = receiver.webhooks_for(message_id)
 
     assert Webhook(created.session.webhook_secret).verify(request.raw, request.headers) == {
-        "event": "message.cancelled", "sessionId": str(created.session.id), "timestamp": request.body["timestamp"],
-        "scheduledId": message_id, "status": "cancelled", "result": {"to": "919988066776@s.whatsapp.net"},
+        "event": "message.cancelled",
+        "sessionId": str(created.session.id),
+        "timestamp": request.body["timestamp"],
+        "scheduledId": message_id,
+        "status": "cancelled",
+        "result": {"to": "919988066776@s.whatsapp.net"},
     }
 
 

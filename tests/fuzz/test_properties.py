@@ -36,7 +36,9 @@ from scheduling.validation import (
 
 pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.NonInteractiveExampleWarning")
 
-FUZZ = settings(max_examples=300, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=300, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 INSTANT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 DIGITS = re.compile(r"^[0-9]+$")
@@ -45,25 +47,29 @@ MS = timedelta(milliseconds=1)
 # Offsets as Python writes them: whole minutes mostly, but timezone() allows seconds and microseconds too.
 fixed_offsets = st.builds(
     lambda minutes, seconds, micros: timezone(timedelta(minutes=minutes, seconds=seconds, microseconds=micros)),
-    st.integers(-1439, 1439), st.sampled_from([0, 0, 0, 15, 59]), st.sampled_from([0, 0, 0, 1, 999_999]),
+    st.integers(-1439, 1439),
+    st.sampled_from([0, 0, 0, 15, 59]),
+    st.sampled_from([0, 0, 0, 1, 999_999]),
 )
 any_timezone = st.one_of(fixed_offsets, st.timezones(), st.just(UTC))
 
 # Instants whose UTC value is representable whatever the offset (year 1 at +05:00 is year 0 in UTC).
 naive_inner = st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31, 23, 59, 59, 999_999))
-aware = st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31, 23, 59, 59, 999_999),
-                     timezones=any_timezone)
+aware = st.datetimes(
+    min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31, 23, 59, 59, 999_999), timezones=any_timezone
+)
 # The instants the service formats in practice: creation, schedule (at most 30 days ahead), sending.
 modern_aware = st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(2200, 1, 1), timezones=any_timezone)
 
 iso_like_text = st.one_of(
     st.text(),
     st.text(alphabet="0123456789-:T+Z.,WtzW ", max_size=40),
-    st.from_regex(r"\A[0-9]{1,5}-[0-9]{1,2}-[0-9]{1,2}([T ][0-9]{1,2}(:[0-9]{1,2}(:[0-9]{1,2}(\.[0-9]{1,9})?)?)?)?"
-                  r"(Z|[+-][0-9]{2}(:?[0-9]{2}(:?[0-9]{2}(\.[0-9]{1,6})?)?)?)?\Z"),
+    st.from_regex(
+        r"\A[0-9]{1,5}-[0-9]{1,2}-[0-9]{1,2}([T ][0-9]{1,2}(:[0-9]{1,2}(:[0-9]{1,2}(\.[0-9]{1,9})?)?)?)?"
+        r"(Z|[+-][0-9]{2}(:?[0-9]{2}(:?[0-9]{2}(\.[0-9]{1,6})?)?)?)?\Z"
+    ),
     aware.map(lambda d: d.isoformat()),
 )
-
 
 
 def instant(moment: datetime) -> datetime:
@@ -92,7 +98,12 @@ def test_an_aware_datetime_round_trips_to_the_same_instant_in_utc(moment):
 @given(aware, st.sampled_from(["T", " "]), st.sampled_from(["auto", "seconds", "milliseconds", "microseconds"]))
 def test_any_isoformat_spelling_parses_to_the_same_instant(moment, sep, timespec):
     text = moment.isoformat(sep=sep, timespec=timespec)
-    precision = {"auto": timedelta(0), "microseconds": timedelta(0), "milliseconds": MS, "seconds": timedelta(seconds=1)}
+    precision = {
+        "auto": timedelta(0),
+        "microseconds": timedelta(0),
+        "milliseconds": MS,
+        "seconds": timedelta(seconds=1),
+    }
 
     parsed = parse_instant(text)
 
@@ -136,8 +147,17 @@ def test_any_text_parses_or_raises_validation_error_only(text):
 
 
 @FUZZ
-@given(st.one_of(st.none(), st.integers(), st.floats(), st.booleans(), st.lists(st.text(), max_size=2),
-                 st.dictionaries(st.text(), st.text(), max_size=2), st.binary(max_size=10)))
+@given(
+    st.one_of(
+        st.none(),
+        st.integers(),
+        st.floats(),
+        st.booleans(),
+        st.lists(st.text(), max_size=2),
+        st.dictionaries(st.text(), st.text(), max_size=2),
+        st.binary(max_size=10),
+    )
+)
 def test_anything_but_text_raises_validation_error(value):
     with pytest.raises(ValidationError):
         parse_instant(value)
@@ -145,12 +165,14 @@ def test_anything_but_text_raises_validation_error(value):
 
 # --- normalise_phone / normalise_recipient ---------------------------------------------------------
 
-EXAMPLE_NUMBERS = sorted({
-    phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    for region in phonenumbers.SUPPORTED_REGIONS
-    for kind in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE)
-    if (number := phonenumbers.example_number_for_type(region, kind)) is not None
-})
+EXAMPLE_NUMBERS = sorted(
+    {
+        phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        for region in phonenumbers.SUPPORTED_REGIONS
+        for kind in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE)
+        if (number := phonenumbers.example_number_for_type(region, kind)) is not None
+    }
+)
 e164 = st.sampled_from(EXAMPLE_NUMBERS)
 
 
@@ -169,8 +191,9 @@ def spelled_number(draw):
     elif spelling == "international":
         text = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
     else:
-        separators = draw(st.lists(st.sampled_from([" ", "-", ".", "(", ")"]), min_size=len(number) - 1,
-                                   max_size=len(number) - 1))
+        separators = draw(
+            st.lists(st.sampled_from([" ", "-", ".", "(", ")"]), min_size=len(number) - 1, max_size=len(number) - 1)
+        )
         text = "+" + "".join(digit + sep for digit, sep in zip(number[1:], separators + [""]))
     padding = st.text(alphabet=" \t", max_size=2)
     return number, draw(padding) + text + draw(padding)
@@ -180,7 +203,8 @@ phone_like_text = st.one_of(
     st.text(),
     st.text(alphabet=string.digits + "+-() .#*x", max_size=30),
     st.from_regex(r"\A\+?(00)?[0-9 ]{0,20}\Z"),
-    e164.map(lambda n: n[:-1]), e164.map(lambda n: n + "0"),  # one digit short or long
+    e164.map(lambda n: n[:-1]),
+    e164.map(lambda n: n + "0"),  # one digit short or long
     spelled_number().map(lambda pair: pair[1]),
 )
 
@@ -314,8 +338,13 @@ def test_any_other_cursor_is_refused_as_bad_input(raw):
     assert is_message_id(message_id)
 
 
-@settings(max_examples=150, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(cursor_like_text)
 @example(b64("o=0&p=garbage"))
 @example(b64("9999-12-31T23:59:59+00:00 sched_end"))
@@ -325,4 +354,8 @@ def test_the_list_answers_any_cursor_with_a_page_or_a_400_on_postgresql(api, sch
 
     assert response.status_code in (200, 400), response.content
     if response.status_code == 400:
-        assert response.json() == {"success": False, "error": "cursor: Invalid cursor.", "details": {"cursor": ["Invalid cursor."]}}
+        assert response.json() == {
+            "success": False,
+            "error": "cursor: Invalid cursor.",
+            "details": {"cursor": ["Invalid cursor."]},
+        }

@@ -38,9 +38,16 @@ with override_settings(ALLOWED_HOSTS=["localhost"]):  # the WSGI client's Host; 
     schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", application)
 
 FUZZ = settings(
-    max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much,
-                           HealthCheck.data_too_large],
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+        HealthCheck.data_too_large,
+    ],
 )
 
 
@@ -59,30 +66,47 @@ def world(transactional_db, settings):
     for status in MessageStatus.values:
         message = schedule_via_services(session, soon, text=f"fuzz {status}")
         set_status(
-            message.pk, status, attempts=1 if status != MessageStatus.PENDING else 0,
+            message.pk,
+            status,
+            attempts=1 if status != MessageStatus.PENDING else 0,
             sent_at=soon if status == MessageStatus.SENT else None,
             provider_message_id="wamid.fuzz" if status == MessageStatus.SENT else "",
             last_error="HTTP 400: refused" if status == MessageStatus.FAILED else "",
         )
         ids[status] = message.id
-    image = services.message_schedule(session=session, scheduled_at=soon, to="120363025246125888@g.us", type="image",
-                                      media="https://example.com/cat.jpg", caption="a cat")
+    image = services.message_schedule(
+        session=session,
+        scheduled_at=soon,
+        to="120363025246125888@g.us",
+        type="image",
+        media="https://example.com/cat.jpg",
+        caption="a cat",
+    )
     channels = [
         services.ChannelSpec(channel="sms", sender="Shop", content={"type": "text", "text": "hi"}, ttl_seconds=60),
         services.ChannelSpec(channel="viber", sender="Shop", content={"type": "text", "text": "hi"}),
         services.ChannelSpec(channel="whatsapp", sender="Shop", content={"type": "text", "text": "hi"}),
     ]
-    omni = services.omnimessage_schedule(session=session, to="37255555555", channels=channels, scheduled_at=soon,
-                                         dlr_url="https://example.com/dlr")
+    omni = services.omnimessage_schedule(
+        session=session, to="37255555555", channels=channels, scheduled_at=soon, dlr_url="https://example.com/dlr"
+    )
     tried = services.omnimessage_schedule(session=session, to="37255555555", channels=channels, scheduled_at=soon)
     first = tried.channels.get(position=0)
     first.status, first.err, first.error, first.status_at, first.started_at = (
-        ChannelStatus.EXPIRED, 2, "no success within the channel's ttl", soon, soon)
+        ChannelStatus.EXPIRED,
+        2,
+        "no success within the channel's ttl",
+        soon,
+        soon,
+    )
     first.save()
     ScheduledMessage.objects.filter(pk=tried.pk).update(current_channel=1)
     return {
-        "session_id": str(session.id), "api_key": created.api_key, "basic": basic_auth(created.api_username, created.api_password),
-        "scheduled_ids": [*ids.values(), image.id], "omnimessage_ids": [omni.id, tried.id],
+        "session_id": str(session.id),
+        "api_key": created.api_key,
+        "basic": basic_auth(created.api_username, created.api_password),
+        "scheduled_ids": [*ids.values(), image.id],
+        "omnimessage_ids": [omni.id, tried.id],
     }
 
 
@@ -103,8 +127,12 @@ RECIPIENTS = ["919988066776", "+91 99880 66776", "0037255555555", "1203630252461
 def valid_instant(choice):
     """scheduledAt / time_to_send inside the window (now .. 30 days), spelled in several ISO 8601 ways."""
     when = datetime.now(UTC) + timedelta(minutes=10 + choice)
-    return [when.isoformat(), when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
-            when.astimezone(timezone.get_fixed_timezone(330)).isoformat(), when.replace(tzinfo=None).isoformat()][choice % 4]
+    return [
+        when.isoformat(),
+        when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+        when.astimezone(timezone.get_fixed_timezone(330)).isoformat(),
+        when.replace(tzinfo=None).isoformat(),
+    ][choice % 4]
 
 
 def steer_schedule_body(case, change_recipient=False):
@@ -140,7 +168,10 @@ CHANNEL_MESSAGES = [
     [{"channel": "sms", "text": "Hello", "sender": "Shop", "ttl": 300}],
     [{"channel": "viber", "text": "Hello", "validity": 10}, {"channel": "sms", "text": "Hello"}],
     [{"channel": "whatsapp", "text": {"body": "Hello"}}],
-    [{"channel": "whatsapp", "image": {"link": "https://example.com/a.jpg", "caption": "a"}}, {"channel": "sms", "text": "x"}],
+    [
+        {"channel": "whatsapp", "image": {"link": "https://example.com/a.jpg", "caption": "a"}},
+        {"channel": "sms", "text": "x"},
+    ],
 ]
 
 
@@ -166,7 +197,9 @@ HOSTILE = ["\x00", "nul\x00inside", "\ud800", "lone \udfff surrogate", nested(10
 
 def slots(value):
     """Every place in a JSON value that holds another value: (container, key or index)."""
-    places = list(value.items()) if isinstance(value, dict) else list(enumerate(value)) if isinstance(value, list) else []
+    places = (
+        list(value.items()) if isinstance(value, dict) else list(enumerate(value)) if isinstance(value, list) else []
+    )
     for key, inner in places:
         yield value, key
         yield from slots(inner)
@@ -228,8 +261,13 @@ def test_omnimessage_api(case, world):
 
 
 @schema.parametrize()
-@settings(max_examples=10, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(
+    max_examples=10,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 def test_without_credentials(case, world):
     """Whatever the request, a missing or unknown key or password is a documented 401, never a 5xx."""
     if case.headers:

@@ -19,8 +19,10 @@ from ..support import Reply
 def session_sending_to(provider, settings, *, transport, **options):
     """A session whose messages go to `provider` through a transport of its own (transports are built once
     per name, so each test names a new one)."""
-    settings.TRANSPORTS = {**settings.TRANSPORTS, transport: {
-        "BACKEND": "scheduling.transports.http.HttpTransport", "OPTIONS": {"URL": provider.url, **options}}}
+    settings.TRANSPORTS = {
+        **settings.TRANSPORTS,
+        transport: {"BACKEND": "scheduling.transports.http.HttpTransport", "OPTIONS": {"URL": provider.url, **options}},
+    }
     return services.session_create(name=transport, transport=transport).session
 
 
@@ -59,7 +61,8 @@ def in_flight(session, *, due_seconds_ago):
     message = schedule_via_services(session, text="in flight")
     due = timezone.now() - timedelta(seconds=due_seconds_ago)
     ScheduledMessage.objects.filter(pk=message.pk).update(
-        status=MessageStatus.SENDING, due_at=due, lease_until=timezone.now() + timedelta(minutes=1))
+        status=MessageStatus.SENDING, due_at=due, lease_until=timezone.now() + timedelta(minutes=1)
+    )
 
 
 def presumed_lost(message):
@@ -125,8 +128,9 @@ def delays(attempts, retry_after=None):
 
 
 @pytest.mark.parametrize(("attempts", "longest"), [(1, 2), (2, 4), (3, 8), (4, 16), (5, 32), (6, 64), (8, 256)])
-def test_it_waits_between_half_and_all_of_a_delay_that_doubles_with_each_failed_attempt(production_retries, attempts,
-                                                                                         longest):
+def test_it_waits_between_half_and_all_of_a_delay_that_doubles_with_each_failed_attempt(
+    production_retries, attempts, longest
+):
     waits = delays(attempts)
 
     assert all(longest / 2 <= wait <= longest for wait in waits)
@@ -141,14 +145,18 @@ def test_it_never_waits_longer_than_the_ceiling_however_many_attempts_failed(pro
     assert min(waits) < 180 and max(waits) > 270
 
 
-@pytest.mark.parametrize(("attempts", "retry_after", "shortest", "longest"), [
-    (1, 30, 30, 30),  # the provider asked for longer than the back-off: exactly what it asked
-    (3, 0.5, 4, 8),  # it asked for less: the back-off stands
-    (9, 600, 600, 600),  # a Retry-After above the ceiling is honoured too
-    (1, 0, 1, 2),
-])
-def test_it_waits_at_least_as_long_as_the_provider_asked_with_retry_after(production_retries, attempts, retry_after,
-                                                                          shortest, longest):
+@pytest.mark.parametrize(
+    ("attempts", "retry_after", "shortest", "longest"),
+    [
+        (1, 30, 30, 30),  # the provider asked for longer than the back-off: exactly what it asked
+        (3, 0.5, 4, 8),  # it asked for less: the back-off stands
+        (9, 600, 600, 600),  # a Retry-After above the ceiling is honoured too
+        (1, 0, 1, 2),
+    ],
+)
+def test_it_waits_at_least_as_long_as_the_provider_asked_with_retry_after(
+    production_retries, attempts, retry_after, shortest, longest
+):
     assert all(shortest <= wait <= longest for wait in delays(attempts, retry_after))
 
 
@@ -189,16 +197,20 @@ def pump(django_capture_on_commit_callbacks):
 # What a group of n messages due together becomes: at least 16 batches while it has that many messages
 # (more than a small fleet has processes, so all of them start on it at once), at most DISPATCH_SEND_BATCH
 # (20) messages each; a group too small for that goes as one task per message.
-@pytest.mark.parametrize(("size", "batch_sizes"), [
-    (10, [1] * 10),
-    (17, [1] * 17),
-    (33, [2] * 16 + [1]),
-    (40, [2] * 20),
-    (400, [20] * 20),
-    (410, [20] * 20 + [10]),
-])
-def test_the_pump_hands_a_campaign_due_at_one_instant_over_in_batches(new_session, queue,
-                                                                        django_capture_on_commit_callbacks, size, batch_sizes):
+@pytest.mark.parametrize(
+    ("size", "batch_sizes"),
+    [
+        (10, [1] * 10),
+        (17, [1] * 17),
+        (33, [2] * 16 + [1]),
+        (40, [2] * 20),
+        (400, [20] * 20),
+        (410, [20] * 20 + [10]),
+    ],
+)
+def test_the_pump_hands_a_campaign_due_at_one_instant_over_in_batches(
+    new_session, queue, django_capture_on_commit_callbacks, size, batch_sizes
+):
     due = in_seconds(2)  # within the 3 s test horizon, and not handed over when it was written
     ids = campaign(new_session.session, size, due)
 
@@ -213,8 +225,9 @@ def test_the_pump_hands_a_campaign_due_at_one_instant_over_in_batches(new_sessio
     ]
 
 
-def test_the_pump_never_batches_messages_due_at_different_instants_together(new_session, queue,
-                                                                            django_capture_on_commit_callbacks):
+def test_the_pump_never_batches_messages_due_at_different_instants_together(
+    new_session, queue, django_capture_on_commit_callbacks
+):
     first, second = in_seconds(1), in_seconds(2)
     earlier = set(campaign(new_session.session, 32, first))
     later = set(campaign(new_session.session, 32, second))
@@ -226,8 +239,9 @@ def test_the_pump_never_batches_messages_due_at_different_instants_together(new_
     assert all(set(batch) <= (earlier if eta == first else later) for batch, eta in tasks)
 
 
-def test_the_pump_batches_a_backlog_already_due_as_one_group_due_now(new_session, queue,
-                                                                     django_capture_on_commit_callbacks):
+def test_the_pump_batches_a_backlog_already_due_as_one_group_due_now(
+    new_session, queue, django_capture_on_commit_callbacks
+):
     """After a broker outage or a paused session, messages due at many past instants are all due now."""
     for seconds_ago in range(1, 33):
         campaign(new_session.session, 1, in_seconds(-seconds_ago))

@@ -26,8 +26,9 @@ def waiting(queue):
     return [(task.name, task.id, task.args, task.eta) for task in queue.tasks()]
 
 
-def test_it_hands_a_message_due_within_the_horizon_to_the_workers_at_once(new_session, queue,
-                                                                        django_capture_on_commit_callbacks):
+def test_it_hands_a_message_due_within_the_horizon_to_the_workers_at_once(
+    new_session, queue, django_capture_on_commit_callbacks
+):
     due = in_seconds(2)
     before = timezone.now()
 
@@ -41,7 +42,8 @@ def test_it_hands_a_message_due_within_the_horizon_to_the_workers_at_once(new_se
 
 
 def test_it_leaves_a_later_message_to_the_pump_which_hands_it_over_as_it_enters_the_horizon(
-        new_session, queue, django_capture_on_commit_callbacks):
+    new_session, queue, django_capture_on_commit_callbacks
+):
     due = in_seconds(4)
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -58,7 +60,8 @@ def test_it_leaves_a_later_message_to_the_pump_which_hands_it_over_as_it_enters_
 
 
 def test_it_hands_a_message_rescheduled_into_the_horizon_over_at_once_as_its_new_version(
-        new_session, queue, django_capture_on_commit_callbacks):
+    new_session, queue, django_capture_on_commit_callbacks
+):
     message = schedule_via_services(new_session.session)
     due = in_seconds(1)
 
@@ -71,8 +74,9 @@ def test_it_hands_a_message_rescheduled_into_the_horizon_over_at_once_as_its_new
     assert waiting(queue) == [send_task(stored, due)]
 
 
-def test_it_leaves_a_message_rescheduled_beyond_the_horizon_to_the_pump_again(new_session, queue,
-                                                                             django_capture_on_commit_callbacks):
+def test_it_leaves_a_message_rescheduled_beyond_the_horizon_to_the_pump_again(
+    new_session, queue, django_capture_on_commit_callbacks
+):
     due = in_seconds(2)
     with django_capture_on_commit_callbacks(execute=True):
         message = schedule_via_services(new_session.session, due)
@@ -86,12 +90,17 @@ def test_it_leaves_a_message_rescheduled_beyond_the_horizon_to_the_pump_again(ne
     assert waiting(queue) == [first_task]  # nothing new handed over; that task's claim is for a version now gone
 
 
-@pytest.mark.parametrize(("status", "act"), [
-    (MessageStatus.PENDING, lambda message: services.message_send_now(message=message, actor="admin:boss")),
-    (MessageStatus.FAILED, lambda message: services.message_retry(message=message, actor="admin:boss")),
-], ids=["send now", "retry"])
-def test_it_hands_a_message_an_operator_sends_now_or_retries_over_at_once(new_session, queue,
-                                                                       django_capture_on_commit_callbacks, status, act):
+@pytest.mark.parametrize(
+    ("status", "act"),
+    [
+        (MessageStatus.PENDING, lambda message: services.message_send_now(message=message, actor="admin:boss")),
+        (MessageStatus.FAILED, lambda message: services.message_retry(message=message, actor="admin:boss")),
+    ],
+    ids=["send now", "retry"],
+)
+def test_it_hands_a_message_an_operator_sends_now_or_retries_over_at_once(
+    new_session, queue, django_capture_on_commit_callbacks, status, act
+):
     message = schedule_via_services(new_session.session)
     set_status(message.pk, status)
     message = ScheduledMessage.objects.get(pk=message.pk)

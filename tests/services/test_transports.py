@@ -109,7 +109,10 @@ def test_it_speaks_the_whatsapp_cloud_api(provider):
     assert request.path == "/1055/messages"
     assert request.headers["Authorization"] == "Bearer t0k"
     assert request.body == {
-        "messaging_product": "whatsapp", "recipient_type": "individual", "to": "919988066776", "type": "image",
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": "919988066776",
+        "type": "image",
         "image": {"link": "https://example.com/a.jpg", "caption": "Look"},
     }
     assert result.message_id == "wamid.HBgM"
@@ -125,7 +128,9 @@ def test_it_sends_whatsapp_cloud_text_bodies(provider):
 
 def test_it_speaks_twilios_messages_api(provider):
     provider.script("Hello", Reply(201, {"sid": "SM123", "status": "queued"}))
-    transport = TwilioTransport(ACCOUNT_SID="AC1", AUTH_TOKEN="secret", FROM="whatsapp:+14155238886", BASE_URL=base_url(provider))
+    transport = TwilioTransport(
+        ACCOUNT_SID="AC1", AUTH_TOKEN="secret", FROM="whatsapp:+14155238886", BASE_URL=base_url(provider)
+    )
 
     result = transport.send(TEXT)
 

@@ -73,7 +73,9 @@ def test_it_refuses_a_private_address_unless_allowed(hooked, receiver, settings)
     delivery = deliver_once(delivery)
 
     assert receiver.received == []
-    assert delivery.last_error.startswith("refused: 127.0.0.1 resolves to 127.0.0.1, a private, loopback or link-local address")
+    assert delivery.last_error.startswith(
+        "refused: 127.0.0.1 resolves to 127.0.0.1, a private, loopback or link-local address"
+    )
 
 
 def test_it_redelivers_on_an_operators_request(hooked, receiver):
@@ -103,12 +105,16 @@ def test_it_waits_the_schedules_delay_give_or_take_a_tenth_before_each_retry(set
     assert min(waits) < planned * 0.95 and max(waits) > planned * 1.05  # receivers are not all hit at once
 
 
-@pytest.mark.parametrize(("attempts", "retry_after", "shortest", "longest"), [
-    (1, 60, 60, 60),  # the receiver asked for longer than planned: exactly what it asked
-    (2, 10, 270, 330),  # it asked for less: the plan stands
-])
-def test_it_waits_at_least_as_long_as_the_receiver_asked_with_retry_after(settings, attempts, retry_after, shortest,
-                                                                          longest):
+@pytest.mark.parametrize(
+    ("attempts", "retry_after", "shortest", "longest"),
+    [
+        (1, 60, 60, 60),  # the receiver asked for longer than planned: exactly what it asked
+        (2, 10, 270, 330),  # it asked for less: the plan stands
+    ],
+)
+def test_it_waits_at_least_as_long_as_the_receiver_asked_with_retry_after(
+    settings, attempts, retry_after, shortest, longest
+):
     settings.WEBHOOK_RETRY_SCHEDULE = SCHEDULE
 
     waits = [services.webhook_retry_delay(attempts, retry_after) for _ in range(200)]
@@ -176,17 +182,34 @@ def test_it_refuses_a_name_that_resolves_to_an_internal_address_before_connectin
 
     delivery = deliver_once(cancelled_delivery(client, url))
 
-    assert delivery.last_error.startswith(f"refused: {name} resolves to {address}, a private, loopback or link-local address")
+    assert delivery.last_error.startswith(
+        f"refused: {name} resolves to {address}, a private, loopback or link-local address"
+    )
 
 
-@pytest.mark.parametrize("address", [
-    "::127.0.0.1", "::ffff:127.0.0.1", "::ffff:0:7f00:1", "64:ff9b::a9fe:a9fe", "64:ff9b::10.0.0.1",
-    "2002:7f00:1::1", "2002:a9fe:a9fe::", "2001:0:4136:e378:8000:63bf:3fff:fdd2", "::", "::1", "fe80::1", "fc00::1",
-])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "::127.0.0.1",
+        "::ffff:127.0.0.1",
+        "::ffff:0:7f00:1",
+        "64:ff9b::a9fe:a9fe",
+        "64:ff9b::10.0.0.1",
+        "2002:7f00:1::1",
+        "2002:a9fe:a9fe::",
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+        "::",
+        "::1",
+        "fe80::1",
+        "fc00::1",
+    ],
+)
 def test_it_judges_an_ipv6_address_by_the_ipv4_address_it_carries(address):
     assert validation.is_public_address(address) is False
 
 
-@pytest.mark.parametrize("address", ["64:ff9b::8.8.8.8", "2002:808:808::1", "::ffff:8.8.8.8", "2606:4700::1111", "8.8.8.8"])
+@pytest.mark.parametrize(
+    "address", ["64:ff9b::8.8.8.8", "2002:808:808::1", "::ffff:8.8.8.8", "2606:4700::1111", "8.8.8.8"]
+)
 def test_it_takes_public_addresses_in_any_of_those_forms(address):
     assert validation.is_public_address(address) is True

@@ -23,4 +23,8 @@ class OmnimessageAuthScheme(OpenApiAuthenticationExtension):
     name = "OmnimessageBasicAuth"
 
     def get_security_definition(self, auto_schema):
-        return {"type": "http", "scheme": "basic", "description": "The session's omnimessage API username and password."}
+        return {
+            "type": "http",
+            "scheme": "basic",
+            "description": "The session's omnimessage API username and password.",
+        }

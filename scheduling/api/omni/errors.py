@@ -29,7 +29,9 @@ def exception_handler(exc, context):
     else:
         title, code = BY_STATUS.get(response.status_code, INVALID if response.status_code < 500 else INTERNAL)
         errors = [item(title, code, str(getattr(exc, "detail", exc)), None)]
-    headers = {name: response[name] for name in ("WWW-Authenticate", "Allow", "Retry-After") if response.has_header(name)}
+    headers = {
+        name: response[name] for name in ("WWW-Authenticate", "Allow", "Retry-After") if response.has_header(name)
+    }
     return Response({"errors": errors}, status=response.status_code, headers=headers)
 
 

@@ -28,7 +28,8 @@ class ChannelError(Exception):
 class OmnimessageSerializer(serializers.Serializer):
     to = TextField(help_text="The recipient in E.164 format, e.g. +3725555555.")
     messages = serializers.ListField(
-        child=serializers.JSONField(), allow_empty=False,
+        child=serializers.JSONField(),
+        allow_empty=False,
         help_text=f"Channel messages, tried in this order until one succeeds ({settings.OMNIMESSAGE_MAX_CHANNELS} at most).",
     )
     dlr_url = HttpUrlField(required=False, max_length=2000)
@@ -51,7 +52,9 @@ class OmnimessageSerializer(serializers.Serializer):
     def validate_messages(self, messages):
         # One request must not fan out into many provider calls and delivery reports.
         if len(messages) > settings.OMNIMESSAGE_MAX_CHANNELS:
-            raise serializers.ValidationError(f"At most {settings.OMNIMESSAGE_MAX_CHANNELS} channel messages in one omnimessage.")
+            raise serializers.ValidationError(
+                f"At most {settings.OMNIMESSAGE_MAX_CHANNELS} channel messages in one omnimessage."
+            )
         specs, errors = [], {}
         for index, message in enumerate(messages):
             try:
@@ -91,9 +94,13 @@ def channel_spec(message) -> ChannelSpec:
     if channel is None:
         raise ChannelError("channel", "This field is required.", "required")
     if channel not in settings.OMNIMESSAGE_CHANNELS:
-        raise ChannelError("channel", f'"{channel}" is not supported; use one of {", ".join(settings.OMNIMESSAGE_CHANNELS)}.')
+        raise ChannelError(
+            "channel", f'"{channel}" is not supported; use one of {", ".join(settings.OMNIMESSAGE_CHANNELS)}.'
+        )
     sender = optional_text(message, "sender", SENDER_MAX) or settings.OMNIMESSAGE_DEFAULT_SENDER
-    return ChannelSpec(channel=channel, sender=sender, content=CONTENT[channel](message), ttl_seconds=ttl_seconds(message))
+    return ChannelSpec(
+        channel=channel, sender=sender, content=CONTENT[channel](message), ttl_seconds=ttl_seconds(message)
+    )
 
 
 def ttl_seconds(message) -> int | None:
@@ -120,14 +127,22 @@ def viber_content(message) -> dict:
             raise ChannelError(unsupported, "Viber video, template and carousel messages are not supported here.")
     image = message.get("image_url")
     if image is not None:
-        return {"type": "image", "media": public_url(image, "image_url"), "caption": optional_text(message, "text", TEXT_MAX["viber"])}
+        return {
+            "type": "image",
+            "media": public_url(image, "image_url"),
+            "caption": optional_text(message, "text", TEXT_MAX["viber"]),
+        }
     return {"type": "text", "text": required_text(message, "text", TEXT_MAX["viber"])}
 
 
 def whatsapp_content(message) -> dict:
-    given = [kind for kind in ("text", *WHATSAPP_MEDIA, "audio", "sticker", "template") if message.get(kind) is not None]
+    given = [
+        kind for kind in ("text", *WHATSAPP_MEDIA, "audio", "sticker", "template") if message.get(kind) is not None
+    ]
     if len(given) != 1:
-        raise ChannelError("text", "Give exactly one of text, image, video or document.", "required" if not given else "invalid")
+        raise ChannelError(
+            "text", "Give exactly one of text, image, video or document.", "required" if not given else "invalid"
+        )
     kind, part = given[0], message[given[0]]
     if not isinstance(part, dict):
         raise ChannelError(kind, "Must be an object.")
@@ -137,8 +152,11 @@ def whatsapp_content(message) -> dict:
         raise ChannelError(kind, f"WhatsApp {kind} messages are not supported here.")
     if not part.get("link"):
         raise ChannelError(f"{kind}.link", "A media link is required (media ids are not supported).", "required")
-    return {"type": kind, "media": public_url(part["link"], f"{kind}.link"),
-            "caption": optional_text(part, "caption", CAPTION_MAX, field=f"{kind}.caption")}
+    return {
+        "type": kind,
+        "media": public_url(part["link"], f"{kind}.link"),
+        "caption": optional_text(part, "caption", CAPTION_MAX, field=f"{kind}.caption"),
+    }
 
 
 CONTENT = {"sms": sms_content, "viber": viber_content, "whatsapp": whatsapp_content}
@@ -179,8 +197,11 @@ def checked(drf_field, value, field):
 
 
 class BulkOmnimessageSerializer(serializers.Serializer):
-    messages = serializers.ListField(child=serializers.JSONField(), allow_empty=False,
-                                     help_text="Omnimessages, each as POST /v1/omnimessage takes one (OMNIMESSAGE_BULK_MAX, 500, at most).")
+    messages = serializers.ListField(
+        child=serializers.JSONField(),
+        allow_empty=False,
+        help_text="Omnimessages, each as POST /v1/omnimessage takes one (OMNIMESSAGE_BULK_MAX, 500, at most).",
+    )
 
     def validate_messages(self, messages):
         if len(messages) > settings.OMNIMESSAGE_BULK_MAX:

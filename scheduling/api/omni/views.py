@@ -16,18 +16,32 @@ from .errors import exception_handler, validation_errors
 from .serializers import BulkOmnimessageSerializer, OmnimessageSerializer
 
 ERROR = inline_serializer("OmnimessageError", {"errors": serializers.ListField(child=serializers.DictField())})
-CREATED = inline_serializer("OmnimessageCreated", {
-    "messages": serializers.ListField(child=serializers.DictField()), "to": serializers.CharField(),
-    "omnimessage_id": serializers.CharField(),
-})
-BULK_CREATED = inline_serializer("BulkOmnimessageCreated", {
-    "messages": serializers.ListField(child=serializers.DictField(), help_text="Per omnimessage, in the order sent: "
-                                      "what POST /v1/omnimessage answers, or its errors ({\"errors\": […]})."),
-})
-REPORT = inline_serializer("OmnimessageStatus", {
-    "statuses": serializers.ListField(child=serializers.DictField()), "to": serializers.CharField(),
-    "omnimessage_id": serializers.CharField(),
-})
+CREATED = inline_serializer(
+    "OmnimessageCreated",
+    {
+        "messages": serializers.ListField(child=serializers.DictField()),
+        "to": serializers.CharField(),
+        "omnimessage_id": serializers.CharField(),
+    },
+)
+BULK_CREATED = inline_serializer(
+    "BulkOmnimessageCreated",
+    {
+        "messages": serializers.ListField(
+            child=serializers.DictField(),
+            help_text="Per omnimessage, in the order sent: "
+            'what POST /v1/omnimessage answers, or its errors ({"errors": […]}).',
+        ),
+    },
+)
+REPORT = inline_serializer(
+    "OmnimessageStatus",
+    {
+        "statuses": serializers.ListField(child=serializers.DictField()),
+        "to": serializers.CharField(),
+        "omnimessage_id": serializers.CharField(),
+    },
+)
 
 
 class HasCredential(BasePermission):
@@ -52,8 +66,9 @@ class OmnimessageBase(APIView):
 
 
 class OmnimessageCreateView(OmnimessageBase):
-    @extend_schema(operation_id="omnimessage_send", request=OmnimessageSerializer,
-                   responses={201: CREATED, 400: ERROR, 401: ERROR})
+    @extend_schema(
+        operation_id="omnimessage_send", request=OmnimessageSerializer, responses={201: CREATED, 400: ERROR, 401: ERROR}
+    )
     def post(self, request):
         form = OmnimessageSerializer(data=request.data)
         form.is_valid(raise_exception=True)
@@ -66,15 +81,19 @@ class OmnimessageBulkCreateView(OmnimessageBase):
 
     parser_classes = [BulkJSONParser]
 
-    @extend_schema(operation_id="omnimessage_send_bulk", request=BulkOmnimessageSerializer,
-                   responses={201: BULK_CREATED, 400: ERROR, 401: ERROR, 413: ERROR})
+    @extend_schema(
+        operation_id="omnimessage_send_bulk",
+        request=BulkOmnimessageSerializer,
+        responses={201: BULK_CREATED, 400: ERROR, 401: ERROR, 413: ERROR},
+    )
     def post(self, request):
         bulk = BulkOmnimessageSerializer(data=request.data)
         bulk.is_valid(raise_exception=True)
         forms = [OmnimessageSerializer(data=item) for item in bulk.validated_data["messages"]]
         with transaction.atomic():
             answers = [
-                schedule(request.auth.session, form.validated_data) if form.is_valid()
+                schedule(request.auth.session, form.validated_data)
+                if form.is_valid()
                 else {"errors": validation_errors(exceptions.ValidationError(form.errors))}
                 for form in forms
             ]
@@ -84,9 +103,13 @@ class OmnimessageBulkCreateView(OmnimessageBase):
 def schedule(session, data: dict) -> dict:
     """Schedule one validated omnimessage; Messente's answer to it."""
     message = services.omnimessage_schedule(
-        session=session, to=data["to"], channels=data["messages"],
-        scheduled_at=data.get("time_to_send") or timezone.now(), dlr_url=data.get("dlr_url", ""),
-        priority=data.get("priority", ""), text_store=data.get("text_store", ""),
+        session=session,
+        to=data["to"],
+        channels=data["messages"],
+        scheduled_at=data.get("time_to_send") or timezone.now(),
+        dlr_url=data.get("dlr_url", ""),
+        priority=data.get("priority", ""),
+        text_store=data.get("text_store", ""),
     )
     channels = [
         {"channel": c.channel, "message_id": str(c.channel_message_id), "sender": c.sender}
@@ -107,7 +130,11 @@ class OmnimessageStatusView(OmnimessageBase):
     def get(self, request, omnimessage_id):
         message = self.omnimessage(request, omnimessage_id)
         statuses = [
-            {key: value for key, value in services.delivery_report(message, attempt).items() if key not in ("to", "omnimessage_id")}
+            {
+                key: value
+                for key, value in services.delivery_report(message, attempt).items()
+                if key not in ("to", "omnimessage_id")
+            }
             for attempt in selectors.omnimessage_channels(message, reached_only=True)
         ]
         return Response({"statuses": statuses, "to": f"+{message.to}", "omnimessage_id": message.id})

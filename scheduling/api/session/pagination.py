@@ -29,8 +29,9 @@ class PageRequest:
 
     @classmethod
     def of(cls, request) -> "PageRequest":
-        return cls(limit=page_limit(request.query_params.get("limit")),
-                   after=decode_cursor(request.query_params.get("cursor")))
+        return cls(
+            limit=page_limit(request.query_params.get("limit")), after=decode_cursor(request.query_params.get("cursor"))
+        )
 
 
 def page_limit(raw: str | None) -> int:
@@ -52,7 +53,9 @@ def decode_cursor(raw: str | None) -> tuple[datetime, str] | None:
     try:
         instant, message_id = base64.urlsafe_b64decode(raw.encode("ascii")).decode("ascii").split(" ")
         after = datetime.fromisoformat(instant)
-        after = after.astimezone(UTC) if after.tzinfo else None  # the service writes UTC; the database wants it in range
+        after = (
+            after.astimezone(UTC) if after.tzinfo else None
+        )  # the service writes UTC; the database wants it in range
     except (ValueError, OverflowError):  # ValueError covers binascii.Error and UnicodeError
         after = message_id = None
     if after is None or not is_message_id(message_id):
@@ -65,4 +68,6 @@ def page_response(request, rows: list, page: PageRequest) -> Response:
     shown = rows[: page.limit]
     more = len(rows) > page.limit
     next_link = replace_query_param(request.build_absolute_uri(), "cursor", encode_cursor(shown[-1])) if more else None
-    return Response({"success": True, "scheduled": ScheduledMessageSerializer(shown, many=True).data, "next": next_link})
+    return Response(
+        {"success": True, "scheduled": ScheduledMessageSerializer(shown, many=True).data, "next": next_link}
+    )

@@ -15,8 +15,11 @@ MEDIA_TYPES = [t for t in MessageType.values if t != MessageType.TEXT]
 class ScheduleRequestSerializer(serializers.Serializer):
     to = TextField(help_text="Phone number in international format (e.g. 919988066776) or a group id `…@g.us`.")
     type = serializers.ChoiceField(
-        choices=MessageType.choices, default=MessageType.TEXT,
-        error_messages={"invalid_choice": f"\"{{input}}\" is not a message type; use one of {', '.join(MessageType.values)}."},
+        choices=MessageType.choices,
+        default=MessageType.TEXT,
+        error_messages={
+            "invalid_choice": f'"{{input}}" is not a message type; use one of {", ".join(MessageType.values)}.'
+        },
     )
     text = TextField(required=False, max_length=TEXT_MAX, trim_whitespace=False)
     media = HttpUrlField(required=False, max_length=2000)

@@ -55,7 +55,8 @@ def envelope(message, code=status.HTTP_200_OK):
 
 class ScheduledListView(SessionView):
     @extend_schema(
-        operation_id="schedule_message", request=ScheduleRequestSerializer,
+        operation_id="schedule_message",
+        request=ScheduleRequestSerializer,
         responses={201: ScheduledEnvelope, 413: ErrorEnvelope, **ERRORS},
     )
     def post(self, request, session_id):
@@ -69,8 +70,11 @@ class ScheduledListView(SessionView):
         operation_id="list_scheduled_messages",
         parameters=[
             OpenApiParameter("status", enum=MessageStatus.values, description="Only messages with this status."),
-            OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": settings.API_MAX_PAGE_SIZE},
-                             description=f"Page size (default {settings.API_PAGE_SIZE}, 1 to {settings.API_MAX_PAGE_SIZE})."),
+            OpenApiParameter(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": settings.API_MAX_PAGE_SIZE},
+                description=f"Page size (default {settings.API_PAGE_SIZE}, 1 to {settings.API_MAX_PAGE_SIZE}).",
+            ),
             OpenApiParameter("cursor", str, description="From a previous page's `next`."),
         ],
         responses={200: ScheduledListEnvelope, **ERRORS},
@@ -80,7 +84,7 @@ class ScheduledListView(SessionView):
         wanted = request.query_params.get("status") or None
         if wanted is not None and wanted not in MessageStatus.values:
             raise exceptions.ValidationError(
-                {"status": [f"\"{wanted}\" is not a status; use one of {', '.join(MessageStatus.values)}."]}
+                {"status": [f'"{wanted}" is not a status; use one of {", ".join(MessageStatus.values)}.']}
             )
         page = PageRequest.of(request)
         rows = list(selectors.message_list(session=session, status=wanted, after=page.after)[: page.limit + 1])
@@ -93,7 +97,8 @@ class ScheduledDetailView(SessionView):
         return envelope(self.message_of(request, session_id, scheduled_id))
 
     @extend_schema(
-        operation_id="update_scheduled_message", request=ScheduleRequestSerializer(partial=True),
+        operation_id="update_scheduled_message",
+        request=ScheduleRequestSerializer(partial=True),
         description="Reschedule or edit a pending message. Fields left out keep their value.",
         responses={200: ScheduledEnvelope, 409: ErrorEnvelope, **ERRORS},
     )
@@ -103,20 +108,29 @@ class ScheduledDetailView(SessionView):
             raise exceptions.ValidationError("Expected a JSON object.")
         services.message_check_changeable(message=message)
         # The time it keeps may be past (a retry waits); only a new time is held to the window.
-        form = ScheduleRequestSerializer(data={**current_values(message), **request.data},
-                                         context={"new_time": "scheduledAt" in request.data})
+        form = ScheduleRequestSerializer(
+            data={**current_values(message), **request.data}, context={"new_time": "scheduledAt" in request.data}
+        )
         form.is_valid(raise_exception=True)
         changes = {k: v for k, v in form.validated_data.items() if getattr(message, k) != v}
         services.message_update(message=message, **changes)
         return envelope(message)
 
-    @extend_schema(operation_id="cancel_scheduled_message", responses={200: CancelledEnvelope, 409: ErrorEnvelope, **ERRORS})
+    @extend_schema(
+        operation_id="cancel_scheduled_message", responses={200: CancelledEnvelope, 409: ErrorEnvelope, **ERRORS}
+    )
     def delete(self, request, session_id, scheduled_id):
         services.message_cancel(message=self.message_of(request, session_id, scheduled_id))
         return Response({"success": True, "message": CANCELLED})
 
 
 def current_values(message) -> dict:
-    values = {"to": message.to, "type": message.type, "text": message.text, "media": message.media,
-              "caption": message.caption, "scheduledAt": message.scheduled_at.isoformat()}
+    values = {
+        "to": message.to,
+        "type": message.type,
+        "text": message.text,
+        "media": message.media,
+        "caption": message.caption,
+        "scheduledAt": message.scheduled_at.isoformat(),
+    }
     return {key: value for key, value in values.items() if value}
