@@ -100,7 +100,8 @@ def options_parser():
         "--cancel-rows",
         type=int,
         default=None,
-        help="pending messages written for the cancel run (default: 2 × the best create rate × --duration, at least 2000)",
+        help="pending messages written for the cancel run"
+        " (default: 2 × the best create rate × --duration, at least 2000)",
     )
     parser.add_argument("--warmup", type=int, default=20, help="requests of each kind sent before measuring")
     parser.add_argument(
@@ -476,7 +477,8 @@ def table(results):
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [
         "  ".join(
-            cell.ljust(w) if i in (0, len(widths) - 1) else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths))
+            cell.ljust(w) if i in (0, len(widths) - 1) else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(r, widths, strict=True))
         ).rstrip()
         for r in rows
     ]

@@ -67,7 +67,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import redis
-
 from fleet import Child, Provider, celery_worker, dispatch_pump, logs_dir, start_all
 from local_http import JsonAnswering
 from options import add_result_options, runner_parser
@@ -505,8 +504,8 @@ def recovery_figures(state, first_arrival):
             phases[f"{name} (lateness)"] = delays(events[action], window_end(events[action]), lambda due: due)
     state["recovery"] = phases
     return [
-        f"{name}: {len(values)} messages, first {chaos_percentile(values, 0):.2f} s, p50 {chaos_percentile(values, 50):.2f} s,"
-        f" max {chaos_percentile(values, 100):.2f} s"
+        f"{name}: {len(values)} messages, first {chaos_percentile(values, 0):.2f} s,"
+        f" p50 {chaos_percentile(values, 50):.2f} s, max {chaos_percentile(values, 100):.2f} s"
         for name, values in phases.items()
     ]
 
@@ -648,8 +647,9 @@ def webhooks(receiver, due_by_id, messages, session):
 def summary_lines(args, state, found, first_arrival):
     fleet, lateness = state["fleet"], found["lateness"]
     return [
-        f"duplicated: {len(found['by_lease'])} resent with the same key after a recorded lease recovery (exactly once at a"
-        f" deduplicating provider), {len(found['by_retry'])} after a temporary-error retry, {len(found['unexplained'])} unexplained",
+        f"duplicated: {len(found['by_lease'])} resent with the same key after a recorded lease recovery (exactly once"
+        f" at a deduplicating provider), {len(found['by_retry'])} after a temporary-error retry,"
+        f" {len(found['unexplained'])} unexplained",
         f"outcome unknown (failed, not resent): {len(found['outcome_unknown'])}; lease recoveries:"
         f" {sum(found['lease_recoveries'].values())}; hand-overs re-handed as lost: {found['rehanded']};"
         f" requests with keys of no chaos message: {found['strangers']}",
@@ -659,11 +659,13 @@ def summary_lines(args, state, found, first_arrival):
         f"chaos: {fleet.kills} worker SIGKILLs, {fleet.worker_restarts} worker restarts, {state.get('flushes', 0)}"
         f" broker flush(es), {fleet.pump_restarts} pump restart(s), {0 if args.no_pg_restart else 1} PostgreSQL"
         f" restart(s), Redis stopped for {args.redis_outage:g} s",
-        f"lateness (first arrival - due): p50 {chaos_percentile(lateness, 50):.2f} s, p95 {chaos_percentile(lateness, 95):.2f} s,"
+        f"lateness (first arrival - due): p50 {chaos_percentile(lateness, 50):.2f} s,"
+        f" p95 {chaos_percentile(lateness, 95):.2f} s,"
         f" p99 {chaos_percentile(lateness, 99):.2f} s, max {chaos_percentile(lateness, 100):.2f} s,"
         f" min {chaos_percentile(lateness, 0):+.3f} s",
         *("recovery " + figure for figure in recovery_figures(state, first_arrival)),
-        f"task runs (from the worker logs; a killed worker's last tasks may be missing): {task_runs(Path(args.out) / 'logs')}",
+        "task runs (from the worker logs; a killed worker's last tasks may be missing):"
+        f" {task_runs(Path(args.out) / 'logs')}",
         "settings: " + ", ".join(f"{key}={value}" for key, value in state["settings"].items()),
         f"timing: written in {state['write_s']:.1f} s, first due {state['lead_after_written_s']:.1f} s after;"
         f" settled {state['settled_after_last_due_s']:.1f} s after the last due time"
@@ -689,7 +691,8 @@ def problem_lines(found):
 
 
 def chaos_percentile(values, p):
-    """The chaos figures' percentile, ranked with round() as they always have been; nan (printed so) when there are none."""
+    """The chaos figures' percentile, ranked with round() as they always have been; nan (printed so) when there
+    are none."""
     found = percentile(values, p, rank=round)
     return float("nan") if found is None else found
 

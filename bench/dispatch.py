@@ -929,7 +929,8 @@ def burst_rows(results):
         (f"BURST ({burst['messages']} due at the same instant)", "", "", ""),
         (
             f"  created ({burst['created_by']}), handed over + reserved",
-            f"{burst['create_s']:.1f} s, {fmt(burst['handed_over_and_reserved_s'])} s; due after {burst['lead_s']:.0f} s"
+            f"{burst['create_s']:.1f} s, {fmt(burst['handed_over_and_reserved_s'])} s;"
+            f" due after {burst['lead_s']:.0f} s"
             + ("" if burst["handed_over_before_due"] else " (NOT all reserved before due)"),
             "",
             "",
@@ -986,7 +987,7 @@ def args_workers(results):
 
 def render(header, rows):
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
-    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 
@@ -1154,7 +1155,7 @@ def run(args, results):
                 results,
                 name,
                 f"phase {number}: {name} baseline",
-                lambda: phase_baseline(args, make(args, log_dir, provider), provider),
+                lambda make=make: phase_baseline(args, make(args, log_dir, provider), provider),
             )
 
 

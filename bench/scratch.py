@@ -4,7 +4,6 @@ use and released at the end."""
 import sys
 
 import redis
-
 from product import migrate
 
 

@@ -3,10 +3,10 @@
 from functools import partial
 
 from django import forms
-from django.template.response import TemplateResponse
-from django.utils import timezone
 from django.contrib import admin, messages
 from django.db import models, transaction
+from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from . import services

@@ -3,9 +3,8 @@
 from datetime import datetime, timedelta
 
 from django.db import connection
-from django.utils import timezone
-
 from django.db.models import Count, Max, Min, Q
+from django.utils import timezone
 
 from .models import MessageStatus, PumpHeartbeat, ScheduledMessage, Session
 from .validation import is_message_id

@@ -1,4 +1,5 @@
-"""Sending (docs/ARCHITECTURE.md, the path of a message): claim, send through the session's transport, record the outcome.
+"""Sending (docs/ARCHITECTURE.md, the path of a message): claim, send through the session's transport,
+record the outcome.
 
 A task for another version, or one that lost the race for the claim, does nothing. A temporary error
 is retried later from the database (back-off with jitter); a permanent one fails the message, or, for

@@ -17,7 +17,6 @@ from .messages import message_cancel, message_schedule, refused
 from .outbox import queue_delivery
 from .transitions import transition
 
-
 CHANNEL_ERR = {ChannelStatus.ACK: 0, ChannelStatus.FAILED: 1, ChannelStatus.EXPIRED: 2, ChannelStatus.DELETED: 0}
 
 

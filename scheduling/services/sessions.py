@@ -17,7 +17,6 @@ from django.utils import timezone
 
 from ..models import ApiCredential, ApiKey, Session
 
-
 API_KEY_PREFIX = "wask_"
 
 

@@ -1,7 +1,6 @@
 from dataclasses import asdict
 
-from .base import HttpProviderTransport
-from .base import OutgoingMessage, SendResult, TransportError
+from .base import HttpProviderTransport, OutgoingMessage, SendResult, TransportError
 
 
 class HttpTransport(HttpProviderTransport):

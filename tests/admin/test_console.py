@@ -532,7 +532,8 @@ def test_it_rotates_the_webhook_secret_of_a_session_whatever_its_name_and_shows_
     secret = Session.objects.get(pk=created.session.pk).webhook_secret
     assert secret != created.session.webhook_secret
     assert only_notice(response) == (
-        f"New webhook secret for {escape(name)}. Copy now: shown only this once.<br>webhook secret: <code>{secret}</code>"
+        f"New webhook secret for {escape(name)}. Copy now: shown only this once.<br>"
+        f"webhook secret: <code>{secret}</code>"
     )
     assert "<img src=x" not in response.content.decode()
 

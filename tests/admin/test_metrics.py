@@ -14,7 +14,8 @@ def test_it_keeps_metrics_closed_even_to_loopback_until_they_are_opened(web):
     assert response.status_code == 403
     assert response.json() == {
         "success": False,
-        "error": "Metrics are closed: set METRICS_TOKEN (and scrape with Authorization: Bearer) or METRICS_ALLOWED_NETWORKS",
+        "error": "Metrics are closed: set METRICS_TOKEN (and scrape with Authorization: Bearer)"
+        " or METRICS_ALLOWED_NETWORKS",
     }
 
 

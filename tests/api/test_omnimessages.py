@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
+from messente_api import SMS as Sms
 from messente_api import (
     ApiClient,
     BulkMessagingApi,
@@ -15,7 +16,6 @@ from messente_api import (
     WhatsApp,
     WhatsAppText,
 )
-from messente_api import SMS as Sms
 from messente_api.exceptions import BadRequestException, NotFoundException, UnauthorizedException
 
 from scheduling import services

@@ -75,7 +75,8 @@ def test_it_refuses_a_phone_number_that_is_not_valid(api, scheduled_url):
     assert response.status_code == 400
     assert response.json() == field_error(
         "to",
-        '"12345" is not a valid phone number in international format (e.g. 919988066776) or a group id ending in @g.us.',
+        '"12345" is not a valid phone number in international format (e.g. 919988066776)'
+        " or a group id ending in @g.us.",
     )
     assert ScheduledMessage.objects.count() == 0
 
@@ -236,8 +237,8 @@ def test_it_reports_every_bad_field_at_once(api, scheduled_url):
     assert response.status_code == 400
     assert response.json() == {
         "success": False,
-        "error": 'to: This field is required; type: "fax" is not a message type; use one of text, image, video, document; '
-        "scheduledAt: This field is required.",
+        "error": 'to: This field is required; type: "fax" is not a message type; use one of text, image, video, '
+        "document; scheduledAt: This field is required.",
         "details": {
             "to": ["This field is required."],
             "type": ['"fax" is not a message type; use one of text, image, video, document.'],

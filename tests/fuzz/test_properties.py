@@ -194,7 +194,7 @@ def spelled_number(draw):
         separators = draw(
             st.lists(st.sampled_from([" ", "-", ".", "(", ")"]), min_size=len(number) - 1, max_size=len(number) - 1)
         )
-        text = "+" + "".join(digit + sep for digit, sep in zip(number[1:], separators + [""]))
+        text = "+" + "".join(digit + sep for digit, sep in zip(number[1:], separators, strict=True))
     padding = st.text(alphabet=" \t", max_size=2)
     return number, draw(padding) + text + draw(padding)
 

@@ -30,7 +30,8 @@ class OmnimessageSerializer(serializers.Serializer):
     messages = serializers.ListField(
         child=serializers.JSONField(),
         allow_empty=False,
-        help_text=f"Channel messages, tried in this order until one succeeds ({settings.OMNIMESSAGE_MAX_CHANNELS} at most).",
+        help_text="Channel messages, tried in this order until one succeeds"
+        f" ({settings.OMNIMESSAGE_MAX_CHANNELS} at most).",
     )
     dlr_url = HttpUrlField(required=False, max_length=2000)
     time_to_send = TextField(required=False, help_text="ISO 8601; naive means UTC; omitted means now.")

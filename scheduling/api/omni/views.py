@@ -10,8 +10,8 @@ from rest_framework.views import APIView
 
 from ... import selectors, services
 from ...models import ScheduledMessage
-from .auth import OmnimessageAuthentication
 from ..parsers import BulkJSONParser
+from .auth import OmnimessageAuthentication
 from .errors import exception_handler, validation_errors
 from .serializers import BulkOmnimessageSerializer, OmnimessageSerializer
 

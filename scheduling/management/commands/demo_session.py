@@ -37,7 +37,8 @@ class Command(BaseCommand):
             f"Webhook secret:  {credentials['webhookSecret']}\n\n"
             f"Try it:\n  curl -X POST {base}/sessions/{credentials['id']}/scheduled \\\n"
             f'    -H "X-API-Key: {credentials["apiKey"]}" -H "Content-Type: application/json" \\\n'
-            f'    -d \'{{"to": "919988066776", "text": "Hello", "scheduledAt": "\'$(date -u -d \'+1 min\' +%FT%TZ)\'"}}\'\n'
+            f'    -d \'{{"to": "919988066776", "text": "Hello", '
+            f"\"scheduledAt\": \"'$(date -u -d '+1 min' +%FT%TZ)'\"}}'\n"
             f"API docs: {base}/api/docs/   Admin: {base}/admin/ (DEBUG=1 .venv/bin/python manage.py createsuperuser)\n"
         )
 
