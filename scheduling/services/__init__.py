@@ -3,6 +3,7 @@ concern (docs/ARCHITECTURE.md). Callers use the names below (`services.message_s
 modules' other names are theirs, shared with one another only.
 """
 
+from .deliveries import webhook_deliver, webhook_redeliver, webhook_retry_delay
 from .dispatch import message_dispatch, message_dispatch_batch, retry_delay
 from .messages import (
     NotAllowed,
@@ -14,7 +15,7 @@ from .messages import (
     message_update,
 )
 from .omnimessages import ChannelSpec, delivery_report, omnimessage_cancel, omnimessage_schedule
-from .outbox import webhook_deliver, webhook_payload, webhook_redeliver, webhook_retry_delay
+from .outbox import webhook_payload
 from .pump import PumpPass, dispatch_pump_once, pump_heartbeat
 from .sessions import (
     NewSession,

@@ -15,11 +15,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from .. import metrics, outbound
+from .. import metrics
 from ..models import ChannelAttempt, ChannelStatus, ScheduledMessage
 from ..models import MessageStatus as Status
-from ..transports import OutgoingMessage, TransportError, get_transport
+from ..transports import TransportError, get_transport
 from .omnimessages import channel_report, channel_started, current_channel, give_up_channel
+from .outgoing import check_media_destination, log_context, outgoing_message, transport_name
 from .transitions import claim_batch, transition
 
 logger = logging.getLogger("scheduling.services")
@@ -88,12 +89,12 @@ def _send_claimed(message: ScheduledMessage, attempt: ChannelAttempt | None, act
     transport = transport_name(message, attempt)
     outgoing = outgoing_message(message, attempt)
     try:
-        _check_media_destination(outgoing)
+        check_media_destination(outgoing)
         result = get_transport(transport).send(outgoing)
     except TransportError as error:
         outcome = _record_send_failure(message, attempt, error, actor)
         metrics.count_send(transport=transport, outcome=outcome)
-        logger.warning("send %s: %s", outcome, error, extra=_log_context(message, transport=transport))
+        logger.warning("send %s: %s", outcome, error, extra=log_context(message, transport=transport))
         return
     with transaction.atomic():
         recorded = transition(
@@ -109,54 +110,14 @@ def _send_claimed(message: ScheduledMessage, attempt: ChannelAttempt | None, act
         )
         if not recorded:  # the lease ran out first and the pump took the message back: cannot happen within time limits
             logger.error(
-                "sent but not recorded: lease lost (provider id %s)", result.message_id, extra=_log_context(message)
+                "sent but not recorded: lease lost (provider id %s)", result.message_id, extra=log_context(message)
             )
             return
         if attempt is not None:
             channel_report(message, attempt, ChannelStatus.ACK)
     lateness = (message.sent_at - message.scheduled_at).total_seconds()
     metrics.count_send(transport=transport, outcome="sent", lateness=lateness)
-    logger.info("message sent", extra=_log_context(message, transport=transport, lateness_ms=int(lateness * 1000)))
-
-
-def _check_media_destination(outgoing: OutgoingMessage) -> None:
-    """The provider (often a gateway inside our network) fetches the media: its host is checked now,
-    as a webhook's is when connecting, since the name may resolve elsewhere than when it was scheduled."""
-    if not outgoing.media or settings.WEBHOOK_ALLOW_PRIVATE:
-        return
-    try:
-        outbound.check_destination(outgoing.media)
-    except outbound.ForbiddenDestination as refused:
-        raise TransportError(f"Media URL {refused}", permanent=True) from None
-
-
-def _log_context(message: ScheduledMessage, **more) -> dict:
-    return {"message_id": message.id, "session_id": str(message.session_id), **more}
-
-
-def outgoing_message(message: ScheduledMessage, attempt: ChannelAttempt | None = None) -> OutgoingMessage:
-    if attempt is None:
-        return OutgoingMessage(
-            idempotency_key=message.id,
-            to=message.to,
-            type=message.type,
-            text=message.text,
-            media=message.media,
-            caption=message.caption,
-        )
-    return OutgoingMessage(
-        idempotency_key=str(attempt.channel_message_id),
-        to=message.to,
-        channel=attempt.channel,
-        sender=attempt.sender,
-        **attempt.content,
-    )
-
-
-def transport_name(message: ScheduledMessage, attempt: ChannelAttempt | None) -> str:
-    if attempt is None:
-        return message.session.transport
-    return message.session.channel_transports.get(attempt.channel) or settings.CHANNEL_TRANSPORTS[attempt.channel]
+    logger.info("message sent", extra=log_context(message, transport=transport, lateness_ms=int(lateness * 1000)))
 
 
 def _record_send_failure(

@@ -1,28 +1,14 @@
-"""Webhooks: an outbox row written in the transaction of the change it reports, delivered by workers.
+"""Webhooks: an outbox row written in the transaction of the change it reports (so no crash loses one),
+its first attempt handed over after the commit. The attempts themselves are deliveries.py's."""
 
-Delivery attempts are signed and posted by `scheduling.webhooks`; retries longer than the dispatch
-horizon wait in the database for the pump. A delivery's every change goes through `_delivery_transition`,
-guarded by its version.
-"""
-
-import logging
-import random
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 
-from django.conf import settings
-from django.db import transaction
-from django.utils import timezone
-
-from .. import handover, metrics, webhooks
-from ..models import DeliveryStatus, ScheduledMessage, WebhookAttempt, WebhookDelivery
+from .. import handover
 from ..models import MessageStatus as Status
+from ..models import ScheduledMessage, WebhookDelivery
 from ..validation import format_instant
 from .handovers import forget_handovers
-from .sessions import session_stop_webhooks
-
-logger = logging.getLogger("scheduling.services")
-
 
 WEBHOOK_EVENTS = {Status.SENT: "message.sent", Status.FAILED: "message.failed", Status.CANCELLED: "message.cancelled"}
 
@@ -76,107 +62,3 @@ def webhook_payload(message: ScheduledMessage, event: str, now: datetime) -> dic
 
 def whatsapp_jid(recipient: str) -> str:
     return recipient if "@" in recipient else f"{recipient}@s.whatsapp.net"
-
-
-def webhook_deliver(*, delivery_id: str, version: int) -> None:
-    """One attempt: claim, POST signed, log the attempt, then delivered / retry later / give up."""
-    delivery = WebhookDelivery.objects.select_related("session").filter(pk=delivery_id).first()
-    if delivery is None or delivery.version != version or delivery.status != DeliveryStatus.PENDING:
-        return
-    now = timezone.now()
-    # The claim parks the row a lease ahead: if this worker dies, the pump re-hands it then.
-    if not _delivery_transition(
-        delivery, attempts=delivery.attempts + 1, due_at=now + settings.DISPATCH_LEASE, handed_over_at=now
-    ):
-        return
-    outcome = webhooks.post(
-        webhook_id=delivery.id,
-        url=delivery.url,
-        secret=delivery.session.webhook_secret,
-        payload=delivery.payload,
-        timeout=settings.WEBHOOK_TIMEOUT,
-        allow_private=settings.WEBHOOK_ALLOW_PRIVATE,
-    )
-    with transaction.atomic():
-        WebhookAttempt.objects.create(
-            delivery=delivery,
-            number=delivery.attempts,
-            started_at=now,
-            duration_ms=outcome.duration_ms,
-            status_code=outcome.status_code,
-            error=outcome.error,
-            response_excerpt=outcome.response_excerpt,
-        )
-        result = _record_attempt_outcome(delivery, outcome)
-    metrics.count_webhook_attempt(outcome=result)
-    logger.info(
-        "webhook attempt %s: %s",
-        result,
-        outcome.error or outcome.status_code,
-        extra={
-            "delivery_id": delivery.id,
-            "message_id": delivery.message_id,
-            "session_id": str(delivery.session_id),
-            "event": delivery.event,
-            "status_code": outcome.status_code,
-            "duration_ms": outcome.duration_ms,
-        },
-    )
-
-
-def _record_attempt_outcome(delivery: WebhookDelivery, outcome: webhooks.AttemptOutcome) -> str:
-    """Delivered, gone (410), exhausted, or a retry later; returns which, for metrics and logs."""
-    now = timezone.now()
-    result = {"last_status_code": outcome.status_code, "last_error": outcome.error}
-    if outcome.delivered:
-        _delivery_transition(delivery, status=DeliveryStatus.DELIVERED, delivered_at=now, **result)
-        return "delivered"
-    if outcome.gone:
-        _delivery_transition(delivery, status=DeliveryStatus.GONE, **result)
-        session_stop_webhooks(session_id=delivery.session_id, at=now)
-        return "gone"
-    if delivery.attempts > len(settings.WEBHOOK_RETRY_SCHEDULE):
-        _delivery_transition(delivery, status=DeliveryStatus.EXHAUSTED, **result)
-        return "exhausted"
-    due_at = now + timedelta(seconds=webhook_retry_delay(delivery.attempts, outcome.retry_after))
-    _delivery_reschedule(delivery, due_at, now, **result)
-    return "retry"
-
-
-def webhook_retry_delay(attempts: int, retry_after: float | None = None) -> float:
-    planned = settings.WEBHOOK_RETRY_SCHEDULE[attempts - 1]
-    return max(planned * random.uniform(0.9, 1.1), retry_after or 0.0)
-
-
-def webhook_redeliver(*, delivery: WebhookDelivery) -> None:
-    """Operator's "redeliver": the same event (same webhook-id) again, with a fresh retry budget."""
-    now = timezone.now()
-    with transaction.atomic():
-        _delivery_reschedule(delivery, now, now, status=DeliveryStatus.PENDING, attempts=0)
-
-
-def _delivery_reschedule(delivery: WebhookDelivery, due_at: datetime, now: datetime, **fields) -> None:
-    """Next attempt at `due_at`: short waits go to Celery with an ETA once the write has won and
-    committed; long ones wait in the database for the pump."""
-    within_horizon = due_at <= now + settings.DISPATCH_HORIZON
-    if (
-        _delivery_transition(delivery, due_at=due_at, handed_over_at=now if within_horizon else None, **fields)
-        and within_horizon
-    ):
-        handover.after_commit(
-            handover.enqueue_webhook,
-            delivery.pk,
-            delivery.version,
-            due_at,
-            undo=partial(forget_handovers, WebhookDelivery, [delivery.pk], now),
-        )
-
-
-def _delivery_transition(delivery: WebhookDelivery, **fields) -> bool:
-    """The one guarded write of a delivery: it applies only to the version we read."""
-    fields["version"] = delivery.version + 1
-    won = WebhookDelivery.objects.filter(pk=delivery.pk, version=delivery.version).update(**fields)
-    if won:
-        for name, value in fields.items():
-            setattr(delivery, name, value)
-    return bool(won)

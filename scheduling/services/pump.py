@@ -17,11 +17,8 @@ from django.utils import timezone
 from .. import handover, selectors
 from ..models import DeliveryStatus, MessageEvent, PumpHeartbeat, ScheduledMessage, WebhookDelivery
 from ..models import MessageStatus as Status
-from ..transports import TransportError, get_transport
-from .dispatch import transport_name
 from .handovers import enqueue_deliveries, enqueue_sends, forget_handovers
-from .omnimessages import current_channel
-from .transitions import transition
+from .leases import recover_expired_leases
 
 logger = logging.getLogger("scheduling.services")
 
@@ -41,11 +38,11 @@ def dispatch_pump_once() -> PumpPass:
     now = selectors.db_now()
     lost_work = handover.broker_lost_work()
     if lost_work is None:
-        return PumpPass(moved=_recover_expired_leases(now), broker_reachable=False)
+        return PumpPass(moved=recover_expired_leases(now), broker_reachable=False)
     if lost_work:
         _hand_over_everything_again(now)
         handover.broker_keeps_work()
-    return PumpPass(moved=_hand_over_all_due(now) + _recover_expired_leases(now), broker_reachable=True)
+    return PumpPass(moved=_hand_over_all_due(now) + recover_expired_leases(now), broker_reachable=True)
 
 
 def _hand_over_all_due(now: datetime) -> int:
@@ -138,46 +135,6 @@ def _log_lost_handovers(rows) -> None:
             detail=f"hand-over of version {row[1]} presumed lost (broker flushed or worker killed); handed over again",
         )
         for row in rows
-    )
-
-
-def _recover_expired_leases(now: datetime) -> int:
-    """A worker died mid-send. Resend only where the transport deduplicates; otherwise fail loudly."""
-    expired = ScheduledMessage.objects.select_related("session").filter(status=Status.SENDING, lease_until__lt=now)
-    recovered = 0
-    for message in expired[: settings.DISPATCH_PUMP_BATCH]:
-        with transaction.atomic():
-            recovered += _recover_one(message, now)
-    return recovered
-
-
-def _recover_one(message: ScheduledMessage, now: datetime) -> bool:
-    try:
-        resendable = get_transport(transport_name(message, current_channel(message))).idempotent
-    except TransportError:
-        resendable = False
-    if resendable and message.attempts < settings.DISPATCH_MAX_ATTEMPTS:
-        return transition(
-            message,
-            target=Status.PENDING,
-            allowed_from={Status.SENDING},
-            actor="pump",
-            due_at=now,
-            lease_until=None,
-            detail="lease expired (worker lost mid-send); resending with the same idempotency key",
-        )
-    reason = (
-        "Outcome unknown: the worker stopped while sending and the transport cannot deduplicate, "
-        "so the message was not sent again"
-    )
-    return transition(
-        message,
-        target=Status.FAILED,
-        allowed_from={Status.SENDING},
-        actor="pump",
-        detail=reason,
-        last_error=reason,
-        lease_until=None,
     )
 
 
