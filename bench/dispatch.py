@@ -91,6 +91,12 @@ def options_parser():
     parser.add_argument("--workers", type=int, default=2, help="celery worker processes")
     parser.add_argument("--concurrency", type=int, default=2, help="pool processes per worker")
     parser.add_argument(
+        "--provider-latency-ms", type=float, default=0.0, help="the provider answers each send this much later"
+    )
+    parser.add_argument(
+        "--provider-rate-cap", type=int, default=0, help="the provider answers 429 beyond this many sends a second"
+    )
+    parser.add_argument(
         "--baselines",
         default="celery,rq",
         help="comma-separated baselines to run: celery (phase 5), rq (phase 6); empty for none",
@@ -102,6 +108,17 @@ def options_parser():
         default=None,
         help="far-future messages per baseline (default: --pending, at most 20000: 100k plain-ETA "
         "tasks take ~4 min to enqueue and reserve)",
+    )
+    parser.add_argument(
+        "--baseline-pool",
+        default="prefork",
+        help="the plain-Celery baseline's worker pool: prefork (--concurrency processes), threads or gevent",
+    )
+    parser.add_argument(
+        "--baseline-concurrency",
+        type=int,
+        default=None,
+        help="the plain-Celery baseline's concurrency per worker (default: --concurrency)",
     )
     parser.add_argument(
         "--baseline-timeout", type=float, default=300.0, help="cap on waiting for the plain-ETA workers to reserve them"
@@ -647,8 +664,9 @@ class Baseline:
 
 
 def celery_baseline(args, log_dir, provider):
-    """The plain design: the product's worker setup (--workers x --concurrency pool processes), Celery's
-    defaults otherwise (prefetch 4, early ack, …), on the bench's own Redis DB."""
+    """The plain design: the product's worker setup (--workers x --concurrency pool processes, or
+    --baseline-pool threads/gevent with --baseline-concurrency), Celery's defaults otherwise (prefetch
+    4, early ack, …), on the bench's own Redis DB."""
     import redis
 
     from bench import baseline_celery
@@ -657,8 +675,11 @@ def celery_baseline(args, log_dir, provider):
     client = redis.Redis.from_url(url)
 
     def fleet():
+        concurrency = args.baseline_concurrency or args.concurrency
         return [
-            celery_worker(f"celery{i + 1}", "bench.baseline_celery", noop_env(args, {}), log_dir, args.concurrency)
+            celery_worker(
+                f"celery{i + 1}", "bench.baseline_celery", noop_env(args, {}), log_dir, concurrency, args.baseline_pool
+            )
             for i in range(args.workers)
         ]
 
@@ -1110,7 +1131,7 @@ def run(args, results):
     log_dir = logs_dir(args.out)
     broker = scratch_redis(args.redis, args.redis_db)
     bench_broker = scratch_redis(args.redis, args.bench_redis_db)
-    provider = Provider(log_dir)
+    provider = Provider(log_dir, args.provider_latency_ms, args.provider_rate_cap)
     env = set_up_product(args, provider.url, results)
     sessions = bench_sessions()
     creators = start_creators(args.creators)

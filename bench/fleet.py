@@ -96,7 +96,7 @@ def logs_dir(out):
     return log_dir
 
 
-def celery_worker(name, app, env, log_dir, concurrency):
+def celery_worker(name, app, env, log_dir, concurrency, pool="prefork"):
     argv = [
         sys.executable,
         "-m",
@@ -108,6 +108,8 @@ def celery_worker(name, app, env, log_dir, concurrency):
         "INFO",
         "--concurrency",
         str(concurrency),
+        "--pool",
+        pool,
         "--hostname",
         f"{name}@%h",
         "--without-mingle",
@@ -121,13 +123,15 @@ def dispatch_pump(env, log_dir, name="pump"):
 
 
 class Provider:
-    """bench/provider.py in its own process: 200 to every POST, each recorded with its Idempotency-Key."""
+    """bench/provider.py in its own process: 200 to every POST (after `latency_ms`; 429 beyond `rate_cap`
+    a second), each accepted one recorded with its Idempotency-Key."""
 
-    def __init__(self, log_dir):
+    def __init__(self, log_dir, latency_ms=0.0, rate_cap=0):
+        self.latency_ms, self.rate_cap = latency_ms, rate_cap
         self.child = (
             Child(
                 "provider",
-                [sys.executable, "bench/provider.py"],
+                [sys.executable, "bench/provider.py", "--latency-ms", str(latency_ms), "--rate-cap", str(rate_cap)],
                 {**os.environ, "PYTHONUNBUFFERED": "1"},
                 log_dir,
                 ready="listening",
@@ -148,6 +152,10 @@ class Provider:
 
     def count(self):
         return self._get("/_stats")["count"]
+
+    def refused(self):
+        """POSTs answered 429 (over the rate cap) so far."""
+        return self._get("/_stats")["refused"]
 
     def records(self, start=0):
         return self._get(f"/_records?from={start}")

@@ -183,8 +183,14 @@ DISPATCH_RETRY_BASE = env_or_fail(env.float, "DISPATCH_RETRY_BASE_SECONDS", defa
 DISPATCH_RETRY_MAX = env_or_fail(env.float, "DISPATCH_RETRY_MAX_SECONDS", default=300.0)
 DISPATCH_PUMP_INTERVAL = env_or_fail(env.float, "DISPATCH_PUMP_INTERVAL_SECONDS", default=0.5)
 DISPATCH_PUMP_BATCH = env_or_fail(env.int, "DISPATCH_PUMP_BATCH", default=1000)
-# Messages due at the same instant are handed to one task in groups of this many (1: never group).
-DISPATCH_SEND_BATCH = env_or_fail(env.int, "DISPATCH_SEND_BATCH", default=20)
+# Messages due within one tick share a task, however they were created: the task runs at the tick's end
+# (never early, at most a tick late) and claims up to DISPATCH_SEND_BATCH of what is due by then; a
+# task that took a full batch first hands the rest to another task, so the whole fleet joins a campaign.
+DISPATCH_TICK = timedelta(milliseconds=env_or_fail(env.float, "DISPATCH_TICK_MS", default=50))
+DISPATCH_SEND_BATCH = env_or_fail(env.int, "DISPATCH_SEND_BATCH", default=200)
+# Provider calls are I/O: each worker process keeps up to this many of a batch's sends in flight (threads
+# that only do HTTP; the database work stays in the task's own thread, batched).
+SEND_CONCURRENCY = env_or_fail(env.int, "SEND_CONCURRENCY", default=100)
 SEND_TIME_LIMIT = env_or_fail(env.int, "SEND_TIME_LIMIT_SECONDS", default=60)
 if DISPATCH_LEASE.total_seconds() <= SEND_TIME_LIMIT:
     raise ImproperlyConfigured("DISPATCH_LEASE_SECONDS must exceed SEND_TIME_LIMIT_SECONDS.")

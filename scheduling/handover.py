@@ -12,6 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from functools import cache
 
 import redis
@@ -24,22 +25,53 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 logger = logging.getLogger(__name__)
 
 SEND_TASK = "scheduling.send_message"
-SEND_BATCH_TASK = "scheduling.send_messages"
+SEND_BATCH_TASK = "scheduling.send_messages"  # made by earlier versions; still run, so none is lost in an upgrade
+SEND_DUE_TASK = "scheduling.send_due"
 WEBHOOK_TASK = "scheduling.deliver_webhook"
+WEBHOOKS_TASK = "scheduling.deliver_webhooks"
 
 
 def send_task_id(message_id: str, version: int) -> str:
-    # Deterministic: every hand-over of one version shares an id, so one revoke reaches them all.
     return f"send-{message_id}-v{version}"
 
 
 def enqueue_send(message_id: str, version: int, eta) -> None:
+    """One message, one task: an omnimessage's next channel, or a message for which a tick is not wanted."""
     current_app.send_task(SEND_TASK, args=[message_id, version], eta=eta, task_id=send_task_id(message_id, version))
 
 
+def due_task_id(until: datetime) -> str:
+    """What a row handed over for the tick ending at `until` records as its task: the tick, not one task
+    (a tick's work may be shared by several tasks, one handing the rest to the next)."""
+    return f"due-{round(until.timestamp() * 1000)}"
+
+
+def enqueue_send_due(until: datetime, *, shared: bool) -> None:
+    """A task that runs at `until` and sends what is due by then. `shared`: hand-overs for the same tick
+    share one task (the first made enqueues it, in Redis with SET NX), so that a campaign created message
+    by message is still sent in batches; the pump and a task that hands on its rest pass shared=False."""
+    if shared and not _first_for_tick(until):
+        return
+    current_app.send_task(
+        SEND_DUE_TASK, args=[until.isoformat()], eta=until, task_id=f"{due_task_id(until)}-{uuid.uuid4().hex[:12]}"
+    )
+
+
+def _first_for_tick(until: datetime) -> bool:
+    """True for the first hand-over of this tick. The key goes with the broker's data: a flushed or new
+    Redis loses both the key and the task, and the pump hands the rows over again."""
+    client = _broker_redis()
+    if client is None:
+        return True  # the file broker: a task per hand-over, still safe (the claim decides)
+    expires_ms = max(1, round((until.timestamp() - time.time()) * 1000)) + TICK_KEY_KEPT_MS
+    return bool(client.set(f"scheduling:tick:{due_task_id(until)}", 1, nx=True, px=expires_ms))
+
+
+TICK_KEY_KEPT_MS = 60_000  # past its tick: a late hand-over for a tick already run must not count on that task
+
+
 def enqueue_send_batch(batch: list[tuple[str, int]], eta) -> None:
-    """Several messages due at `eta`, in one task. Its id is not recorded: a cancel's revoke of the
-    message's own task id misses it, and the claim, as always, is what skips a cancelled message."""
+    """Several messages due at `eta`, in one task (tests and upgrades; hand-overs go by tick now)."""
     first_id, first_version = batch[0]
     current_app.send_task(
         SEND_BATCH_TASK,
@@ -53,10 +85,9 @@ def enqueue_webhook(delivery_id: str, version: int, eta=None) -> None:
     current_app.send_task(WEBHOOK_TASK, args=[delivery_id, version], eta=eta)
 
 
-def revoke(task_id: str) -> None:
-    """Best effort: frees the worker's ETA slot. The guarded claim is what makes a stale task a no-op."""
-    if task_id:
-        current_app.control.revoke(task_id)
+def enqueue_webhooks(batch: list[tuple[str, int]]) -> None:
+    """The first attempts of the webhooks a batch of sends wrote, in one task that posts them side by side."""
+    current_app.send_task(WEBHOOKS_TASK, args=[[list(pair) for pair in batch]])
 
 
 # --- After the write commits, never failing it ---------------------------------------------------------

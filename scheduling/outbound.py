@@ -38,14 +38,16 @@ class OutboundSession(requests.Session):
         return super().request(method, url, **kwargs)
 
 
-def http_session(*, timeout, guarded: bool) -> OutboundSession:
+def http_session(*, timeout, guarded: bool, connections: int = 10) -> OutboundSession:
     """`guarded` for URLs a client gave (webhooks, dlr_url): only public addresses are connected to.
-    Providers' URLs come from the operator's settings, and are often on a private network."""
+    Providers' URLs come from the operator's settings, and are often on a private network.
+    `connections`: keep-alive connections kept per host, for a session shared by that many threads."""
     http = OutboundSession(timeout)
-    if guarded:
-        adapter = _GuardedAdapter(max_retries=0)
-        http.mount("http://", adapter)
-        http.mount("https://", adapter)
+    adapter = (_GuardedAdapter if guarded else HTTPAdapter)(
+        max_retries=0, pool_connections=connections, pool_maxsize=connections
+    )
+    http.mount("http://", adapter)
+    http.mount("https://", adapter)
     return http
 
 

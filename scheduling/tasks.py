@@ -2,13 +2,14 @@
 except while the database itself cannot be reached: then the task comes back a moment later."""
 
 import socket
+from datetime import datetime
 
 from celery import shared_task
 from celery.signals import task_prerun
 from django.db import InterfaceError, OperationalError, close_old_connections
 
 from . import services
-from .handover import SEND_BATCH_TASK, SEND_TASK, WEBHOOK_TASK
+from .handover import SEND_BATCH_TASK, SEND_DUE_TASK, SEND_TASK, WEBHOOK_TASK, WEBHOOKS_TASK
 
 WORKER = socket.gethostname()
 
@@ -41,6 +42,16 @@ def send_messages(batch: list[list]) -> None:
     services.message_dispatch_batch(batch=[(message_id, version) for message_id, version in batch], worker=WORKER)
 
 
+@shared_task(name=SEND_DUE_TASK, ignore_result=True, **WHILE_THE_DATABASE_IS_AWAY)
+def send_due(until: str) -> None:
+    services.messages_send_due(until=datetime.fromisoformat(until), worker=WORKER)
+
+
 @shared_task(name=WEBHOOK_TASK, ignore_result=True, **WHILE_THE_DATABASE_IS_AWAY)
 def deliver_webhook(delivery_id: str, version: int) -> None:
     services.webhook_deliver(delivery_id=delivery_id, version=version)
+
+
+@shared_task(name=WEBHOOKS_TASK, ignore_result=True, **WHILE_THE_DATABASE_IS_AWAY)
+def deliver_webhooks(batch: list[list]) -> None:
+    services.webhooks_deliver(batch=[(delivery_id, version) for delivery_id, version in batch])

@@ -33,6 +33,12 @@ class Reply:
     delay: float = 0.0
 
 
+class _ManyAtOnceServer(ThreadingHTTPServer):
+    # A worker opens a connection per send in flight; the default backlog of 5 would hold the rest back
+    # by the kernel's 1 s SYN retry, which no real provider does.
+    request_queue_size = 1024
+
+
 class ProviderServer:
     """A messaging provider on 127.0.0.1 that records every request.
 
@@ -44,7 +50,7 @@ class ProviderServer:
         self.received: list[Received] = []
         self.scripts: dict[str, list[Reply]] = {}
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        self.server = _ManyAtOnceServer(("127.0.0.1", port), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

@@ -3,8 +3,8 @@ concern (docs/ARCHITECTURE.md). Callers use the names below (`services.message_s
 modules' other names are theirs, shared with one another only.
 """
 
-from .deliveries import webhook_deliver, webhook_redeliver, webhook_retry_delay
-from .dispatch import message_dispatch, message_dispatch_batch, retry_delay
+from .deliveries import webhook_deliver, webhook_redeliver, webhook_retry_delay, webhooks_deliver
+from .dispatch import message_dispatch, retry_delay
 from .messages import (
     NotAllowed,
     message_cancel,
@@ -32,6 +32,7 @@ from .sessions import (
     session_resume,
     session_rotate_webhook_secret,
 )
+from .ticks import message_dispatch_batch, messages_send_due
 
 __all__ = [
     "ChannelSpec",
@@ -54,6 +55,7 @@ __all__ = [
     "message_retry",
     "message_schedule",
     "message_send_now",
+    "messages_send_due",
     "message_update",
     "omnimessage_cancel",
     "omnimessage_schedule",
@@ -68,4 +70,5 @@ __all__ = [
     "webhook_payload",
     "webhook_redeliver",
     "webhook_retry_delay",
+    "webhooks_deliver",
 ]

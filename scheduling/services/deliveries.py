@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from .. import handover, metrics, webhooks
+from .. import handover, inflight, metrics, webhooks
 from ..models import DeliveryStatus, WebhookAttempt, WebhookDelivery
 from .handovers import forget_handovers
 from .sessions import session_stop_webhooks
@@ -21,16 +21,39 @@ logger = logging.getLogger("scheduling.services")
 
 def webhook_deliver(*, delivery_id: str, version: int) -> None:
     """One attempt: claim, POST signed, log the attempt, then delivered / retry later / give up."""
+    webhooks_deliver(batch=[(delivery_id, version)])
+
+
+def webhooks_deliver(*, batch: list[tuple[str, int]]) -> None:
+    """One attempt of each delivery still pending at its version: claimed one by one, POSTed side by
+    side (a batch of sends writes its webhooks together), each outcome recorded."""
+    claimed = [delivery for delivery_id, version in batch if (delivery := _claim(delivery_id, version))]
+    if not claimed:
+        return
+    started_at = timezone.now()
+    outcomes = inflight.call_side_by_side([partial(_post, delivery) for delivery in claimed], start_within=1e9)
+    for delivery, outcome in zip(claimed, outcomes, strict=True):
+        if outcome.error is not None:  # a bug: webhooks.post answers every failure of the receiver itself
+            logger.error("webhook attempt raised %r", outcome.error, exc_info=outcome.error)
+        attempt = outcome.value or webhooks.AttemptOutcome(None, f"unexpected error: {outcome.error!r}", 0)
+        _record_attempt(delivery, attempt, started_at)
+
+
+def _claim(delivery_id: str, version: int) -> WebhookDelivery | None:
     delivery = WebhookDelivery.objects.select_related("session").filter(pk=delivery_id).first()
     if delivery is None or delivery.version != version or delivery.status != DeliveryStatus.PENDING:
-        return
+        return None
     now = timezone.now()
     # The claim parks the row a lease ahead: if this worker dies, the pump re-hands it then.
-    if not _delivery_transition(
+    won = _delivery_transition(
         delivery, attempts=delivery.attempts + 1, due_at=now + settings.DISPATCH_LEASE, handed_over_at=now
-    ):
-        return
-    outcome = webhooks.post(
+    )
+    return delivery if won else None
+
+
+def _post(delivery: WebhookDelivery) -> webhooks.AttemptOutcome:
+    """The HTTP part alone (no database): safe on the side-by-side threads. It never raises."""
+    return webhooks.post(
         webhook_id=delivery.id,
         url=delivery.url,
         secret=delivery.session.webhook_secret,
@@ -38,11 +61,14 @@ def webhook_deliver(*, delivery_id: str, version: int) -> None:
         timeout=settings.WEBHOOK_TIMEOUT,
         allow_private=settings.WEBHOOK_ALLOW_PRIVATE,
     )
+
+
+def _record_attempt(delivery: WebhookDelivery, outcome: webhooks.AttemptOutcome, started_at: datetime) -> None:
     with transaction.atomic():
         WebhookAttempt.objects.create(
             delivery=delivery,
             number=delivery.attempts,
-            started_at=now,
+            started_at=started_at,
             duration_ms=outcome.duration_ms,
             status_code=outcome.status_code,
             error=outcome.error,

@@ -8,7 +8,6 @@ an omnimessage, gives way to its next channel.
 
 import logging
 import random
-import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -21,7 +20,7 @@ from ..models import MessageStatus as Status
 from ..transports import TransportError, get_transport
 from .omnimessages import channel_report, channel_started, current_channel, give_up_channel
 from .outgoing import check_media_destination, log_context, outgoing_message, transport_name
-from .transitions import claim_batch, transition
+from .transitions import transition
 
 logger = logging.getLogger("scheduling.services")
 
@@ -57,33 +56,6 @@ def message_dispatch(*, message_id: str, version: int, worker: str) -> None:
         _send_claimed(message, attempt, actor)
 
 
-def message_dispatch_batch(*, batch: list[tuple[str, int]], worker: str) -> None:
-    """Send messages handed over together (due at the same instant): one claim for all, then each
-    is sent and recorded in turn, as message_dispatch does for one. The rest of a batch that takes
-    too long goes back to be handed over one by one, so a batch always ends within its time limit."""
-    actor = f"worker:{worker}"
-    claimed = claim_batch(batch, actor=actor)
-    for message_id, version in batch:  # omnimessages, paused sessions, stale or lost races: the one-message path
-        if message_id not in claimed:
-            message_dispatch(message_id=message_id, version=version, worker=worker)
-    budget_ends = time.monotonic() + settings.SEND_TIME_LIMIT / 3
-    waiting = list(claimed.values())
-    while waiting and time.monotonic() < budget_ends:
-        _send_claimed(waiting.pop(0), None, actor)
-    for message in waiting:
-        with transaction.atomic():
-            transition(
-                message,
-                target=Status.PENDING,
-                allowed_from={Status.SENDING},
-                actor=actor,
-                due_at=timezone.now(),
-                lease_until=None,
-                attempts=message.attempts - 1,
-                detail="batch ran out of time; handed over alone",
-            )
-
-
 def _send_claimed(message: ScheduledMessage, attempt: ChannelAttempt | None, actor: str) -> None:
     """Send a message this worker has claimed (status sending) and record the outcome."""
     transport = transport_name(message, attempt)
@@ -92,7 +64,7 @@ def _send_claimed(message: ScheduledMessage, attempt: ChannelAttempt | None, act
         check_media_destination(outgoing)
         result = get_transport(transport).send(outgoing)
     except TransportError as error:
-        outcome = _record_send_failure(message, attempt, error, actor)
+        outcome = record_send_failure(message, attempt, error, actor)
         metrics.count_send(transport=transport, outcome=outcome)
         logger.warning("send %s: %s", outcome, error, extra=log_context(message, transport=transport))
         return
@@ -120,7 +92,7 @@ def _send_claimed(message: ScheduledMessage, attempt: ChannelAttempt | None, act
     logger.info("message sent", extra=log_context(message, transport=transport, lateness_ms=int(lateness * 1000)))
 
 
-def _record_send_failure(
+def record_send_failure(
     message: ScheduledMessage, attempt: ChannelAttempt | None, error: TransportError, actor: str
 ) -> str:
     """Fail, fall back to the next channel, or schedule a retry; say which ("failed" or "retry")."""

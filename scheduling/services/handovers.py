@@ -1,13 +1,16 @@
-"""The hand-over bookkeeping of a row: when it was handed to the broker and under which task id.
+"""The hand-over bookkeeping of a row: when it was handed to the broker and for which tick.
 
 A message due within the horizon is handed over in the transaction that makes it due; a later one waits
 for the pump. The hand-over itself runs after the commit, and is undone (the row marked "not handed
 over") when the broker cannot take it, so that the pump hands it over once the broker is back.
+
+Hand-overs go by tick (DISPATCH_TICK): every message due within one tick is sent by the task that runs
+at the tick's end, whether it was created alone through the API, in bulk, or handed over by the pump.
 """
 
-from datetime import datetime
+import math
+from datetime import UTC, datetime, timedelta
 from functools import partial
-from itertools import groupby
 
 from django.conf import settings
 from django.utils import timezone
@@ -15,23 +18,42 @@ from django.utils import timezone
 from .. import handover
 from ..models import ScheduledMessage
 
+# A hand-over made this close to its tick (or after it) gets a task of its own: the tick's shared task
+# may already have claimed what was due, before this message was committed.
+SHARED_TICK_LEAD = timedelta(seconds=1)
+
+
+def tick_end(due_at: datetime) -> datetime:
+    """The end of the tick `due_at` falls in: the first tick boundary at or after it (never earlier)."""
+    tick_us = settings.DISPATCH_TICK // MICROSECOND
+    stamp_us = (due_at - EPOCH) // MICROSECOND
+    return EPOCH + math.ceil(stamp_us / tick_us) * tick_us * MICROSECOND
+
+
+EPOCH, MICROSECOND = datetime(1970, 1, 1, tzinfo=UTC), timedelta(microseconds=1)
+
 
 def handover_fields(message_id: str, version: int, due_at: datetime, now: datetime) -> dict:
     """A message due within the horizon goes straight to Celery; the rest waits for the pump."""
     if due_at > now + settings.DISPATCH_HORIZON:
         return {"handed_over_at": None, "task_id": ""}
-    return {"handed_over_at": now, "task_id": handover.send_task_id(message_id, version)}
+    return {"handed_over_at": now, "task_id": handover.due_task_id(tick_end(due_at))}
 
 
 def enqueue_after_commit(message: ScheduledMessage) -> None:
     if message.handed_over_at is not None:
         handover.after_commit(
-            handover.enqueue_send,
-            message.pk,
-            message.version,
+            hand_over_due,
             message.due_at,
             undo=partial(forget_handovers, ScheduledMessage, [message.pk], message.handed_over_at),
         )
+
+
+def hand_over_due(due_at: datetime) -> None:
+    """The tick's task for a message due at `due_at`, shared with the tick's other messages unless the
+    tick is about to end."""
+    until = tick_end(due_at)
+    handover.enqueue_send_due(until, shared=until - timezone.now() > SHARED_TICK_LEAD)
 
 
 def forget_handovers(model, ids: list, handed_over_at: datetime) -> None:
@@ -40,32 +62,12 @@ def forget_handovers(model, ids: list, handed_over_at: datetime) -> None:
     model.objects.filter(pk__in=ids, handed_over_at=handed_over_at).update(handed_over_at=None)
 
 
-# A group of messages due together is split into at least this many batches (while it has that many
-# messages): more than a small fleet has pool processes, so all of them start on it at once.
-BATCHES_PER_GROUP = 16
-
-
 def enqueue_sends(rows) -> None:
-    """Messages due at the same instant (a campaign) go in batches: one task, one claim for many. So do
-    those already past their time (the backlog after a broker outage or a paused session): all are due now."""
+    """The pump's hand-overs (rows of id, version, due_at, handed_over_at, ordered by due time): one task
+    per tick they fall in; everything already past its time (a backlog) is due in the tick of now."""
     now = timezone.now()
-    for group in _same_due_batches(rows, settings.DISPATCH_SEND_BATCH, now):
-        if len(group) == 1:
-            row_id, version, due_at, _ = group[0]
-            handover.enqueue_send(row_id, version, due_at)
-        else:
-            handover.enqueue_send_batch([(row[0], row[1]) for row in group], group[0][2])
-
-
-def _same_due_batches(rows, most: int, now: datetime):
-    """Split rows (ordered by due time) into batches of one due time each, every time up to `now` counting
-    as now. A small group stays in small batches, so that all of the fleet's processes start on it at
-    once; a campaign of thousands goes `most` at a time."""
-    for _, same_due in groupby(rows, key=lambda row: max(row[2], now)):
-        group = list(same_due)
-        size = max(1, min(most, len(group) // BATCHES_PER_GROUP))
-        for start in range(0, len(group), size):
-            yield group[start : start + size]
+    for until in sorted({tick_end(max(row[2], now)) for row in rows}):
+        handover.enqueue_send_due(until, shared=False)
 
 
 def enqueue_deliveries(rows) -> None:

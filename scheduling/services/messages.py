@@ -9,7 +9,6 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from .. import handover
 from ..models import MessageEvent, ScheduledMessage, Session
 from ..models import MessageStatus as Status
 from .handovers import enqueue_after_commit, handover_fields
@@ -59,7 +58,6 @@ def message_update(*, message: ScheduledMessage, actor: str = "api", **changes) 
             "change; to send other content, cancel it and schedule a new omnimessage",
             message=message,
         )
-    old_task_id = message.task_id
     detail = "edited: " + ", ".join(sorted(changes))
     if "scheduled_at" in changes:
         changes["due_at"] = changes["scheduled_at"]
@@ -68,7 +66,6 @@ def message_update(*, message: ScheduledMessage, actor: str = "api", **changes) 
             message, target=Status.PENDING, allowed_from={Status.PENDING}, actor=actor, detail=detail, **changes
         ):
             raise refused("change", message)
-        handover.after_commit(handover.revoke, old_task_id)
     return message
 
 
@@ -84,7 +81,6 @@ def message_cancel(*, message: ScheduledMessage, actor: str = "api") -> Schedule
             if message.status == Status.CANCELLED:
                 return message
             raise refused("cancel", message)
-        handover.after_commit(handover.revoke, message.task_id)
     return message
 
 

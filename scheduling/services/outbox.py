@@ -24,6 +24,32 @@ def record_webhook(message: ScheduledMessage, now: datetime) -> None:
     queue_delivery(message, event, session.webhook_url, webhook_payload(message, event, now), now)
 
 
+def record_webhooks(messages: list[ScheduledMessage], now: datetime) -> None:
+    """`record_webhook` for a batch of messages that reached the same status: one INSERT for the outbox
+    rows, and one task after the commit that makes their first attempts side by side."""
+    deliveries = [
+        WebhookDelivery(
+            session=message.session,
+            message=message,
+            event=WEBHOOK_EVENTS[message.status],
+            url=message.session.webhook_url,
+            payload=webhook_payload(message, WEBHOOK_EVENTS[message.status], now),
+            due_at=now,
+            handed_over_at=now,
+        )
+        for message in messages
+        if message.status in WEBHOOK_EVENTS and message.session.webhook_url and not message.session.webhook_disabled_at
+    ]
+    if not deliveries:
+        return
+    WebhookDelivery.objects.bulk_create(deliveries)
+    handover.after_commit(
+        handover.enqueue_webhooks,
+        [(delivery.pk, delivery.version) for delivery in deliveries],
+        undo=partial(forget_handovers, WebhookDelivery, [delivery.pk for delivery in deliveries], now),
+    )
+
+
 def queue_delivery(message: ScheduledMessage, event: str, url: str, payload: dict, now: datetime) -> None:
     """The outbox row, in the caller's transaction; its first attempt is handed over on commit."""
     delivery = WebhookDelivery.objects.create(

@@ -10,8 +10,7 @@ from functools import partial
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import CharField, F, Q, Value
-from django.db.models.functions import Cast, Concat
+from django.db.models import Q, Value
 from django.utils import timezone
 
 from .. import handover, selectors
@@ -53,7 +52,7 @@ def _hand_over_all_due(now: datetime) -> int:
         now,
         backlog=backlog,
         front=selectors.dispatch_front(now),
-        task_id=Concat(Value("send-"), F("id"), Value("-v"), Cast("version", CharField())),
+        task_id=Value("due-by-pump"),
     )
     deliveries = _hand_over_due(
         WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING), enqueue_deliveries, now, backlog=backlog

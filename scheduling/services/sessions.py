@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from ..models import ApiCredential, ApiKey, Session
+from ..models import ApiCredential, ApiKey, MessageStatus, Session
 
 API_KEY_PREFIX = "wask_"
 
@@ -82,9 +82,12 @@ def session_pause(*, session: Session) -> None:
 
 
 def session_resume(*, session: Session) -> None:
-    """Resume sending; what fell due meanwhile goes out at the pump's next pass (late, never lost)."""
+    """Resume sending; what fell due meanwhile goes out at the pump's next pass (late, never lost). Its
+    hand-overs were skipped by their ticks' tasks, so they are marked for the pump to make again."""
     session.paused_at = None
-    Session.objects.filter(pk=session.pk).update(paused_at=None)
+    with transaction.atomic():
+        Session.objects.filter(pk=session.pk).update(paused_at=None)
+        session.messages.filter(status=MessageStatus.PENDING, handed_over_at__isnull=False).update(handed_over_at=None)
 
 
 def api_key_rotate(*, session: Session, label: str = "") -> str:

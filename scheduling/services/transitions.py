@@ -2,10 +2,13 @@
 
 `transition` is one UPDATE matching the status and version the caller read, whose row count says
 whether this caller won, plus one history row in the same transaction; a move to `pending` hands the
-new version over, a move to a reported status writes its webhook to the outbox. `claim_batch` is its
-form for claiming, in one UPDATE, several messages handed over together. Every move is one of
+new version over, a move to a reported status writes its webhook to the outbox. Its batch forms, for
+claiming what a tick's task sends (`claim_due`, `claim_batch`) and recording what its sends
+achieved (`record_sent`), make the same moves for many rows in a few statements. Every move is one of
 ALLOWED_TRANSITIONS; asking for another is a bug, and raises.
 """
+
+from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
@@ -68,44 +71,105 @@ def transition(
     return True
 
 
-def claim_batch(batch: list[tuple[str, int]], *, actor: str) -> dict[str, ScheduledMessage]:
-    """`transition(target=SENDING)` for a batch: lock the rows still pending at the version they were
-    handed over for (skipping rows another transaction holds), move them all in one UPDATE, and write
-    one history row each. Omnimessages and paused sessions are left to the one-message path."""
-    versions = dict(batch)
+def claim_due(until: datetime, *, limit: int, actor: str) -> list[ScheduledMessage]:
+    """`transition(target=SENDING)` for what a tick's task sends: up to `limit` messages of the session
+    API due by `until` (and by now), the earliest first, skipping rows another transaction holds. The
+    omnimessages due go their own way (dispatch), and a paused session's wait for it to resume."""
     now = timezone.now()
+    with transaction.atomic():
+        rows = (
+            ScheduledMessage.objects.select_related("session")
+            .select_for_update(skip_locked=True, of=("self",))
+            .filter(status=Status.PENDING, due_at__lte=min(until, now), channel_count=0, session__paused_at=None)
+            .order_by("due_at")[:limit]
+        )
+        return _claim(list(rows), actor=actor, detail="claimed (batch)", now=now)
+
+
+def claim_batch(batch: list[tuple[str, int]], *, actor: str) -> dict[str, ScheduledMessage]:
+    """`claim_due` for named messages (a batch task of an earlier version): those still pending at the
+    version they were handed over for. Omnimessages and paused sessions are left to the one-message path."""
+    versions = dict(batch)
     with transaction.atomic():
         # Rows by primary key only, the rest checked here: given `status='pending'` too, the planner may
         # pick the pending-rows index right after a campaign's bulk insert (stale statistics) and read
         # every pending row for each batch.
         rows = ScheduledMessage.objects.select_related("session").select_for_update(skip_locked=True, of=("self",))
-        claimed = {
-            message.pk: message
+        claimable = [
+            message
             for message in rows.filter(pk__in=versions)
             if message.status == Status.PENDING
             and message.version == versions[message.pk]
             and not message.channel_count
             and message.session.paused_at is None
-        }
-        if not claimed:
-            return {}
-        fields = {"status": Status.SENDING, "updated_at": now, "lease_until": now + settings.DISPATCH_LEASE}
-        ScheduledMessage.objects.filter(pk__in=claimed).update(
-            version=F("version") + 1, attempts=F("attempts") + 1, **fields
+        ]
+        return {message.pk: message for message in _claim(claimable, actor=actor, detail="claimed (batch)")}
+
+
+def _claim(messages: list[ScheduledMessage], *, actor: str, detail: str, now=None) -> list[ScheduledMessage]:
+    """pending -> sending for rows this transaction has locked: one UPDATE, one history row each."""
+    if not messages:
+        return []
+    now = now or timezone.now()
+    fields = {"status": Status.SENDING, "updated_at": now, "lease_until": now + settings.DISPATCH_LEASE}
+    ScheduledMessage.objects.filter(pk__in=[message.pk for message in messages]).update(
+        version=F("version") + 1, attempts=F("attempts") + 1, **fields
+    )
+    for message in messages:
+        message.version, message.attempts = message.version + 1, message.attempts + 1
+        for name, value in fields.items():
+            setattr(message, name, value)
+    MessageEvent.objects.bulk_create(
+        MessageEvent(
+            message=message,
+            from_status=Status.PENDING,
+            to_status=Status.SENDING,
+            attempt=message.attempts,
+            actor=actor,
+            detail=detail,
         )
-        for message in claimed.values():
-            message.version, message.attempts = message.version + 1, message.attempts + 1
-            for name, value in fields.items():
-                setattr(message, name, value)
+        for message in messages
+    )
+    return messages
+
+
+SENT_FIELDS = ["status", "version", "updated_at", "sent_at", "provider_message_id", "lease_until", "last_error"]
+
+
+def record_sent(sent: list[tuple[ScheduledMessage, str, datetime]], *, actor: str) -> list[ScheduledMessage]:
+    """`transition(target=SENT)` for a batch's sends that the provider accepted ((message, provider id,
+    accepted at)): the rows locked and checked (still sending, at the version this worker claimed), then
+    one UPDATE, the history rows and the webhooks' outbox rows in a few statements. Returns the messages
+    recorded; one that is missing lost its lease before its send returned."""
+    now = timezone.now()
+    with transaction.atomic():
+        current = dict(
+            ScheduledMessage.objects.select_for_update()
+            .filter(pk__in=[message.pk for message, _, _ in sent])
+            .values_list("id", "version")
+            .filter(status=Status.SENDING)
+        )
+        won = [
+            (message, provider_id, at)
+            for message, provider_id, at in sent
+            if current.get(message.pk) == message.version
+        ]
+        for message, provider_id, at in won:
+            message.status, message.version, message.updated_at = Status.SENT, message.version + 1, now
+            message.sent_at, message.provider_message_id = at, provider_id
+            message.lease_until, message.last_error = None, ""
+        messages = [message for message, _, _ in won]
+        ScheduledMessage.objects.bulk_update(messages, SENT_FIELDS)
         MessageEvent.objects.bulk_create(
             MessageEvent(
                 message=message,
-                from_status=Status.PENDING,
-                to_status=Status.SENDING,
+                from_status=Status.SENDING,
+                to_status=Status.SENT,
                 attempt=message.attempts,
                 actor=actor,
-                detail="claimed (batch)",
+                detail=f"provider id {message.provider_message_id}",
             )
-            for message in claimed.values()
+            for message in messages
         )
-    return claimed
+        outbox.record_webhooks(messages, now)
+    return messages

@@ -50,13 +50,15 @@ TEMPORARY_STATUSES = {408, 425, 429}
 
 
 class HttpProviderTransport(Transport):
-    """Shared plumbing for providers reached over HTTP: the outbound session (timeouts, no redirects),
-    status mapping. The provider's URL is the operator's, so it is not held to the SSRF guard."""
+    """Shared plumbing for providers reached over HTTP: the outbound session (timeouts, no redirects,
+    shared by a worker's sending threads), status mapping. The provider's URL is the operator's, so it
+    is not held to the SSRF guard."""
 
-    def __init__(self, TIMEOUT=15.0, **options):
+    # CONNECTIONS: keep-alive connections to the provider, one per send in flight (SEND_CONCURRENCY's default).
+    def __init__(self, TIMEOUT=15.0, CONNECTIONS=100, **options):
         super().__init__(**options)
         self.timeout = (min(5.0, TIMEOUT), TIMEOUT)
-        self.http = outbound.http_session(timeout=self.timeout, guarded=False)
+        self.http = outbound.http_session(timeout=self.timeout, guarded=False, connections=CONNECTIONS)
 
     def post(self, url: str, **kwargs) -> requests.Response:
         try:

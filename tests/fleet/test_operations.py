@@ -14,7 +14,9 @@ from pathlib import Path
 import requests
 from django.test import Client
 
+from scheduling import handover
 from scheduling.models import MessageStatus, ScheduledMessage, Session
+from scheduling.services.handovers import tick_end
 
 from ..factories import admin_action, in_seconds, schedule_via_services
 from ..servers import ROOT, free_port, procfile_commands
@@ -73,7 +75,7 @@ def test_it_logs_dispatch_as_json_with_message_session_and_task_ids(dispatch, pr
         time.sleep(0.05)
 
     assert line["session_id"] == str(new_session.session.id)
-    assert line["task_id"] == f"send-{message.id}-v1"
+    assert line["task_id"].startswith(handover.due_task_id(tick_end(message.due_at)))  # the task of its tick
     assert line["level"] == "INFO"
 
 

@@ -1,7 +1,7 @@
 """Dispatch decisions checked in this process, against the real database, Redis and the local provider:
-how long a message waits before it is tried again, how the pump batches messages due together, that a
-campaign batch keeps within its task's time limit, that the pump tells a lost hand-over from one the
-fleet has not reached yet, and that media on an internal host never reaches the provider."""
+how long a message waits before it is tried again, that the pump tells a lost hand-over from one the
+fleet has not reached yet, and that media on an internal host never reaches the provider. How messages
+due together are handed over and sent as batches: test_ticks.py."""
 
 import socket
 from datetime import timedelta
@@ -12,7 +12,7 @@ from django.utils import timezone
 from scheduling import services, validation
 from scheduling.models import MessageStatus, ScheduledMessage
 
-from ..factories import campaign, in_hours, in_seconds, schedule_via_services
+from ..factories import schedule_via_services
 from ..support import Reply
 
 
@@ -24,28 +24,6 @@ def session_sending_to(provider, settings, *, transport, **options):
         transport: {"BACKEND": "scheduling.transports.http.HttpTransport", "OPTIONS": {"URL": provider.url, **options}},
     }
     return services.session_create(name=transport, transport=transport).session
-
-
-def test_a_slow_batch_hands_back_what_it_could_not_start_in_time(transactional_db, settings, provider):
-    provider.reset()
-    settings.SEND_TIME_LIMIT = 3  # a batch starts sends for a third of it: 1 s
-    session = session_sending_to(provider, settings, transport="slow-provider", TIMEOUT=5)
-    due = in_hours(1)  # beyond the horizon: no task of its own
-    messages = [schedule_via_services(session, due, text=f"slow {n}") for n in range(3)]
-    for message in messages:
-        provider.script(message.text, Reply(body={"messageId": f"id-{message.id}"}, delay=0.6))
-
-    services.message_dispatch_batch(batch=[(m.id, m.version) for m in messages], worker="test")
-
-    stored = {m.id: m for m in ScheduledMessage.objects.filter(pk__in=[m.id for m in messages])}
-    sent = [m for m in stored.values() if m.status == MessageStatus.SENT]
-    [handed_back] = [m for m in stored.values() if m.status == MessageStatus.PENDING]
-    assert len(sent) == 2
-    arrived = [r.body["id"] for r in provider.received if r.body.get("id") in stored]
-    assert sorted(arrived) == sorted(m.id for m in sent)  # each sent once, the third not at all
-    assert handed_back.attempts == 0 and handed_back.handed_over_at is not None
-    assert handed_back.due_at <= timezone.now()
-    assert handed_back.events.last().detail == "batch ran out of time; handed over alone"
 
 
 def overdue_hand_over(session, *, late_by):
@@ -175,79 +153,3 @@ def test_a_temporary_provider_error_puts_the_message_back_due_when_the_provider_
     assert before + timedelta(seconds=30) <= message.due_at <= timezone.now() + timedelta(seconds=30)
     assert message.handed_over_at is None  # beyond the horizon: the pump hands it over when it is due
     assert message.events.last().detail == f"temporary error, retry in 30.0 s: {error}"
-
-
-# --- Messages due at one instant: the batches the pump hands over ---------------------------------------
-
-
-def handed_over(queue):
-    """Each task in the broker as the ids it sends, with its ETA."""
-    sends = {
-        "scheduling.send_message": lambda args: [args[0]],  # [id, version]
-        "scheduling.send_messages": lambda args: [message_id for message_id, _ in args[0]],  # [[[id, version], ...]]
-    }
-    return [(sends[task.name](task.args), task.eta) for task in queue.tasks()]
-
-
-def pump(django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):  # the hand-overs go to the broker on commit
-        services.dispatch_pump_once()
-
-
-# What a group of n messages due together becomes: at least 16 batches while it has that many messages
-# (more than a small fleet has processes, so all of them start on it at once), at most DISPATCH_SEND_BATCH
-# (20) messages each; a group too small for that goes as one task per message.
-@pytest.mark.parametrize(
-    ("size", "batch_sizes"),
-    [
-        (10, [1] * 10),
-        (17, [1] * 17),
-        (33, [2] * 16 + [1]),
-        (40, [2] * 20),
-        (400, [20] * 20),
-        (410, [20] * 20 + [10]),
-    ],
-)
-def test_the_pump_hands_a_campaign_due_at_one_instant_over_in_batches(
-    new_session, queue, django_capture_on_commit_callbacks, size, batch_sizes
-):
-    due = in_seconds(2)  # within the 3 s test horizon, and not handed over when it was written
-    ids = campaign(new_session.session, size, due)
-
-    pump(django_capture_on_commit_callbacks)
-
-    tasks = handed_over(queue)
-    assert [len(batch) for batch, _ in tasks] == batch_sizes
-    assert sorted(i for batch, _ in tasks for i in batch) == sorted(ids)  # each message in one task, once
-    assert {eta for _, eta in tasks} == {due}
-    assert [task.name for task in queue.tasks()] == [
-        "scheduling.send_message" if n == 1 else "scheduling.send_messages" for n in batch_sizes
-    ]
-
-
-def test_the_pump_never_batches_messages_due_at_different_instants_together(
-    new_session, queue, django_capture_on_commit_callbacks
-):
-    first, second = in_seconds(1), in_seconds(2)
-    earlier = set(campaign(new_session.session, 32, first))
-    later = set(campaign(new_session.session, 32, second))
-
-    pump(django_capture_on_commit_callbacks)
-
-    tasks = handed_over(queue)
-    assert [(len(batch), eta) for batch, eta in tasks] == [(2, first)] * 16 + [(2, second)] * 16
-    assert all(set(batch) <= (earlier if eta == first else later) for batch, eta in tasks)
-
-
-def test_the_pump_batches_a_backlog_already_due_as_one_group_due_now(
-    new_session, queue, django_capture_on_commit_callbacks
-):
-    """After a broker outage or a paused session, messages due at many past instants are all due now."""
-    for seconds_ago in range(1, 33):
-        campaign(new_session.session, 1, in_seconds(-seconds_ago))
-
-    pump(django_capture_on_commit_callbacks)
-
-    tasks = handed_over(queue)
-    assert [len(batch) for batch, _ in tasks] == [2] * 16
-    assert all(eta <= timezone.now() for _, eta in tasks)

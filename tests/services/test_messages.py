@@ -8,8 +8,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from scheduling import services
+from scheduling import handover, services
 from scheduling.models import MessageEvent, MessageStatus, ScheduledMessage
+from scheduling.services.handovers import tick_end
 
 from ..factories import in_seconds, schedule_via_services, set_status
 
@@ -18,12 +19,18 @@ from ..factories import in_seconds, schedule_via_services, set_status
 # one waits in the database until the pump hands it over as it enters the horizon.
 
 
-def send_task(message, due):
-    return ("scheduling.send_message", f"send-{message.id}-v{message.version}", [message.id, message.version], due)
+def tick_task(due):
+    """The task that sends what is due within the tick of `due`, at the tick's end."""
+    until = tick_end(due)
+    return ("scheduling.send_due", [until.isoformat()], until)
+
+
+def tick_id(due):
+    return handover.due_task_id(tick_end(due))
 
 
 def waiting(queue):
-    return [(task.name, task.id, task.args, task.eta) for task in queue.tasks()]
+    return [(task.name, task.args, task.eta) for task in queue.tasks()]
 
 
 def test_it_hands_a_message_due_within_the_horizon_to_the_workers_at_once(
@@ -37,8 +44,8 @@ def test_it_hands_a_message_due_within_the_horizon_to_the_workers_at_once(
 
     stored = ScheduledMessage.objects.get(pk=message.pk)
     assert before <= stored.handed_over_at <= timezone.now()
-    assert stored.task_id == f"send-{message.id}-v1"
-    assert waiting(queue) == [send_task(message, due)]
+    assert stored.task_id == tick_id(due)
+    assert waiting(queue) == [tick_task(due)]
 
 
 def test_it_leaves_a_later_message_to_the_pump_which_hands_it_over_as_it_enters_the_horizon(
@@ -56,7 +63,7 @@ def test_it_leaves_a_later_message_to_the_pump_which_hands_it_over_as_it_enters_
     with django_capture_on_commit_callbacks(execute=True):
         services.dispatch_pump_once()
     assert ScheduledMessage.objects.get(pk=message.pk).handed_over_at is not None
-    assert waiting(queue) == [send_task(message, due)]
+    assert waiting(queue) == [tick_task(due)]
 
 
 def test_it_hands_a_message_rescheduled_into_the_horizon_over_at_once_as_its_new_version(
@@ -69,9 +76,9 @@ def test_it_hands_a_message_rescheduled_into_the_horizon_over_at_once_as_its_new
         services.message_update(message=message, scheduled_at=due)
 
     stored = ScheduledMessage.objects.get(pk=message.pk)
-    assert (stored.version, stored.task_id) == (2, f"send-{message.id}-v2")
+    assert (stored.version, stored.task_id) == (2, tick_id(due))
     assert stored.handed_over_at is not None
-    assert waiting(queue) == [send_task(stored, due)]
+    assert waiting(queue) == [tick_task(due)]
 
 
 def test_it_leaves_a_message_rescheduled_beyond_the_horizon_to_the_pump_again(
@@ -80,14 +87,14 @@ def test_it_leaves_a_message_rescheduled_beyond_the_horizon_to_the_pump_again(
     due = in_seconds(2)
     with django_capture_on_commit_callbacks(execute=True):
         message = schedule_via_services(new_session.session, due)
-    first_task = send_task(message, due)
+    first_task = tick_task(due)
 
     with django_capture_on_commit_callbacks(execute=True):
         services.message_update(message=message, scheduled_at=in_seconds(3600))
 
     stored = ScheduledMessage.objects.get(pk=message.pk)
     assert (stored.version, stored.handed_over_at, stored.task_id) == (2, None, "")
-    assert waiting(queue) == [first_task]  # nothing new handed over; that task's claim is for a version now gone
+    assert waiting(queue) == [first_task]  # nothing new handed over; that tick's task finds nothing due
 
 
 @pytest.mark.parametrize(
@@ -110,9 +117,9 @@ def test_it_hands_a_message_an_operator_sends_now_or_retries_over_at_once(
         act(message)
 
     stored = ScheduledMessage.objects.get(pk=message.pk)
-    assert (stored.status, stored.version, stored.task_id) == (MessageStatus.PENDING, 2, f"send-{message.id}-v2")
+    assert (stored.status, stored.version, stored.task_id) == (MessageStatus.PENDING, 2, tick_id(stored.due_at))
     assert before <= stored.due_at <= stored.handed_over_at <= timezone.now()
-    assert waiting(queue) == [send_task(stored, stored.due_at)]
+    assert waiting(queue) == [tick_task(stored.due_at)]
 
 
 # --- What each status refuses, and how it says so ------------------------------------------------------
