@@ -9,8 +9,10 @@ port, nothing kept on disk, so a restart comes back empty, as the shared one wou
 machine's shared ones. `--workers` x
 `celery -A project worker --concurrency 2` and one `manage.py dispatch_pump`, as the Procfile runs
 them, with the `http` transport pointed at bench/provider.py (which records every request with its
-`Idempotency-Key` and deduplicates nothing, so a double send shows) and the session's webhook URL
-pointed at a receiver in this process (which records every `webhook-id`).
+`Idempotency-Key` and deduplicates nothing, so a double send shows; it answers each send after
+`--provider-latency-ms`, 200 by default, as real providers do) and paced fleet-wide at
+`--transport-rate` (150/s), and the session's webhook URL pointed at a receiver in this process (which
+records every `webhook-id`).
 
 `--messages` are scheduled through `services.message_schedule` (in this process, after django.setup()),
 due evenly over `--spread` seconds from about `--lead` (10) seconds after they are all written. While
@@ -21,7 +23,7 @@ PostgreSQL is restarted (`pg_ctl restart -m fast`, a fifth of the way) and Redis
 `--redis-outage` (30) seconds from 60 % of the way, then started again, empty. The fleet itself is
 never restarted for these: the workers and the pump must reconnect on their own.
 `--campaign` (1000) more messages are all due at one instant, 40 % of the way: stored as rows beyond
-the horizon, so the pump hands them over in batches (one task claims up to DISPATCH_SEND_BATCH). Then
+the horizon, so the pump hands them over by tick (one task claims up to DISPATCH_SEND_BATCH). Then
 the run waits until every message is final and every webhook delivered (at most `--timeout` after the
 last due time, or until nothing changed for `--stall` seconds), checks the provider's record and the
 database, and prints one line:
@@ -123,6 +125,14 @@ def parse_args(argv=None):
         "--stale-after", type=float, default=5.0, help="DISPATCH_STALE_AFTER_SECONDS (default 60 in production)"
     )
     parser.add_argument("--lease", type=float, default=20.0, help="DISPATCH_LEASE_SECONDS (default 120 in production)")
+    parser.add_argument(
+        "--provider-latency-ms", type=float, default=200.0, help="the provider answers each send this much later"
+    )
+    parser.add_argument(
+        "--transport-rate",
+        default="150/s",
+        help="TRANSPORT_RATE: the fleet-wide pacing of the provider's transport ('' for none)",
+    )
     parser.add_argument("--seed", type=int, default=None, help="random seed of the kill schedule")
     parser.add_argument("--db-name", default="chaos_scheduler")
     add_result_options(
@@ -203,6 +213,7 @@ def product_settings(args, provider_url):
         **RECOVERY_ENV,
         "DISPATCH_STALE_AFTER_SECONDS": f"{args.stale_after:g}",
         "DISPATCH_LEASE_SECONDS": f"{args.lease:g}",
+        "TRANSPORT_RATE": args.transport_rate,
     }
 
 
@@ -352,7 +363,7 @@ def run(args, state):
     start_servers(args, state)
     broker = redis.Redis.from_url(args.redis)
 
-    provider = Provider(log_dir)
+    provider = Provider(log_dir, args.provider_latency_ms)
     receiver = WebhookReceiver()
     state.update(provider=provider, receiver=receiver)
     env = set_up_product(args, provider.url, log_dir, state)

@@ -11,6 +11,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from scheduling.rates import parse_rate
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("VAR_DIR", default=str(BASE_DIR / "var")))
 
@@ -237,8 +239,20 @@ def transport_from_url(url, variable="TRANSPORT_URL"):
     raise ImproperlyConfigured(f"{variable} must be 'console:' or an http(s) URL, not {url!r}.")
 
 
+def with_rate(transport, variable, default=""):
+    """OPTIONS["RATE"] from the environment ("50/s", "80/s", "30/min"): the transport's fleet-wide send rate."""
+    rate = env.str(variable, default=default)
+    try:
+        parse_rate(rate)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"Environment variable {variable} is invalid: {exc}") from None
+    if rate:
+        transport["OPTIONS"] = {**transport["OPTIONS"], "RATE": rate}
+    return transport
+
+
 TRANSPORTS = {
-    "default": transport_from_url(TRANSPORT_URL),
+    "default": with_rate(transport_from_url(TRANSPORT_URL), "TRANSPORT_RATE"),
     "console": transport_from_url("console:"),
 }
 # Omnimessage channels: SMS_TRANSPORT_URL, VIBER_TRANSPORT_URL, WHATSAPP_TRANSPORT_URL add a transport
@@ -247,30 +261,41 @@ OMNIMESSAGE_CHANNELS = ["sms", "viber", "whatsapp"]
 for _channel in OMNIMESSAGE_CHANNELS:
     _variable = f"{_channel.upper()}_TRANSPORT_URL"
     if env.str(_variable, default=""):
-        TRANSPORTS[_channel] = transport_from_url(env.str(_variable), _variable)
+        TRANSPORTS[_channel] = with_rate(
+            transport_from_url(env.str(_variable), _variable), f"{_channel.upper()}_TRANSPORT_RATE"
+        )
 CHANNEL_TRANSPORTS = {channel: channel if channel in TRANSPORTS else "default" for channel in OMNIMESSAGE_CHANNELS}
 OMNIMESSAGE_DEFAULT_SENDER = env.str("OMNIMESSAGE_DEFAULT_SENDER", default="Scheduler")
 # One channel message per channel kind at most: a request must not fan out into many sends and reports.
 OMNIMESSAGE_MAX_CHANNELS = len(OMNIMESSAGE_CHANNELS)
 if env.str("WHATSAPP_CLOUD_TOKEN", default=""):
-    TRANSPORTS["whatsapp_cloud"] = {
-        "BACKEND": "scheduling.transports.whatsapp_cloud.WhatsAppCloudTransport",
-        "OPTIONS": {
-            "TOKEN": env.str("WHATSAPP_CLOUD_TOKEN"),
-            "PHONE_NUMBER_ID": env.str("WHATSAPP_CLOUD_PHONE_NUMBER_ID"),
-            "BASE_URL": env.str("WHATSAPP_CLOUD_BASE_URL", default="https://graph.facebook.com/v21.0"),
+    # Meta's default throughput is 80 messages/s per business number (1,000 once upgraded): paced to it.
+    TRANSPORTS["whatsapp_cloud"] = with_rate(
+        {
+            "BACKEND": "scheduling.transports.whatsapp_cloud.WhatsAppCloudTransport",
+            "OPTIONS": {
+                "TOKEN": env.str("WHATSAPP_CLOUD_TOKEN"),
+                "PHONE_NUMBER_ID": env.str("WHATSAPP_CLOUD_PHONE_NUMBER_ID"),
+                "BASE_URL": env.str("WHATSAPP_CLOUD_BASE_URL", default="https://graph.facebook.com/v21.0"),
+            },
         },
-    }
+        "WHATSAPP_CLOUD_RATE",
+        default="80/s",
+    )
 if env.str("TWILIO_ACCOUNT_SID", default=""):
-    TRANSPORTS["twilio"] = {
-        "BACKEND": "scheduling.transports.twilio.TwilioTransport",
-        "OPTIONS": {
-            "ACCOUNT_SID": env.str("TWILIO_ACCOUNT_SID"),
-            "AUTH_TOKEN": env.str("TWILIO_AUTH_TOKEN"),
-            "FROM": env.str("TWILIO_FROM"),
-            "BASE_URL": env.str("TWILIO_BASE_URL", default="https://api.twilio.com"),
+    # Twilio's rate depends on the sender (1/s for a US long code, 3/s toll-free, 100/s a short code): TWILIO_RATE.
+    TRANSPORTS["twilio"] = with_rate(
+        {
+            "BACKEND": "scheduling.transports.twilio.TwilioTransport",
+            "OPTIONS": {
+                "ACCOUNT_SID": env.str("TWILIO_ACCOUNT_SID"),
+                "AUTH_TOKEN": env.str("TWILIO_AUTH_TOKEN"),
+                "FROM": env.str("TWILIO_FROM"),
+                "BASE_URL": env.str("TWILIO_BASE_URL", default="https://api.twilio.com"),
+            },
         },
-    }
+        "TWILIO_RATE",
+    )
 
 # --- Celery (docs/ARCHITECTURE.md; the README, "When a part goes away") -------------------
 REDIS_URL = env.str("REDIS_URL", default="")

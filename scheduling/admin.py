@@ -50,7 +50,7 @@ class SessionForm(forms.ModelForm):
 
     class Meta:
         model = Session
-        fields = ["name", "webhook_url", "transport", "active"]
+        fields = ["name", "webhook_url", "transport", "send_rate", "active"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -73,7 +73,17 @@ class ApiKeyInline(ReadOnlyInline):
 class SessionAdmin(admin.ModelAdmin):
     form = SessionForm
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
-    list_display = ["name", "id", "transport", "active", "paused", "webhook_url", "webhooks_stopped", "created_at"]
+    list_display = [
+        "name",
+        "id",
+        "transport",
+        "send_rate",
+        "active",
+        "paused",
+        "webhook_url",
+        "webhooks_stopped",
+        "created_at",
+    ]
     list_filter = ["active", "transport"]
     search_fields = ["name", "id"]
     readonly_fields = ["id", "created_at", "paused_at", "webhook_disabled_at"]
@@ -117,7 +127,11 @@ class SessionAdmin(admin.ModelAdmin):
         if change:
             return super().save_model(request, obj, form, change)
         created = services.session_create(
-            name=obj.name, webhook_url=obj.webhook_url, transport=obj.transport, active=form.cleaned_data["active"]
+            name=obj.name,
+            webhook_url=obj.webhook_url,
+            transport=obj.transport,
+            active=form.cleaned_data["active"],
+            send_rate=obj.send_rate,
         )
         obj.pk = created.session.pk
         obj.active = created.session.active

@@ -19,6 +19,8 @@ SENDS = "metrics:sends"  # field "transport|outcome" -> count
 LATENESS = "metrics:lateness"  # field "le" -> count of observations in that bucket (not cumulative)
 LATENESS_SUM = "metrics:lateness_sum"
 WEBHOOKS = "metrics:webhook_attempts"  # field outcome -> count
+PACING = "metrics:pacing_delay"  # field "le" -> count of deferrals in that bucket (not cumulative)
+PACING_SUM = "metrics:pacing_delay_sum"
 
 
 @cache
@@ -50,9 +52,19 @@ def count_send(*, transport: str, outcome: str, lateness: float | None = None) -
     """outcome: sent, retry or failed. Lateness (seconds after scheduledAt) is observed for sends."""
     increments = [(SENDS, f"{transport}|{outcome}", 1)]
     if lateness is not None:
-        bucket = next((str(b) for b in LATENESS_BUCKETS if lateness <= b), "+Inf")
-        increments += [(LATENESS, bucket, 1), (LATENESS_SUM, "sum", float(max(lateness, 0.0)))]
+        increments += _histogram(LATENESS, LATENESS_SUM, [lateness])
     _record(*increments)
+
+
+def count_paced(delays: list[float]) -> None:
+    """Messages deferred to their pacing slot: how long each was made to wait (seconds)."""
+    if delays:
+        _record(*_histogram(PACING, PACING_SUM, delays))
+
+
+def _histogram(key: str, sum_key: str, values: list[float]) -> list:
+    increments = [(key, next((str(b) for b in LATENESS_BUCKETS if value <= b), "+Inf"), 1) for value in values]
+    return [*increments, (sum_key, "sum", float(sum(max(value, 0.0) for value in values)))]
 
 
 def count_webhook_attempt(*, outcome: str) -> None:
@@ -64,15 +76,17 @@ def read_all() -> dict:
     if client is None:
         return {}
     pipe = client.pipeline(transaction=False)
-    for key in (SENDS, LATENESS, LATENESS_SUM, WEBHOOKS):
+    for key in (SENDS, LATENESS, LATENESS_SUM, WEBHOOKS, PACING, PACING_SUM):
         pipe.hgetall(key)
     pipe.llen("celery")
-    sends, lateness, lateness_sum, webhooks, queue = pipe.execute()
+    sends, lateness, lateness_sum, webhooks, pacing, pacing_sum, queue = pipe.execute()
     decode = lambda table: {k.decode(): float(v) for k, v in table.items()}  # noqa: E731
     return {
         "sends": decode(sends),
         "lateness": decode(lateness),
         "lateness_sum": decode(lateness_sum).get("sum", 0.0),
         "webhooks": decode(webhooks),
+        "pacing": decode(pacing),
+        "pacing_sum": decode(pacing_sum).get("sum", 0.0),
         "queue_depth": queue,
     }

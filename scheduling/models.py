@@ -4,7 +4,17 @@ import secrets
 import uuid
 from datetime import timedelta
 
+from django.core.exceptions import ValidationError
 from django.db import models
+
+from .rates import parse_rate
+
+
+def validate_rate(value: str) -> None:
+    try:
+        parse_rate(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
 
 
 def new_message_id():
@@ -28,6 +38,13 @@ class Session(models.Model):
         help_text='Omnimessage channels: {"sms": "<transport>", …}; a channel left out uses CHANNEL_TRANSPORTS.',
     )
     active = models.BooleanField(default=True, help_text="Inactive sessions' keys are refused.")
+    send_rate = models.CharField(
+        max_length=20,
+        blank=True,
+        validators=[validate_rate],
+        help_text='At most this many sends, fleet-wide, evenly spaced: "20/s", "30/min", "1000/h"; empty: unpaced '
+        "(its transport's rate still applies).",
+    )
     paused_at = models.DateTimeField(
         null=True,
         blank=True,
@@ -121,6 +138,10 @@ class ScheduledMessage(models.Model):
     handed_over_at = models.DateTimeField(null=True, blank=True)
     task_id = models.CharField(max_length=100, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
+    # The pacing slot reserved for it (fleet-wide, in Redis), and on which key ("session" or "transport"):
+    # when it comes back then, it asks only its other key.
+    paced_for = models.DateTimeField(null=True, blank=True)
+    paced_on = models.CharField(max_length=10, blank=True)
     # Omnimessages (the Messente-compatible API): channels are tried in order, see ChannelAttempt.
     dlr_url = models.URLField(max_length=2000, blank=True, help_text="Where channel delivery reports go.")
     current_channel = models.PositiveSmallIntegerField(default=0)
@@ -135,6 +156,11 @@ class ScheduledMessage(models.Model):
             # The pump's scans touch only live rows: a small index however long history grows.
             models.Index(fields=["due_at"], name="msg_pending_due", condition=models.Q(status="pending")),
             models.Index(fields=["lease_until"], name="msg_sending_lease", condition=models.Q(status="sending")),
+            models.Index(
+                fields=["paced_for"],
+                name="msg_pending_paced",
+                condition=models.Q(status="pending", paced_for__isnull=False),
+            ),
         ]
 
     def __str__(self):

@@ -118,6 +118,11 @@ class FleetCollector:
             "Pending messages due within the hour.",
             value=selectors.pending_due_between(now, now + timedelta(hours=1)),
         )
+        yield GaugeMetricFamily(
+            "scheduled_messages_paced",
+            "Pending messages deferred to a later pacing slot (a session's or a transport's send rate).",
+            value=selectors.paced_waiting(now),
+        )
 
     def event_counters(self, figures):
         if not figures:
@@ -139,6 +144,12 @@ class FleetCollector:
             "Seconds from scheduledAt to the provider accepting the message.",
             buckets=cumulative(figures["lateness"]),
             sum_value=figures["lateness_sum"],
+        )
+        yield HistogramMetricFamily(
+            "message_pacing_delay_seconds",
+            "How long each message deferred by pacing was made to wait for its slot.",
+            buckets=cumulative(figures["pacing"]),
+            sum_value=figures["pacing_sum"],
         )
         yield GaugeMetricFamily(
             "broker_queue_depth", "Tasks waiting in the broker's queue.", value=figures["queue_depth"]

@@ -77,6 +77,10 @@ def pending_due_between(start: datetime, end: datetime) -> int:
     return ScheduledMessage.objects.filter(status=MessageStatus.PENDING, due_at__gte=start, due_at__lt=end).count()
 
 
+def paced_waiting(now: datetime) -> int:
+    return ScheduledMessage.objects.filter(status=MessageStatus.PENDING, paced_for__gt=now).count()
+
+
 DASHBOARD_COLUMNS = ["pending", "sending", "sent", "cancelled", "failed", "due_next_hour", "late", "failed_last_day"]
 
 

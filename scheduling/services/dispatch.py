@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from .. import metrics
+from .. import metrics, pacing
 from ..models import ChannelAttempt, ChannelStatus, ScheduledMessage
 from ..models import MessageStatus as Status
 from ..transports import TransportError, get_transport
@@ -95,8 +95,11 @@ def _send_claimed(message: ScheduledMessage, attempt: ChannelAttempt | None, act
 def record_send_failure(
     message: ScheduledMessage, attempt: ChannelAttempt | None, error: TransportError, actor: str
 ) -> str:
-    """Fail, fall back to the next channel, or schedule a retry; say which ("failed" or "retry")."""
+    """Fail, fall back to the next channel, or schedule a retry; say which ("failed", "retry" or
+    "rate_limited")."""
     now = timezone.now()
+    if error.rate_limited:
+        return _wait_out_rate_limit(message, attempt, error, actor, now)
     with transaction.atomic():
         if error.permanent or message.attempts >= settings.DISPATCH_MAX_ATTEMPTS:
             reason = str(error) if error.permanent else f"{error} (gave up after {message.attempts} attempts)"
@@ -127,6 +130,31 @@ def record_send_failure(
             due_at=due_at,
         )
     return "retry"
+
+
+def _wait_out_rate_limit(
+    message: ScheduledMessage, attempt: ChannelAttempt | None, error: TransportError, actor: str, now
+) -> str:
+    """A provider's 429: its sender (the transport) cools down fleet-wide for the Retry-After, and the
+    message goes again after it, through pacing; the refused attempt is not counted."""
+    transport = transport_name(message, attempt)
+    wait_s = pacing.cool_down(transport, error.retry_after, round(now.timestamp() * 1000))
+    due_at = now + timedelta(seconds=wait_s)
+    if attempt is not None and attempt.deadline:
+        due_at = min(due_at, attempt.deadline)
+    with transaction.atomic():
+        transition(
+            message,
+            target=Status.PENDING,
+            allowed_from={Status.SENDING},
+            actor=actor,
+            detail=f"provider rate limit: transport {transport} cools down {wait_s:.1f} s fleet-wide: {error}",
+            last_error=str(error),
+            lease_until=None,
+            due_at=due_at,
+            attempts=message.attempts - 1,
+        )
+    return "rate_limited"
 
 
 def retry_delay(attempts: int, retry_after: float | None = None) -> float:

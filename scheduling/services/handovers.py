@@ -49,6 +49,18 @@ def enqueue_after_commit(message: ScheduledMessage) -> None:
         )
 
 
+def enqueue_ticks_after_commit(messages: list[ScheduledMessage], handed_over_at: datetime) -> None:
+    """`enqueue_after_commit` for many messages handed over together: one hand-over per tick they fall in."""
+    ticks: dict[datetime, list[str]] = {}
+    for message in messages:
+        if message.handed_over_at is not None:
+            ticks.setdefault(tick_end(message.due_at), []).append(message.pk)
+    for until, ids in ticks.items():
+        handover.after_commit(
+            hand_over_due, until, undo=partial(forget_handovers, ScheduledMessage, ids, handed_over_at)
+        )
+
+
 def hand_over_due(due_at: datetime) -> None:
     """The tick's task for a message due at `due_at`, shared with the tick's other messages unless the
     tick is about to end."""

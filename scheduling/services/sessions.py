@@ -42,10 +42,17 @@ class NewSession:
     api_password: str  # shown once, never stored
 
 
-def session_create(*, name: str, webhook_url: str = "", transport: str = "default", active: bool = True) -> NewSession:
+def session_create(
+    *, name: str, webhook_url: str = "", transport: str = "default", active: bool = True, send_rate: str = ""
+) -> NewSession:
     with transaction.atomic():
         session = Session.objects.create(
-            name=name, webhook_url=webhook_url, transport=transport, active=active, webhook_secret=new_webhook_secret()
+            name=name,
+            webhook_url=webhook_url,
+            transport=transport,
+            active=active,
+            send_rate=send_rate,
+            webhook_secret=new_webhook_secret(),
         )
         _, api_key = api_key_create(session=session, label="initial")
         credential, password = api_credential_create(session=session)

@@ -20,17 +20,25 @@ from ..models import ScheduledMessage
 from ..transports import OutgoingMessage, SendResult, TransportError, get_transport
 from .dispatch import message_dispatch, record_send_failure
 from .outgoing import check_media_destination, log_context, outgoing_message, transport_name
-from .transitions import claim_batch, claim_due, record_sent, transition
+from .pacer import pace
+from .transitions import claim_batch, claim_locked, defer_locked, lock_due, record_sent, transition
 
 logger = logging.getLogger("scheduling.services")
 
 
 def messages_send_due(*, until: datetime, worker: str) -> None:
-    """Send what is due by `until` (a tick's end): a batch claimed at once and sent side by side."""
+    """Send what is due by `until` (a tick's end): a batch claimed at once and sent side by side; what
+    its pacing says must wait goes back to pending at its slot."""
     actor = f"worker:{worker}"
-    claimed = claim_due(until, limit=settings.DISPATCH_SEND_BATCH, actor=actor)
-    if len(claimed) == settings.DISPATCH_SEND_BATCH:
+    with transaction.atomic():
+        due = lock_due(until, limit=settings.DISPATCH_SEND_BATCH)
+        go, wait = pace(due)
+        claimed = claim_locked(go, actor=actor)
+        if wait:
+            defer_locked(wait, actor=actor)
+    if len(due) == settings.DISPATCH_SEND_BATCH:
         _hand_on_the_rest(until)
+    metrics.count_paced([(slot - timezone.now()).total_seconds() for _, slot, _, _ in wait])
     send_claimed(claimed, actor)
     for message_id, version in _omnimessages_due(until):
         message_dispatch(message_id=message_id, version=version, worker=worker)

@@ -3,7 +3,8 @@
 `transition` is one UPDATE matching the status and version the caller read, whose row count says
 whether this caller won, plus one history row in the same transaction; a move to `pending` hands the
 new version over, a move to a reported status writes its webhook to the outbox. Its batch forms, for
-claiming what a tick's task sends (`claim_due`, `claim_batch`) and recording what its sends
+claiming what a tick's task sends (`claim_locked`, `claim_batch`), deferring what must wait for its
+pacing slot (`defer_locked`) and recording what its sends
 achieved (`record_sent`), make the same moves for many rows in a few statements. Every move is one of
 ALLOWED_TRANSITIONS; asking for another is a bug, and raises.
 """
@@ -18,7 +19,7 @@ from django.utils import timezone
 from ..models import MessageEvent, ScheduledMessage
 from ..models import MessageStatus as Status
 from . import outbox
-from .handovers import enqueue_after_commit, handover_fields
+from .handovers import enqueue_after_commit, enqueue_ticks_after_commit, handover_fields
 
 ALLOWED_TRANSITIONS = {
     Status.PENDING: {
@@ -54,6 +55,8 @@ def transition(
     if target == Status.PENDING:
         due_at = fields.get("due_at", message.due_at)
         fields.update(handover_fields(message.pk, fields["version"], due_at, now))
+        fields.setdefault("paced_for", None)  # a slot reserved for the old due time is not this one's
+        fields.setdefault("paced_on", "")
     won = ScheduledMessage.objects.filter(pk=message.pk, status=message.status, version=message.version).update(
         **fields
     )
@@ -71,19 +74,49 @@ def transition(
     return True
 
 
-def claim_due(until: datetime, *, limit: int, actor: str) -> list[ScheduledMessage]:
-    """`transition(target=SENDING)` for what a tick's task sends: up to `limit` messages of the session
-    API due by `until` (and by now), the earliest first, skipping rows another transaction holds. The
+def lock_due(until: datetime, *, limit: int) -> list[ScheduledMessage]:
+    """What a tick's task takes, locked for this transaction: up to `limit` messages of the session API
+    due by `until` (and by now), the earliest first, skipping rows another transaction holds. The
     omnimessages due go their own way (dispatch), and a paused session's wait for it to resume."""
+    rows = (
+        ScheduledMessage.objects.select_related("session")
+        .select_for_update(skip_locked=True, of=("self",))
+        .filter(status=Status.PENDING, due_at__lte=min(until, timezone.now()), channel_count=0, session__paused_at=None)
+        .order_by("due_at")[:limit]
+    )
+    return list(rows)
+
+
+def claim_locked(messages: list[ScheduledMessage], *, actor: str) -> list[ScheduledMessage]:
+    """`transition(target=SENDING)` for rows this transaction has locked (`lock_due`)."""
+    return _claim(messages, actor=actor, detail="claimed (batch)")
+
+
+def defer_locked(deferred: list[tuple[ScheduledMessage, datetime, str, str]], *, actor: str) -> None:
+    """pending -> pending, later, for locked rows that must wait for their pacing slot ((message, slot,
+    the key it holds the slot on, why)): one UPDATE, one history row each, one hand-over per tick."""
     now = timezone.now()
-    with transaction.atomic():
-        rows = (
-            ScheduledMessage.objects.select_related("session")
-            .select_for_update(skip_locked=True, of=("self",))
-            .filter(status=Status.PENDING, due_at__lte=min(until, now), channel_count=0, session__paused_at=None)
-            .order_by("due_at")[:limit]
+    for message, slot, key, _ in deferred:
+        message.version, message.updated_at, message.due_at = message.version + 1, now, slot
+        message.paced_for, message.paced_on = slot, key
+        for name, value in handover_fields(message.pk, message.version, slot, now).items():
+            setattr(message, name, value)
+    ScheduledMessage.objects.bulk_update([row[0] for row in deferred], DEFERRED_FIELDS)
+    MessageEvent.objects.bulk_create(
+        MessageEvent(
+            message=message,
+            from_status=Status.PENDING,
+            to_status=Status.PENDING,
+            attempt=message.attempts,
+            actor=actor,
+            detail=f"paced ({why}): waits {(slot - now).total_seconds():.2f} s for its slot",
         )
-        return _claim(list(rows), actor=actor, detail="claimed (batch)", now=now)
+        for message, slot, _, why in deferred
+    )
+    enqueue_ticks_after_commit([row[0] for row in deferred], now)
+
+
+DEFERRED_FIELDS = ["version", "updated_at", "due_at", "paced_for", "paced_on", "handed_over_at", "task_id"]
 
 
 def claim_batch(batch: list[tuple[str, int]], *, actor: str) -> dict[str, ScheduledMessage]:
@@ -111,7 +144,13 @@ def _claim(messages: list[ScheduledMessage], *, actor: str, detail: str, now=Non
     if not messages:
         return []
     now = now or timezone.now()
-    fields = {"status": Status.SENDING, "updated_at": now, "lease_until": now + settings.DISPATCH_LEASE}
+    fields = {
+        "status": Status.SENDING,
+        "updated_at": now,
+        "lease_until": now + settings.DISPATCH_LEASE,
+        "paced_for": None,  # its slot, if it had one, is used now
+        "paced_on": "",
+    }
     ScheduledMessage.objects.filter(pk__in=[message.pk for message in messages]).update(
         version=F("version") + 1, attempts=F("attempts") + 1, **fields
     )

@@ -28,10 +28,16 @@ class SendResult:
 
 
 class TransportError(Exception):
-    def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None):
+    """`rate_limited`: the provider refused for its throughput limit (HTTP 429, WhatsApp 130429, Twilio
+    20429): the sender cools down fleet-wide, and the message goes again after it, not counted as an attempt."""
+
+    def __init__(
+        self, message: str, *, permanent: bool = False, retry_after: float | None = None, rate_limited: bool = False
+    ):
         super().__init__(message)
-        self.permanent = permanent
+        self.permanent = permanent and not rate_limited
         self.retry_after = retry_after
+        self.rate_limited = rate_limited
 
 
 class Transport:
@@ -47,6 +53,7 @@ class Transport:
 
 
 TEMPORARY_STATUSES = {408, 425, 429}
+RATE_LIMIT_CODES = {130429, 20429}  # WhatsApp Cloud's and Twilio's "too many messages" error codes
 
 
 class HttpProviderTransport(Transport):
@@ -67,10 +74,12 @@ class HttpProviderTransport(Transport):
             raise TransportError(f"Timed out after {self.timeout[1]:g} s waiting for {url}") from None
         except requests.ConnectionError as exc:
             raise TransportError(f"Could not connect to {url}: {exc.__class__.__name__}") from None
-        if response.status_code in TEMPORARY_STATUSES or response.status_code >= 500:
+        rate_limited = response.status_code == 429 or _error_code(response) in RATE_LIMIT_CODES
+        if rate_limited or response.status_code in TEMPORARY_STATUSES or response.status_code >= 500:
             raise TransportError(
                 f"Provider answered HTTP {response.status_code}: {response.text[:200]}",
                 retry_after=outbound.retry_after_seconds(response),
+                rate_limited=rate_limited,
             )
         if not 200 <= response.status_code < 300:
             raise TransportError(
@@ -88,3 +97,18 @@ class HttpProviderTransport(Transport):
         if not isinstance(body, dict):
             raise TransportError(f"Provider answered HTTP {response.status_code} without a JSON object", permanent=True)
         return body
+
+
+def _error_code(response: requests.Response) -> int | None:
+    """The provider's own error code in a refusal's JSON body (`error.code`, or Twilio's top-level `code`)."""
+    if response.status_code < 400:
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    error = body.get("error")
+    code = error.get("code") if isinstance(error, dict) else body.get("code")
+    return code if isinstance(code, int) else None

@@ -31,6 +31,7 @@ def test_it_prints_one_json_object_with_the_sessions_credentials():
         "webhookSecret": printed["webhookSecret"],
         "webhookUrl": "https://example.com/hook",
         "transport": "default",
+        "sendRate": "",
     }
     assert printed["apiKey"].startswith("wask_")
     assert printed["webhookSecret"].startswith("whsec_")
@@ -112,3 +113,18 @@ def test_it_refuses_a_webhook_url_that_is_internal_however_it_is_read(settings, 
 
     assert str(refusal.value) == f"--webhook-url {url!r}: {reason}"
     assert Session.objects.count() == 0
+
+
+def test_it_sets_the_sessions_send_rate():
+    printed = json.loads(create_session("paced-shop", "--send-rate", "20/s"))
+
+    assert printed["sendRate"] == "20/s"
+    assert Session.objects.get(pk=printed["id"]).send_rate == "20/s"
+
+
+@pytest.mark.parametrize("rate", ["fast", "20", "0/s", "20/fortnight", "-3/min"])
+def test_it_refuses_a_send_rate_it_cannot_read_and_creates_nothing(rate):
+    with pytest.raises(CommandError, match="--send-rate: .* like 20/s or 30/min"):
+        create_session("shop", f"--send-rate={rate}")
+
+    assert not Session.objects.exists()

@@ -1,0 +1,159 @@
+"""Pacing, fleet-wide through Redis: a session's send rate and a transport's, what a batch does with the
+messages that must wait (deferred to their slot, never held in a worker), and a provider's 429 turned into
+a cooldown that every worker honours. Checked in this process against the real database, Redis and a local
+provider; the fleet test (tests/fleet/test_pacing.py) checks the rate at the provider."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from scheduling import metrics, services
+from scheduling.models import MessageStatus, ScheduledMessage
+from scheduling.rates import parse_rate
+from scheduling.services.handovers import tick_end
+
+from ..factories import campaign, in_seconds
+from ..support import Reply
+from .test_dispatch_decisions import session_sending_to
+
+
+@pytest.mark.parametrize(
+    ("text", "interval_ms"),
+    [("20/s", 50), ("30/min", 2000), ("1000/h", 3600), ("2.5/sec", 400), ("80 / second", 12.5), ("1/minute", 60000)],
+)
+def test_a_rate_is_read_as_the_time_between_two_sends(text, interval_ms):
+    assert parse_rate(text).interval_ms == pytest.approx(interval_ms)
+
+
+@pytest.mark.parametrize("text", ["fast", "20", "0/s", "20/fortnight", "-3/min", "/s", "1e3/s"])
+def test_a_rate_that_cannot_be_read_is_refused_saying_how_to_write_one(text):
+    with pytest.raises(ValueError, match="like 20/s or 30/min"):
+        parse_rate(text)
+
+
+def send_due_now():
+    services.messages_send_due(until=tick_end(timezone.now()), worker="test")
+
+
+def by_status(ids):
+    return dict(ScheduledMessage.objects.filter(pk__in=ids).values_list("id", "status"))
+
+
+def test_a_session_over_its_rate_sends_what_fits_and_defers_the_rest_to_evenly_spaced_slots(
+    transactional_db, settings, provider, queue
+):
+    provider.reset()
+    session = session_sending_to(provider, settings, transport="paced-session-transport")
+    session.send_rate = "5/s"
+    session.save()
+    ids = campaign(session, 10, in_seconds(-1))
+
+    send_due_now()
+
+    statuses = by_status(ids)
+    assert list(statuses.values()).count(MessageStatus.SENT) == 1
+    waiting = ScheduledMessage.objects.filter(pk__in=ids, status=MessageStatus.PENDING).order_by("due_at")
+    slots = [message.due_at for message in waiting]
+    assert len(slots) == 9
+    gaps = [(later - earlier).total_seconds() for earlier, later in zip(slots, slots[1:], strict=False)]
+    assert gaps == pytest.approx([0.2] * 8, abs=0.002)  # one every 200 ms: 5/s
+    assert all(message.paced_for == message.due_at for message in waiting)
+    assert waiting[0].events.last().detail.startswith("paced (session 5/s): waits 0.")
+    assert len(provider.received) == 1
+
+
+def test_a_deferred_message_goes_at_its_slot_without_asking_its_session_again(transactional_db, settings, provider, queue):
+    provider.reset()
+    session = session_sending_to(provider, settings, transport="slot-keeper")
+    session.send_rate = "10/s"
+    session.save()
+    ids = campaign(session, 3, in_seconds(-1))
+    send_due_now()
+    later = ScheduledMessage.objects.filter(pk__in=ids, status=MessageStatus.PENDING).order_by("due_at").last()
+    campaign(session, 5, in_seconds(-1))  # more of the session's messages, due before that slot
+
+    assert later.paced_on == "session"
+    slot_reached = timezone.now() - timedelta(milliseconds=1)  # as when its tick comes
+    ScheduledMessage.objects.filter(pk=later.pk).update(due_at=slot_reached, paced_for=slot_reached)
+    send_due_now()
+
+    assert ScheduledMessage.objects.get(pk=later.pk).status == MessageStatus.SENT
+
+
+def test_a_transports_rate_paces_every_session_sending_through_it(transactional_db, settings, provider, queue):
+    provider.reset()
+    first = session_sending_to(provider, settings, transport="paced-transport", RATE="4/s")
+    second = services.session_create(name="second", transport="paced-transport").session
+    ids = campaign(first, 4, in_seconds(-1)) + campaign(second, 4, in_seconds(-1))
+
+    send_due_now()
+
+    assert list(by_status(ids).values()).count(MessageStatus.SENT) == 1
+    slots = sorted(ScheduledMessage.objects.filter(pk__in=ids, status=MessageStatus.PENDING).values_list("due_at"))
+    assert (slots[-1][0] - slots[0][0]).total_seconds() == pytest.approx(6 * 0.25, abs=0.002)
+
+
+def test_pacing_one_session_never_holds_up_anothers_sends(transactional_db, settings, provider, queue):
+    provider.reset()
+    paced = session_sending_to(provider, settings, transport="shared-carrier")
+    paced.send_rate = "1/min"
+    paced.save()
+    unpaced = services.session_create(name="unpaced", transport="shared-carrier").session
+    held = campaign(paced, 50, in_seconds(-2))
+    free = campaign(unpaced, 50, in_seconds(-1))
+
+    send_due_now()
+
+    assert set(by_status(free).values()) == {MessageStatus.SENT}
+    assert list(by_status(held).values()).count(MessageStatus.SENT) == 1
+
+
+def test_a_providers_429_cools_its_transport_down_for_the_whole_fleet_and_is_not_an_attempt(
+    transactional_db, settings, provider, queue
+):
+    provider.reset()
+    session = session_sending_to(provider, settings, transport="rate-limited-carrier")
+    [refused] = campaign(session, 1, in_seconds(-1))
+    provider.script(
+        "campaign 0", Reply(429, {"error": {"code": 130429, "message": "Rate limit hit"}}, {"Retry-After": "2"})
+    )
+
+    send_due_now()
+
+    message = ScheduledMessage.objects.get(pk=refused)
+    assert (message.status, message.attempts) == (MessageStatus.PENDING, 0)
+    assert timedelta(seconds=1.9) <= message.due_at - timezone.now() <= timedelta(seconds=2)
+    assert "provider rate limit: transport rate-limited-carrier cools down 2.0 s fleet-wide" in (
+        message.events.last().detail
+    )
+    [next_one] = campaign(session, 1, in_seconds(-1))  # another worker's message for the same transport
+    send_due_now()
+    assert ScheduledMessage.objects.get(pk=next_one).due_at >= message.due_at - timedelta(milliseconds=5)
+    assert len(provider.received) == 1  # nothing more reached the provider during the cooldown
+
+
+def test_whatsapps_rate_limit_code_is_a_rate_limit_even_without_a_429(transactional_db, settings, provider, queue):
+    provider.reset()
+    session = session_sending_to(provider, settings, transport="whatsapp-400-130429")
+    [refused] = campaign(session, 1, in_seconds(-1))
+    provider.script("campaign 0", Reply(400, {"error": {"code": 130429, "message": "(#130429) Rate limit hit"}}))
+
+    send_due_now()
+
+    message = ScheduledMessage.objects.get(pk=refused)
+    assert (message.status, message.attempts) == (MessageStatus.PENDING, 0)  # not failed as a 4xx refusal
+
+
+def test_the_pacing_delay_is_measured_for_every_deferred_message(transactional_db, settings, provider, queue):
+    provider.reset()
+    before = metrics.read_all().get("pacing", {})
+    session = session_sending_to(provider, settings, transport="measured-pace")
+    session.send_rate = "2/s"
+    session.save()
+    campaign(session, 5, in_seconds(-1))
+
+    send_due_now()
+
+    after = metrics.read_all()["pacing"]
+    assert sum(after.values()) - sum(before.values()) == 4  # all but the one sent at once
