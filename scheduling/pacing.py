@@ -1,12 +1,13 @@
 """Fleet-wide pacing: a send rate per session and per transport, held by every worker on every host
 through one Redis script, and a provider's 429 turned into a cooldown the whole fleet honours.
 
-Each pacing key holds its theoretical arrival time (GCRA's TAT, in ms): the next instant a send may go
-at that rate. A batch asks for all of its messages in one call, and gets a slot for each: now for those
-that may go, a later instant, evenly spaced, for those that must wait (they are deferred to their slot,
-never held in a worker). A message goes at a slot free on both of its keys (its session's and its
-transport's). A 429 moves the transport's TAT past the cooldown, so no worker sends there before it.
-Without Redis (the zero-configuration file broker) nothing is paced.
+Each pacing key holds its theoretical arrival time (GCRA's TAT, in ms: the next slot at that rate, with
+no burst) and the planned time of its latest send. A batch asks for all of its messages in one call, and
+gets a time for each: within the current tick for those that may go (the sending thread waits for that
+instant, so sends are spaced by the interval however the ticks fall), a later slot, evenly spaced, for
+those that must wait (they are deferred to it, never held in a worker). A 429 moves the transport's slot
+and next send past the cooldown, so no worker sends there before it ends. Without Redis (the
+zero-configuration file broker) nothing is paced.
 """
 
 import logging
@@ -20,51 +21,71 @@ from .rates import parse_rate
 
 logger = logging.getLogger(__name__)
 
-# KEYS: the pacing keys of a batch. ARGV: now (ms), each key's interval (ms, 0 = no rate), then per message
-# the indexes of its transport key, of its session key (0: none) and of the key it holds a slot on (0: none).
-# A message whose keys all allow now goes, and takes a turn on each; one that must wait takes a slot on the
-# key that holds it back the longest, and only there: a slot in the future never blocks the present of a
-# key it shares with others. Returns each message's slot (ms) and the index of the key it waits on (0: goes).
+# KEYS: the pacing keys of a batch (hashes: `tat`, the next free slot for a reservation; `last`, the planned
+# time of the key's latest send). ARGV: now (ms), the tick (ms), the planning lead (ms), each key's interval
+# (ms, 0 = no rate), then per message the indexes of its transport key, of its session key (0: none) and of
+# the key it holds a slot on (0: none). A paced message is planned at least the lead ahead. One that must
+# wait beyond this tick for a key it does not hold takes a slot there, and only there: a future slot never
+# blocks the present of a key it shares with others. One that may go within the tick goes at the first
+# instant an interval after each of its keys' latest send (the worker waits for that instant), so late
+# work never catches up in a burst. Returns per message its time (ms) and the index of the key it waits on
+# (0: it goes then, within the tick).
 RESERVE = """
-local now, k = tonumber(ARGV[1]), #KEYS
-local tat, interval = {}, {}
+local now, tick, lead, k = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), #KEYS
+local tat, last, interval = {}, {}, {}
 for i = 1, k do
-  interval[i] = tonumber(ARGV[1 + i])
-  tat[i] = tonumber(redis.call('GET', KEYS[i]) or '0')
+  interval[i] = tonumber(ARGV[3 + i])
+  local stored = redis.call('HMGET', KEYS[i], 'tat', 'last')
+  tat[i], last[i] = tonumber(stored[1] or '0'), tonumber(stored[2] or '-1e15')
 end
-local out, pos = {}, k + 2
+local out, pos = {}, k + 4
 while pos <= #ARGV do
   local keys, held = {tonumber(ARGV[pos]), tonumber(ARGV[pos + 1])}, tonumber(ARGV[pos + 2])
   pos = pos + 3
-  local slot, by = now, 0
+  local at, by = now, 0
+  if interval[keys[1]] > 0 or keys[2] > 0 then at = now + lead end
   for _, key in ipairs(keys) do
-    if key > 0 and key ~= held and tat[key] > slot then slot, by = tat[key], key end
+    if key > 0 and key ~= held and tat[key] > at then at, by = tat[key], key end
   end
-  if by == 0 then
+  if at <= now + lead + tick then
     for _, key in ipairs(keys) do
-      if key > 0 and key ~= held then tat[key] = math.max(tat[key], now) + interval[key] end
+      if key > 0 and last[key] + interval[key] > at then at, by = last[key] + interval[key], key end
     end
-  else
-    tat[by] = slot + interval[by]
   end
-  out[#out + 1] = math.ceil(slot)
+  if at <= now + lead + tick then
+    for _, key in ipairs(keys) do
+      if key > 0 then
+        if key ~= held then tat[key] = math.max(tat[key], at) + interval[key] end
+        last[key] = at
+      end
+    end
+    by = 0
+  elseif by ~= held then
+    tat[by] = at + interval[by]
+  end
+  out[#out + 1] = math.ceil(at)
   out[#out + 1] = by
 end
 for i = 1, k do
-  if tat[i] > now then redis.call('SET', KEYS[i], tostring(tat[i]), 'PX', math.ceil(tat[i] - now) + 1000) end
+  redis.call('HSET', KEYS[i], 'tat', tostring(tat[i]), 'last', tostring(last[i]))
+  redis.call('PEXPIRE', KEYS[i], math.ceil(math.max(tat[i], last[i]) - now) + 60000)
 end
 return out
 """
 
-# A 429's cooldown: the transport's TAT moves to now + the wait, unless it is later already.
+# A 429's cooldown: the transport's next slot and its next send move to now + the wait, unless later already.
 COOL_DOWN = """
-local ends = tonumber(ARGV[1]) + tonumber(ARGV[2])
-if tonumber(redis.call('GET', KEYS[1]) or '0') < ends then
-  redis.call('SET', KEYS[1], tostring(ends), 'PX', tonumber(ARGV[2]) + 1000)
-end
+local ends, interval = tonumber(ARGV[1]) + tonumber(ARGV[2]), tonumber(ARGV[3])
+local tat = tonumber(redis.call('HGET', KEYS[1], 'tat') or '0')
+local last = tonumber(redis.call('HGET', KEYS[1], 'last') or '-1e15')
+redis.call('HSET', KEYS[1], 'tat', tostring(math.max(tat, ends)), 'last', tostring(math.max(last, ends - interval)))
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) + 60000)
 """
 
-DEFAULT_COOLDOWN_S = 1.0  # a 429 without Retry-After
+DEFAULT_COOLDOWN_S = 1.0
+# A paced send is planned at least this far ahead, so that the claim's commit and the thread's start are
+# behind it when its instant comes: the sends keep their spacing instead of the jitter of getting there.
+PLANNING_LEAD_MS = 50  # a 429 without Retry-After
 
 
 @dataclass(frozen=True)
@@ -80,8 +101,12 @@ class Sender:
 
 @dataclass(frozen=True)
 class Slot:
-    at_ms: int  # when the message may go (now, or later)
-    waits_on: str  # "" (it goes now), "transport" or "session"
+    at_ms: int  # when the message may go: within this tick (the sender waits for it), or later
+    waits_on: str  # "" (it goes within this tick), "transport" or "session" (deferred to its slot)
+
+
+def transport_key(transport: str) -> str:
+    return f"pacing:transport:{transport}"
 
 
 def slots(senders: list[Sender], now_ms: int) -> list[Slot]:
@@ -98,11 +123,12 @@ def slots(senders: list[Sender], now_ms: int) -> list[Slot]:
         return keys.index(key) + 1
 
     for sender in senders:
-        transport = index(f"pace:transport:{sender.transport}", transport_interval_ms(sender.transport), "transport")
+        transport = index(transport_key(sender.transport), transport_interval_ms(sender.transport), "transport")
         rate = parse_rate(sender.session_rate)
-        session = index(f"pace:session:{sender.session_id}", rate.interval_ms, "session") if rate else 0
+        session = index(f"pacing:session:{sender.session_id}", rate.interval_ms, "session") if rate else 0
         args += [transport, session, {"transport": transport, "session": session}.get(sender.holds, 0)]
-    out = _script(RESERVE)(keys=keys, args=[now_ms, *intervals, *args])
+    tick_ms = settings.DISPATCH_TICK.total_seconds() * 1000
+    out = _script(RESERVE)(keys=keys, args=[now_ms, tick_ms, PLANNING_LEAD_MS, *intervals, *args])
     return [Slot(int(out[i]), names[int(out[i + 1])]) for i in range(0, len(out), 2)]
 
 
@@ -112,7 +138,8 @@ def cool_down(transport: str, seconds: float | None, now_ms: int) -> float:
     if _client() is None:
         return wait_s
     try:
-        _script(COOL_DOWN)(keys=[f"pace:transport:{transport}"], args=[now_ms, round(wait_s * 1000)])
+        interval = transport_interval_ms(transport)
+        _script(COOL_DOWN)(keys=[transport_key(transport)], args=[now_ms, round(wait_s * 1000), interval])
     except (redis.ConnectionError, redis.TimeoutError):
         logger.warning("could not reach Redis to cool transport %s down fleet-wide", transport, exc_info=True)
     return wait_s

@@ -11,8 +11,9 @@ from ..models import ScheduledMessage
 from .outgoing import transport_name
 
 
-def pace(messages: list[ScheduledMessage]) -> tuple[list, list]:
-    """(those that may go now, [(message, slot, key it waits on, why) for those that must wait])."""
+def pace(messages: list[ScheduledMessage]) -> tuple[dict, list]:
+    """({message: the instant within this tick at which it goes}, [(message, slot, key it waits on, why)
+    for those deferred to a later slot])."""
     now = timezone.now()
     senders = [
         pacing.Sender(
@@ -23,14 +24,14 @@ def pace(messages: list[ScheduledMessage]) -> tuple[list, list]:
         )
         for message in messages
     ]
-    go, wait = [], []
+    go, wait = {}, []
     for message, sender, slot in zip(
         messages, senders, pacing.slots(senders, round(now.timestamp() * 1000)), strict=True
     ):
+        at = datetime.fromtimestamp(slot.at_ms / 1000, UTC)
         if not slot.waits_on:
-            go.append(message)
+            go[message] = at
         else:
-            at = datetime.fromtimestamp(slot.at_ms / 1000, UTC)
             wait.append((message, at, slot.waits_on, _why(sender, slot.waits_on)))
     return go, wait
 

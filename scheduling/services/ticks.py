@@ -7,6 +7,7 @@ one after another, take the one-message path (dispatch.py).
 """
 
 import logging
+import time
 from datetime import datetime
 from functools import partial
 
@@ -33,13 +34,13 @@ def messages_send_due(*, until: datetime, worker: str) -> None:
     with transaction.atomic():
         due = lock_due(until, limit=settings.DISPATCH_SEND_BATCH)
         go, wait = pace(due)
-        claimed = claim_locked(go, actor=actor)
+        claimed = claim_locked(list(go), actor=actor)
         if wait:
             defer_locked(wait, actor=actor)
     if len(due) == settings.DISPATCH_SEND_BATCH:
         _hand_on_the_rest(until)
     metrics.count_paced([(slot - timezone.now()).total_seconds() for _, slot, _, _ in wait])
-    send_claimed(claimed, actor)
+    send_claimed(claimed, actor, send_at={message.pk: at for message, at in go.items()})
     for message_id, version in _omnimessages_due(until):
         message_dispatch(message_id=message_id, version=version, worker=worker)
 
@@ -69,14 +70,17 @@ def _omnimessages_due(until: datetime) -> list[tuple[str, int]]:
     return list(due.order_by("due_at").values_list("id", "version")[: settings.DISPATCH_SEND_BATCH])
 
 
-def send_claimed(messages: list[ScheduledMessage], actor: str) -> None:
-    """Send messages this worker has claimed, side by side; record the accepted ones in bulk, each failure
-    on its own (rare: a retry later, or failed), and hand back what could not start in time."""
+def send_claimed(messages: list[ScheduledMessage], actor: str, send_at: dict | None = None) -> None:
+    """Send messages this worker has claimed, side by side (each at its pacing instant, if it has one);
+    record the accepted ones in bulk, each failure on its own (rare: a retry later, or failed), and hand
+    back what could not start in time."""
+    send_at = send_at or {}
     if not messages:
         return
     transports = [transport_name(message, None) for message in messages]
     calls = [
-        partial(_send, name, outgoing_message(message)) for message, name in zip(messages, transports, strict=True)
+        partial(_send, name, outgoing_message(message), send_at.get(message.pk))
+        for message, name in zip(messages, transports, strict=True)
     ]
     outcomes = inflight.call_side_by_side(calls, start_within=settings.SEND_TIME_LIMIT / 3)
     accepted, not_started = [], []
@@ -91,7 +95,9 @@ def send_claimed(messages: list[ScheduledMessage], actor: str) -> None:
     _hand_back(not_started, actor)
 
 
-def _send(transport: str, outgoing: OutgoingMessage) -> SendResult:
+def _send(transport: str, outgoing: OutgoingMessage, at: datetime | None) -> SendResult:
+    if at is not None:  # paced: its instant is within this tick, so the wait is short (at most DISPATCH_TICK)
+        time.sleep(max(0.0, (at - timezone.now()).total_seconds()))
     check_media_destination(outgoing)
     return get_transport(transport).send(outgoing)
 

@@ -1,6 +1,5 @@
 """A session's send rate holds at the provider with two workers sending, and a paced session never slows an
-unpaced one due at the same instant; a campaign created message by message through the API inside the
-horizon goes out in batches. Real Celery workers, Redis, PostgreSQL and a local provider."""
+unpaced one due at the same instant. Real Celery workers, Redis, PostgreSQL and a local provider."""
 
 import time
 
@@ -10,7 +9,7 @@ from scheduling import services
 from scheduling.models import MessageStatus, ScheduledMessage
 
 from .. import support
-from ..factories import in_seconds, key_client, schedule_via_api
+from ..factories import in_seconds, schedule_via_services
 
 pytestmark = pytest.mark.dispatch
 
@@ -43,14 +42,9 @@ def test_a_sessions_rate_holds_fleet_wide_and_an_unpaced_session_is_not_slowed(d
     second_worker = support.worker(service_env, "w2").start()
     try:
         due = in_seconds(2.5)
-        paced_ids = [
-            schedule_via_api(key_client(paced.api_key), f"/sessions/{paced.session.id}/scheduled", due)["id"]
-            for _ in range(30)
-        ]
-        unpaced_ids = [
-            schedule_via_api(key_client(unpaced.api_key), f"/sessions/{unpaced.session.id}/scheduled", due)["id"]
-            for _ in range(30)
-        ]
+        paced_ids = [schedule_via_services(paced.session, due).id for _ in range(30)]
+        unpaced_ids = [schedule_via_services(unpaced.session, due).id for _ in range(30)]
+        assert time.time() < due.timestamp()  # all written before they fall due
         paced_at = arrivals(provider, set(paced_ids), timeout=15)
         unpaced_at = arrivals(provider, set(unpaced_ids), timeout=5)
     finally:

@@ -63,7 +63,9 @@ def test_a_session_over_its_rate_sends_what_fits_and_defers_the_rest_to_evenly_s
     assert len(provider.received) == 1
 
 
-def test_a_deferred_message_goes_at_its_slot_without_asking_its_session_again(transactional_db, settings, provider, queue):
+def test_a_deferred_message_goes_at_its_slot_without_asking_its_session_again(
+    transactional_db, settings, provider, queue
+):
     provider.reset()
     session = session_sending_to(provider, settings, transport="slot-keeper")
     session.send_rate = "10/s"
