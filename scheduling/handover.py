@@ -52,9 +52,18 @@ def enqueue_send_due(until: datetime, *, shared: bool) -> None:
     by message is still sent in batches; the pump and a task that hands on its rest pass shared=False."""
     if shared and not _first_for_tick(until):
         return
-    current_app.send_task(
-        SEND_DUE_TASK, args=[until.isoformat()], eta=until, task_id=f"{due_task_id(until)}-{uuid.uuid4().hex[:12]}"
-    )
+    try:
+        current_app.send_task(
+            SEND_DUE_TASK, args=[until.isoformat()], eta=until, task_id=f"{due_task_id(until)}-{uuid.uuid4().hex[:12]}"
+        )
+    except Exception:
+        if shared:  # the tick has no task after all: the next hand-over for it must make one
+            _forget_tick(until)
+        raise
+
+
+def _tick_key(until: datetime) -> str:
+    return f"scheduling:tick:{due_task_id(until)}"
 
 
 def _first_for_tick(until: datetime) -> bool:
@@ -64,7 +73,17 @@ def _first_for_tick(until: datetime) -> bool:
     if client is None:
         return True  # the file broker: a task per hand-over, still safe (the claim decides)
     expires_ms = max(1, round((until.timestamp() - time.time()) * 1000)) + TICK_KEY_KEPT_MS
-    return bool(client.set(f"scheduling:tick:{due_task_id(until)}", 1, nx=True, px=expires_ms))
+    return bool(client.set(_tick_key(until), 1, nx=True, px=expires_ms))
+
+
+def _forget_tick(until: datetime) -> None:
+    client = _broker_redis()
+    if client is None:
+        return
+    try:
+        client.delete(_tick_key(until))
+    except redis.RedisError:
+        pass  # Redis is away too: with it the key, most likely; the pump's stale rule covers the rest
 
 
 TICK_KEY_KEPT_MS = 60_000  # past its tick: a late hand-over for a tick already run must not count on that task
