@@ -89,7 +89,9 @@ def options_parser():
     )
     parser.add_argument("--creators", type=int, default=2, help="processes calling message_schedule")
     parser.add_argument("--workers", type=int, default=2, help="celery worker processes")
-    parser.add_argument("--concurrency", type=int, default=2, help="pool processes per worker")
+    parser.add_argument(
+        "--concurrency", type=int, default=8, help="pool processes per worker (the Procfile's WORKER_CONCURRENCY)"
+    )
     parser.add_argument(
         "--provider-latency-ms", type=float, default=0.0, help="the provider answers each send this much later"
     )

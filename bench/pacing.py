@@ -33,7 +33,7 @@ TO = "15550001234"
 def options_parser():
     parser = runner_parser(__doc__)
     parser.add_argument("--workers", type=int, default=3)
-    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=8, help="pool processes per worker (as the Procfile)")
     parser.add_argument("--session-rate", type=float, default=20.0, help="the paced session's rate, per second")
     parser.add_argument("--transport-rate", type=float, default=50.0, help="the paced transport's rate, per second")
     parser.add_argument("--seconds", type=float, default=10.0, help="each paced stream is this long at its rate")

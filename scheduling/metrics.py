@@ -56,6 +56,15 @@ def count_send(*, transport: str, outcome: str, lateness: float | None = None) -
     _record(*increments)
 
 
+def count_sent(transports_and_lateness: list[tuple[str, float]]) -> None:
+    """`count_send(outcome="sent")` for a batch: one pipeline for all of it."""
+    increments = []
+    for transport, lateness in transports_and_lateness:
+        increments += [(SENDS, f"{transport}|sent", 1), *_histogram(LATENESS, LATENESS_SUM, [lateness])]
+    if increments:
+        _record(*increments)
+
+
 def count_paced(delays: list[float]) -> None:
     """Messages deferred to their pacing slot: how long each was made to wait (seconds)."""
     if delays:

@@ -104,16 +104,18 @@ def _send(transport: str, outgoing: OutgoingMessage, at: datetime | None) -> Sen
 
 def _record_accepted(accepted: list, transports: dict, actor: str) -> None:
     recorded = {message.pk for message in record_sent(accepted, actor=actor)} if accepted else set()
+    counted = []
     for message, provider_id, _ in accepted:
         if message.pk not in recorded:  # the lease ran out first and the pump took the message back
             logger.error("sent but not recorded: lease lost (provider id %s)", provider_id, extra=log_context(message))
             continue
         lateness = (message.sent_at - message.scheduled_at).total_seconds()
-        metrics.count_send(transport=transports[message.pk], outcome="sent", lateness=lateness)
+        counted.append((transports[message.pk], lateness))
         logger.info(
             "message sent",
             extra=log_context(message, transport=transports[message.pk], lateness_ms=int(lateness * 1000)),
         )
+    metrics.count_sent(counted)
 
 
 def _record_failure(message: ScheduledMessage, transport: str, error: BaseException, actor: str) -> None:

@@ -12,7 +12,7 @@ ALLOWED_TRANSITIONS; asking for another is a bug, and raises.
 from datetime import datetime
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -174,6 +174,29 @@ def _claim(messages: list[ScheduledMessage], *, actor: str, detail: str, now=Non
 
 SENT_FIELDS = ["status", "version", "updated_at", "sent_at", "provider_message_id", "lease_until", "last_error"]
 
+# One UPDATE for a batch of sent rows, each with its own provider id and time. Django's bulk_update builds a
+# CASE per field and row, which cost more than all of a batch's sends together (6 ms a row, profiled).
+SENT_UPDATE = """
+UPDATE scheduling_scheduledmessage AS m
+SET status = %s, version = m.version + 1, updated_at = %s, sent_at = v.sent_at, provider_message_id = v.pid,
+    lease_until = NULL, last_error = ''
+FROM (VALUES {rows}) AS v(id, pid, sent_at)
+WHERE m.id = v.id AND m.status = %s
+"""
+
+
+def _write_sent(messages: list[ScheduledMessage], now: datetime) -> None:
+    """The rows are locked and checked by the caller: write what `messages` now say, in one statement."""
+    if not messages:
+        return
+    if connection.vendor != "postgresql":  # SQLite, the zero-configuration mode: no VALUES list with names
+        ScheduledMessage.objects.bulk_update(messages, SENT_FIELDS)
+        return
+    rows = ", ".join(["(%s, %s, %s::timestamptz)"] * len(messages))
+    values = [value for m in messages for value in (m.pk, m.provider_message_id, m.sent_at)]
+    with connection.cursor() as cursor:
+        cursor.execute(SENT_UPDATE.format(rows=rows), [Status.SENT, now, *values, Status.SENDING])
+
 
 def record_sent(sent: list[tuple[ScheduledMessage, str, datetime]], *, actor: str) -> list[ScheduledMessage]:
     """`transition(target=SENT)` for a batch's sends that the provider accepted ((message, provider id,
@@ -198,7 +221,7 @@ def record_sent(sent: list[tuple[ScheduledMessage, str, datetime]], *, actor: st
             message.sent_at, message.provider_message_id = at, provider_id
             message.lease_until, message.last_error = None, ""
         messages = [message for message, _, _ in won]
-        ScheduledMessage.objects.bulk_update(messages, SENT_FIELDS)
+        _write_sent(messages, now)
         MessageEvent.objects.bulk_create(
             MessageEvent(
                 message=message,
