@@ -7,7 +7,7 @@ Everything is real and local, and the services it takes away are its own: a Post
 (initdb in a scratch directory, on a free port; the database migrated) and a `redis-server` (a free
 port, nothing kept on disk, so a restart comes back empty, as the shared one would), never the
 machine's shared ones. `--workers` x
-`celery -A project worker --concurrency 8` and one `manage.py dispatch_pump`, as the Procfile runs
+`celery -A project worker --concurrency 2` and one `manage.py dispatch_pump`, as the Procfile runs
 them, with the `http` transport pointed at bench/provider.py (which records every request with its
 `Idempotency-Key` and deduplicates nothing, so a double send shows; it answers each send after
 `--provider-latency-ms`, 200 by default, as real providers do) and paced fleet-wide at
@@ -95,7 +95,13 @@ def parse_args(argv=None):
         help="more messages, all due at one instant mid-run (stored rows the pump hands over in batches)",
     )
     parser.add_argument("--workers", type=int, default=3, help="worker processes (each --concurrency of them)")
-    parser.add_argument("--concurrency", type=int, default=8, help="pool processes per worker (as the Procfile)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=2,
+        help="pool processes per worker (2, not the Procfile's 8: an 8-process worker seldom finishes starting "
+        "between two kills on 2 cores)",
+    )
     parser.add_argument("--lead", type=float, default=10.0, help="the first is due this long after all are written")
     parser.add_argument("--kill-min", type=float, default=4.0, help="shortest pause between two worker kills (s)")
     parser.add_argument("--kill-max", type=float, default=8.0, help="longest pause between two worker kills (s)")

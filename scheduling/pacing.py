@@ -60,7 +60,10 @@ while pos <= #ARGV do
       end
     end
     by = 0
-  elseif by ~= held then
+  else
+    -- it waits for `by`: a slot of its own there, after those reserved, so that many messages held back
+    -- together (a backlog, holders come back late) spread out instead of all coming back at one instant
+    at = math.max(at, tat[by])
     tat[by] = at + interval[by]
   end
   out[#out + 1] = math.ceil(at)

@@ -119,16 +119,8 @@ def record_send_failure(
         due_at = now + timedelta(seconds=retry_delay(message.attempts, error.retry_after))
         if attempt is not None and attempt.deadline:
             due_at = min(due_at, attempt.deadline)  # at the deadline the channel expires and the next one goes
-        transition(
-            message,
-            target=Status.PENDING,
-            allowed_from={Status.SENDING},
-            actor=actor,
-            detail=f"temporary error, retry in {(due_at - now).total_seconds():.1f} s: {error}",
-            last_error=str(error),
-            lease_until=None,
-            due_at=due_at,
-        )
+        detail = f"temporary error, retry in {(due_at - now).total_seconds():.1f} s: {error}"
+        send_again_later(message, actor, due_at, detail, last_error=str(error))
     return "retry"
 
 
@@ -142,19 +134,24 @@ def _wait_out_rate_limit(
     due_at = now + timedelta(seconds=wait_s)
     if attempt is not None and attempt.deadline:
         due_at = min(due_at, attempt.deadline)
+    detail = f"provider rate limit: transport {transport} cools down {wait_s:.1f} s fleet-wide: {error}"
     with transaction.atomic():
-        transition(
-            message,
-            target=Status.PENDING,
-            allowed_from={Status.SENDING},
-            actor=actor,
-            detail=f"provider rate limit: transport {transport} cools down {wait_s:.1f} s fleet-wide: {error}",
-            last_error=str(error),
-            lease_until=None,
-            due_at=due_at,
-            attempts=message.attempts - 1,
-        )
+        send_again_later(message, actor, due_at, detail, last_error=str(error), attempts=message.attempts - 1)
     return "rate_limited"
+
+
+def send_again_later(message: ScheduledMessage, actor: str, due_at, detail: str, **changes) -> bool:
+    """sending -> pending, due at `due_at`: a retry, a rate limit waited out, a batch out of time."""
+    return transition(
+        message,
+        target=Status.PENDING,
+        allowed_from={Status.SENDING},
+        actor=actor,
+        detail=detail,
+        lease_until=None,
+        due_at=due_at,
+        **changes,
+    )
 
 
 def retry_delay(attempts: int, retry_after: float | None = None) -> float:

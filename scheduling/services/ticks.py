@@ -19,10 +19,10 @@ from .. import handover, inflight, metrics
 from ..models import MessageStatus as Status
 from ..models import ScheduledMessage
 from ..transports import OutgoingMessage, SendResult, TransportError, get_transport
-from .dispatch import message_dispatch, record_send_failure
+from .dispatch import message_dispatch, record_send_failure, send_again_later
 from .outgoing import check_media_destination, log_context, outgoing_message, transport_name
 from .pacer import pace
-from .transitions import claim_batch, claim_locked, defer_locked, lock_due, record_sent, transition
+from .transitions import claim_batch, claim_locked, defer_locked, lock_due, record_sent
 
 logger = logging.getLogger("scheduling.services")
 
@@ -132,13 +132,10 @@ def _hand_back(messages: list[ScheduledMessage], actor: str) -> None:
     """Sends a batch could not start within its time: pending again, due now, for another task."""
     for message in messages:
         with transaction.atomic():
-            transition(
+            send_again_later(
                 message,
-                target=Status.PENDING,
-                allowed_from={Status.SENDING},
-                actor=actor,
-                due_at=timezone.now(),
-                lease_until=None,
+                actor,
+                timezone.now(),
+                "batch ran out of time; handed over again",
                 attempts=message.attempts - 1,
-                detail="batch ran out of time; handed over again",
             )

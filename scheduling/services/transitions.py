@@ -102,16 +102,14 @@ def defer_locked(deferred: list[tuple[ScheduledMessage, datetime, str, str]], *,
         for name, value in handover_fields(message.pk, message.version, slot, now).items():
             setattr(message, name, value)
     ScheduledMessage.objects.bulk_update([row[0] for row in deferred], DEFERRED_FIELDS)
-    MessageEvent.objects.bulk_create(
-        MessageEvent(
-            message=message,
-            from_status=Status.PENDING,
-            to_status=Status.PENDING,
-            attempt=message.attempts,
-            actor=actor,
-            detail=f"paced ({why}): waits {(slot - now).total_seconds():.2f} s for its slot",
-        )
-        for message, slot, _, why in deferred
+    _record_history(
+        [
+            (message, f"paced ({why}): waits {(slot - now).total_seconds():.2f} s for its slot")
+            for message, slot, _, why in deferred
+        ],
+        Status.PENDING,
+        Status.PENDING,
+        actor,
     )
     enqueue_ticks_after_commit([row[0] for row in deferred], now)
 
@@ -158,18 +156,23 @@ def _claim(messages: list[ScheduledMessage], *, actor: str, detail: str, now=Non
         message.version, message.attempts = message.version + 1, message.attempts + 1
         for name, value in fields.items():
             setattr(message, name, value)
+    _record_history([(message, detail) for message in messages], Status.PENDING, Status.SENDING, actor)
+    return messages
+
+
+def _record_history(moves: list[tuple[ScheduledMessage, str]], from_status: str, to_status: str, actor: str) -> None:
+    """The history rows of a batch's move, one INSERT: (message, detail) each, at its current attempt."""
     MessageEvent.objects.bulk_create(
         MessageEvent(
             message=message,
-            from_status=Status.PENDING,
-            to_status=Status.SENDING,
+            from_status=from_status,
+            to_status=to_status,
             attempt=message.attempts,
             actor=actor,
             detail=detail,
         )
-        for message in messages
+        for message, detail in moves
     )
-    return messages
 
 
 SENT_FIELDS = ["status", "version", "updated_at", "sent_at", "provider_message_id", "lease_until", "last_error"]
@@ -222,16 +225,11 @@ def record_sent(sent: list[tuple[ScheduledMessage, str, datetime]], *, actor: st
             message.lease_until, message.last_error = None, ""
         messages = [message for message, _, _ in won]
         _write_sent(messages, now)
-        MessageEvent.objects.bulk_create(
-            MessageEvent(
-                message=message,
-                from_status=Status.SENDING,
-                to_status=Status.SENT,
-                attempt=message.attempts,
-                actor=actor,
-                detail=f"provider id {message.provider_message_id}",
-            )
-            for message in messages
+        _record_history(
+            [(message, f"provider id {message.provider_message_id}") for message in messages],
+            Status.SENDING,
+            Status.SENT,
+            actor,
         )
         outbox.record_webhooks(messages, now)
     return messages

@@ -587,3 +587,15 @@ def test_it_refuses_a_webhook_url_that_is_internal_however_it_is_read(operator, 
         "webhook_url": ["must not contain backslashes, spaces or control characters."]
     }
     assert Session.objects.count() == 0
+
+
+def test_it_sets_a_sessions_send_rate_and_refuses_one_it_cannot_read(operator, new_session):
+    form = {"name": "acme", "webhook_url": "", "transport": "default", "active": "on", **NO_INLINE_FORMS}
+    change = f"{SESSIONS}{new_session.session.pk}/change/"
+
+    refused = operator.post(change, {**form, "send_rate": "fast"})
+    assert "is not a rate: write a positive number per s, min or h, like 20/s or 30/min" in refused.content.decode()
+    assert Session.objects.get(pk=new_session.session.pk).send_rate == ""
+
+    operator.post(change, {**form, "send_rate": "30/min"})
+    assert Session.objects.get(pk=new_session.session.pk).send_rate == "30/min"

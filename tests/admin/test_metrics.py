@@ -1,9 +1,14 @@
-"""/metrics: closed until an operator opens it, to a token or to networks."""
+"""/metrics: closed until an operator opens it, to a token or to networks; what it shows of pacing."""
 
 import subprocess
 import sys
+from datetime import timedelta
 
 from django.test import Client
+from django.utils import timezone
+
+from scheduling import metrics, services
+from scheduling.models import ScheduledMessage
 
 from ..servers import ROOT
 
@@ -51,3 +56,22 @@ def test_it_opens_metrics_to_the_token(db, settings):
 
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-me").status_code == 200
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 403
+
+
+def test_it_shows_how_many_messages_wait_for_a_pacing_slot_and_how_long_they_were_made_to_wait(db, settings):
+    settings.METRICS_TOKEN = "scrape-me"
+    session = services.session_create(name="paced", send_rate="1/min").session
+    slot = timezone.now() + timedelta(minutes=1)
+    ScheduledMessage.objects.create(
+        session=session, to="15550001234", text="waits", scheduled_at=slot, due_at=slot, paced_for=slot
+    )
+    metrics._client().delete(metrics.PACING, metrics.PACING_SUM)  # the fleet's counters, from zero
+    metrics.count_paced([0.3, 42.0])
+
+    page = Client().get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-me").content.decode()
+
+    assert "scheduled_messages_paced 1.0" in page
+    assert 'message_pacing_delay_seconds_bucket{le="0.5"} 1.0' in page
+    assert 'message_pacing_delay_seconds_bucket{le="60.0"} 2.0' in page
+    assert "message_pacing_delay_seconds_count 2.0" in page
+    assert "message_pacing_delay_seconds_sum 42.3" in page
