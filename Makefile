@@ -28,6 +28,7 @@ install-dev: $(VENV)/.installed-dev
 # this machine only.
 run: export DEBUG ?= 1
 run: export BIND_ADDRESS ?= 127.0.0.1
+run: export WORKER_CONCURRENCY ?= 2
 run: install
 	$(BIN)/python manage.py migrate --noinput -v0
 	$(BIN)/python manage.py demo_session --pretty --port $(PORT)
