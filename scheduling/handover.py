@@ -89,17 +89,6 @@ def _forget_tick(until: datetime) -> None:
 TICK_KEY_KEPT_MS = 60_000  # past its tick: a late hand-over for a tick already run must not count on that task
 
 
-def enqueue_send_batch(batch: list[tuple[str, int]], eta) -> None:
-    """Several messages due at `eta`, in one task (tests and upgrades; hand-overs go by tick now)."""
-    first_id, first_version = batch[0]
-    current_app.send_task(
-        SEND_BATCH_TASK,
-        args=[[list(pair) for pair in batch]],
-        eta=eta,
-        task_id=f"batch-{first_id}-v{first_version}-{len(batch)}",
-    )
-
-
 def enqueue_webhook(delivery_id: str, version: int, eta=None) -> None:
     current_app.send_task(WEBHOOK_TASK, args=[delivery_id, version], eta=eta)
 

@@ -26,10 +26,10 @@ class Outcome:
     finished_at: object = None  # when the call returned (timezone-aware)
 
 
-def call_side_by_side(calls: list[Callable[[], object]], *, start_within: float) -> list[Outcome]:
+def call_side_by_side(calls: list[Callable[[], object]], *, start_within: float | None = None) -> list[Outcome]:
     """Run the calls concurrently (up to SEND_CONCURRENCY at once); one Outcome each, in order. A call
-    not started within `start_within` seconds is not started at all, so that the task ends within its
-    time limit; the calls already running are waited for (their own timeouts bound them)."""
+    not started within `start_within` seconds (None: no limit) is not started at all, so that the task
+    ends within its time limit; the calls already running are waited for (their own timeouts bound them)."""
     futures = [_executor().submit(_timed, call) for call in calls]
     _, late = wait(futures, timeout=start_within)
     for future in late:

@@ -48,16 +48,13 @@ def _record(*increments):
         logger.warning("metrics not recorded: Redis unavailable")  # never fail a send over a metric
 
 
-def count_send(*, transport: str, outcome: str, lateness: float | None = None) -> None:
-    """outcome: sent, retry or failed. Lateness (seconds after scheduledAt) is observed for sends."""
-    increments = [(SENDS, f"{transport}|{outcome}", 1)]
-    if lateness is not None:
-        increments += _histogram(LATENESS, LATENESS_SUM, [lateness])
-    _record(*increments)
+def count_send(*, transport: str, outcome: str) -> None:
+    """A send that did not go out: outcome retry, rate_limited or failed (those that did: count_sent)."""
+    _record((SENDS, f"{transport}|{outcome}", 1))
 
 
 def count_sent(transports_and_lateness: list[tuple[str, float]]) -> None:
-    """`count_send(outcome="sent")` for a batch: one pipeline for all of it."""
+    """Sends the provider accepted, (transport, lateness in seconds after scheduledAt) each: one pipeline."""
     increments = []
     for transport, lateness in transports_and_lateness:
         increments += [(SENDS, f"{transport}|sent", 1), *_histogram(LATENESS, LATENESS_SUM, [lateness])]

@@ -31,7 +31,7 @@ def webhooks_deliver(*, batch: list[tuple[str, int]]) -> None:
     if not claimed:
         return
     started_at = timezone.now()
-    outcomes = inflight.call_side_by_side([partial(_post, delivery) for delivery in claimed], start_within=1e9)
+    outcomes = inflight.call_side_by_side([partial(_post, delivery) for delivery in claimed])
     for delivery, outcome in zip(claimed, outcomes, strict=True):
         if outcome.error is not None:  # a bug: webhooks.post answers every failure of the receiver itself
             logger.error("webhook attempt raised %r", outcome.error, exc_info=outcome.error)

@@ -31,9 +31,7 @@ def message_dispatch(*, message_id: str, version: int, worker: str) -> None:
     if message is None or message.version != version or message.status != Status.PENDING:
         return
     if message.session.paused_at is not None:
-        # Leave it pending and un-handed: the pump hands it over again once the session resumes.
-        ScheduledMessage.objects.filter(pk=message.pk, version=version).update(handed_over_at=None)
-        return
+        return  # it stays pending; resuming the session marks it for the pump to hand over again
     actor = f"worker:{worker}"
     attempt = current_channel(message)
     if attempt is not None and attempt.deadline and timezone.now() >= attempt.deadline:
@@ -64,9 +62,7 @@ def _send_claimed(message: ScheduledMessage, attempt: ChannelAttempt | None, act
         check_media_destination(outgoing)
         result = get_transport(transport).send(outgoing)
     except TransportError as error:
-        outcome = record_send_failure(message, attempt, error, actor)
-        metrics.count_send(transport=transport, outcome=outcome)
-        logger.warning("send %s: %s", outcome, error, extra=log_context(message, transport=transport))
+        report_send_failure(message, attempt, transport, error, actor)
         return
     with transaction.atomic():
         recorded = transition(
@@ -88,8 +84,17 @@ def _send_claimed(message: ScheduledMessage, attempt: ChannelAttempt | None, act
         if attempt is not None:
             channel_report(message, attempt, ChannelStatus.ACK)
     lateness = (message.sent_at - message.scheduled_at).total_seconds()
-    metrics.count_send(transport=transport, outcome="sent", lateness=lateness)
+    metrics.count_sent([(transport, lateness)])
     logger.info("message sent", extra=log_context(message, transport=transport, lateness_ms=int(lateness * 1000)))
+
+
+def report_send_failure(
+    message: ScheduledMessage, attempt: ChannelAttempt | None, transport: str, error: TransportError, actor: str
+) -> None:
+    """Record a failed send (record_send_failure), count it and log it."""
+    outcome = record_send_failure(message, attempt, error, actor)
+    metrics.count_send(transport=transport, outcome=outcome)
+    logger.warning("send %s: %s", outcome, error, extra=log_context(message, transport=transport))
 
 
 def record_send_failure(

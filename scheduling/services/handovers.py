@@ -41,16 +41,12 @@ def handover_fields(message_id: str, version: int, due_at: datetime, now: dateti
 
 
 def enqueue_after_commit(message: ScheduledMessage) -> None:
-    if message.handed_over_at is not None:
-        handover.after_commit(
-            hand_over_due,
-            message.due_at,
-            undo=partial(forget_handovers, ScheduledMessage, [message.pk], message.handed_over_at),
-        )
+    enqueue_ticks_after_commit([message], message.handed_over_at)
 
 
 def enqueue_ticks_after_commit(messages: list[ScheduledMessage], handed_over_at: datetime) -> None:
-    """`enqueue_after_commit` for many messages handed over together: one hand-over per tick they fall in."""
+    """After the commit, the tasks of the ticks these messages (handed over at `handed_over_at`, or not at
+    all: beyond the horizon) fall in: one hand-over per tick, undone for its messages if the broker refuses."""
     ticks: dict[datetime, list[str]] = {}
     for message in messages:
         if message.handed_over_at is not None:

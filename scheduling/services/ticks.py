@@ -19,7 +19,7 @@ from .. import handover, inflight, metrics
 from ..models import MessageStatus as Status
 from ..models import ScheduledMessage
 from ..transports import OutgoingMessage, SendResult, TransportError, get_transport
-from .dispatch import message_dispatch, record_send_failure, send_again_later
+from .dispatch import message_dispatch, report_send_failure, send_again_later
 from .outgoing import check_media_destination, log_context, outgoing_message, transport_name
 from .pacer import pace
 from .transitions import claim_batch, claim_locked, defer_locked, lock_due, record_sent
@@ -123,9 +123,7 @@ def _record_failure(message: ScheduledMessage, transport: str, error: BaseExcept
         # A bug, not the provider: try again later like a temporary error, and say so loudly.
         logger.error("send raised %r", error, exc_info=error, extra=log_context(message, transport=transport))
         error = TransportError(f"Unexpected error while sending: {error.__class__.__name__}")
-    outcome = record_send_failure(message, None, error, actor)
-    metrics.count_send(transport=transport, outcome=outcome)
-    logger.warning("send %s: %s", outcome, error, extra=log_context(message, transport=transport))
+    report_send_failure(message, None, transport, error, actor)
 
 
 def _hand_back(messages: list[ScheduledMessage], actor: str) -> None:

@@ -32,6 +32,13 @@ def test_a_rate_that_cannot_be_read_is_refused_saying_how_to_write_one(text):
         parse_rate(text)
 
 
+def paced_session(provider, settings, transport, rate):
+    session = session_sending_to(provider, settings, transport=transport)
+    session.send_rate = rate
+    session.save()
+    return session
+
+
 def send_due_now():
     services.messages_send_due(until=tick_end(timezone.now()), worker="test")
 
@@ -44,9 +51,7 @@ def test_a_session_over_its_rate_sends_what_fits_and_defers_the_rest_to_evenly_s
     transactional_db, settings, provider, queue
 ):
     provider.reset()
-    session = session_sending_to(provider, settings, transport="paced-session-transport")
-    session.send_rate = "5/s"
-    session.save()
+    session = paced_session(provider, settings, "paced-session-transport", "5/s")
     ids = campaign(session, 10, in_seconds(-1))
 
     send_due_now()
@@ -67,9 +72,7 @@ def test_a_deferred_message_goes_at_its_slot_without_asking_its_session_again(
     transactional_db, settings, provider, queue
 ):
     provider.reset()
-    session = session_sending_to(provider, settings, transport="slot-keeper")
-    session.send_rate = "10/s"
-    session.save()
+    session = paced_session(provider, settings, "slot-keeper", "10/s")
     ids = campaign(session, 3, in_seconds(-1))
     send_due_now()
     later = ScheduledMessage.objects.filter(pk__in=ids, status=MessageStatus.PENDING).order_by("due_at").last()
@@ -98,9 +101,7 @@ def test_a_transports_rate_paces_every_session_sending_through_it(transactional_
 
 def test_pacing_one_session_never_holds_up_anothers_sends(transactional_db, settings, provider, queue):
     provider.reset()
-    paced = session_sending_to(provider, settings, transport="shared-carrier")
-    paced.send_rate = "1/min"
-    paced.save()
+    paced = paced_session(provider, settings, "shared-carrier", "1/min")
     unpaced = services.session_create(name="unpaced", transport="shared-carrier").session
     held = campaign(paced, 50, in_seconds(-2))
     free = campaign(unpaced, 50, in_seconds(-1))
@@ -150,9 +151,7 @@ def test_whatsapps_rate_limit_code_is_a_rate_limit_even_without_a_429(transactio
 def test_the_pacing_delay_is_measured_for_every_deferred_message(transactional_db, settings, provider, queue):
     provider.reset()
     before = metrics.read_all().get("pacing", {})
-    session = session_sending_to(provider, settings, transport="measured-pace")
-    session.send_rate = "2/s"
-    session.save()
+    session = paced_session(provider, settings, "measured-pace", "2/s")
     campaign(session, 5, in_seconds(-1))
 
     send_due_now()
