@@ -7,6 +7,7 @@ that uses it (after the prefork pool's fork) and kept for the life of the proces
 """
 
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -26,16 +27,29 @@ class Outcome:
     finished_at: object = None  # when the call returned (timezone-aware)
 
 
+class SideBySide:
+    """Calls running concurrently (up to SEND_CONCURRENCY at once) from the moment this is made, while
+    the caller's thread goes on with other work; `outcomes` waits for them."""
+
+    def __init__(self, calls: list[Callable[[], object]]):
+        self.started = time.monotonic()
+        self.futures = [_executor().submit(_timed, call) for call in calls]
+
+    def outcomes(self, *, start_within: float | None = None) -> list[Outcome]:
+        """One Outcome per call, in order. A call not started within `start_within` seconds of the start
+        (None: no limit) is not started at all, so that the task ends within its time limit; the calls
+        already running are waited for (their own timeouts bound them)."""
+        left = None if start_within is None else max(0.0, start_within - (time.monotonic() - self.started))
+        _, late = wait(self.futures, timeout=left)
+        for future in late:
+            future.cancel()  # only a call that has not started yet can be cancelled
+        wait(self.futures)
+        return [_outcome(future) for future in self.futures]
+
+
 def call_side_by_side(calls: list[Callable[[], object]], *, start_within: float | None = None) -> list[Outcome]:
-    """Run the calls concurrently (up to SEND_CONCURRENCY at once); one Outcome each, in order. A call
-    not started within `start_within` seconds (None: no limit) is not started at all, so that the task
-    ends within its time limit; the calls already running are waited for (their own timeouts bound them)."""
-    futures = [_executor().submit(_timed, call) for call in calls]
-    _, late = wait(futures, timeout=start_within)
-    for future in late:
-        future.cancel()  # only a call that has not started yet can be cancelled
-    wait(futures)
-    return [_outcome(future) for future in futures]
+    """Run the calls concurrently and wait for them (SideBySide.outcomes)."""
+    return SideBySide(calls).outcomes(start_within=start_within)
 
 
 def _timed(call: Callable[[], object]):

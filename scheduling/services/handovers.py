@@ -44,6 +44,14 @@ def enqueue_after_commit(message: ScheduledMessage) -> None:
     enqueue_ticks_after_commit([message], message.handed_over_at)
 
 
+def enqueue_handed_over(messages: list[ScheduledMessage]) -> None:
+    """`enqueue_ticks_after_commit` for rows handed over together (one `handed_over_at`), outside the
+    transaction that wrote them (so at once) or inside it."""
+    handed_over_at = next((message.handed_over_at for message in messages if message.handed_over_at), None)
+    if handed_over_at is not None:
+        enqueue_ticks_after_commit(messages, handed_over_at)
+
+
 def enqueue_ticks_after_commit(messages: list[ScheduledMessage], handed_over_at: datetime) -> None:
     """After the commit, the tasks of the ticks these messages (handed over at `handed_over_at`, or not at
     all: beyond the horizon) fall in: one hand-over per tick, undone for its messages if the broker refuses."""

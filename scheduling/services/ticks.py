@@ -7,8 +7,8 @@ one after another, take the one-message path (dispatch.py).
 """
 
 import logging
-import time
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import partial
 
 from django.conf import settings
@@ -20,8 +20,9 @@ from ..models import MessageStatus as Status
 from ..models import ScheduledMessage
 from ..transports import OutgoingMessage, SendResult, TransportError, get_transport
 from .dispatch import message_dispatch, report_send_failure, send_again_later
+from .handovers import enqueue_handed_over
 from .outgoing import check_media_destination, log_context, outgoing_message, transport_name
-from .pacer import pace
+from .pacer import NotNow, Plan, pace, wait_for_turn
 from .transitions import claim_batch, claim_locked, defer_locked, lock_due, record_sent
 
 logger = logging.getLogger("scheduling.services")
@@ -29,18 +30,19 @@ logger = logging.getLogger("scheduling.services")
 
 def messages_send_due(*, until: datetime, worker: str) -> None:
     """Send what is due by `until` (a tick's end): a batch claimed at once and sent side by side; what
-    its pacing says must wait goes back to pending at its slot."""
+    its pacing says must wait goes back to pending, due a little ahead of its slot."""
     actor = f"worker:{worker}"
     with transaction.atomic():
         due = lock_due(until, limit=settings.DISPATCH_SEND_BATCH)
         go, wait = pace(due)
         claimed = claim_locked(list(go), actor=actor)
-        if wait:
-            defer_locked(wait, actor=actor)
+        deferred = defer_locked(wait, actor=actor)
+    sending = start_sends(claimed, plans={message.pk: plan for message, plan in go.items()})
+    enqueue_handed_over(deferred)  # committed; while the sends are under way, as they are planned to the ms
     if len(due) == settings.DISPATCH_SEND_BATCH:
         _hand_on_the_rest(until)
-    metrics.count_paced([(slot - timezone.now()).total_seconds() for _, slot, _, _ in wait])
-    send_claimed(claimed, actor, send_at={message.pk: at for message, at in go.items()})
+    metrics.count_paced([(row.slot - timezone.now()).total_seconds() for row in wait])
+    finish_sends(sending, actor)
     for message_id, version in _omnimessages_due(until):
         message_dispatch(message_id=message_id, version=version, worker=worker)
 
@@ -52,7 +54,7 @@ def message_dispatch_batch(*, batch: list[tuple[str, int]], worker: str) -> None
     for message_id, version in batch:  # omnimessages, paused sessions, stale or lost races: the one-message path
         if message_id not in claimed:
             message_dispatch(message_id=message_id, version=version, worker=worker)
-    send_claimed(list(claimed.values()), actor)
+    finish_sends(start_sends(list(claimed.values())), actor)
 
 
 def _hand_on_the_rest(until: datetime) -> None:
@@ -70,34 +72,45 @@ def _omnimessages_due(until: datetime) -> list[tuple[str, int]]:
     return list(due.order_by("due_at").values_list("id", "version")[: settings.DISPATCH_SEND_BATCH])
 
 
-def send_claimed(messages: list[ScheduledMessage], actor: str, send_at: dict | None = None) -> None:
-    """Send messages this worker has claimed, side by side (each at its pacing instant, if it has one);
-    record the accepted ones in bulk, each failure on its own (rare: a retry later, or failed), and hand
-    back what could not start in time."""
-    send_at = send_at or {}
-    if not messages:
-        return
+@dataclass(frozen=True)
+class Sending:
+    messages: list[ScheduledMessage]
+    transports: list[str]
+    calls: inflight.SideBySide
+
+
+def start_sends(messages: list[ScheduledMessage], plans: dict | None = None) -> Sending:
+    """Start sending messages this worker has claimed, side by side, each at its pacing plan if it has one."""
+    plans = plans or {}
     transports = [transport_name(message, None) for message in messages]
     calls = [
-        partial(_send, name, outgoing_message(message), send_at.get(message.pk))
+        partial(_send, name, outgoing_message(message), plans.get(message.pk))
         for message, name in zip(messages, transports, strict=True)
     ]
-    outcomes = inflight.call_side_by_side(calls, start_within=settings.SEND_TIME_LIMIT / 3)
-    accepted, not_started = [], []
-    for message, transport, outcome in zip(messages, transports, outcomes, strict=True):
+    return Sending(messages, transports, inflight.SideBySide(calls))
+
+
+def finish_sends(sending: Sending, actor: str) -> None:
+    """Wait for the sends; record the accepted ones in bulk, each failure on its own (rare: a retry later,
+    or failed), and hand back what could not start in time or was paced back at its send."""
+    outcomes = sending.calls.outcomes(start_within=settings.SEND_TIME_LIMIT / 3)
+    accepted, later = [], []
+    for message, transport, outcome in zip(sending.messages, sending.transports, outcomes, strict=True):
         if not outcome.started:
-            not_started.append(message)
+            later.append((message, timezone.now(), "batch ran out of time; handed over again"))
+        elif isinstance(outcome.error, NotNow):
+            later.append((message, timezone.now() + timedelta(seconds=outcome.error.seconds), str(outcome.error)))
         elif outcome.error is not None:
             _record_failure(message, transport, outcome.error, actor)
         else:
             accepted.append((message, outcome.value.message_id, outcome.finished_at))
-    _record_accepted(accepted, dict(zip((m.pk for m in messages), transports, strict=True)), actor)
-    _hand_back(not_started, actor)
+    _record_accepted(accepted, dict(zip((m.pk for m in sending.messages), sending.transports, strict=True)), actor)
+    _hand_back(later, actor)
 
 
-def _send(transport: str, outgoing: OutgoingMessage, at: datetime | None) -> SendResult:
-    if at is not None:  # paced: its instant is within this tick, so the wait is short (at most DISPATCH_TICK)
-        time.sleep(max(0.0, (at - timezone.now()).total_seconds()))
+def _send(transport: str, outgoing: OutgoingMessage, plan: Plan | None) -> SendResult:
+    if plan is not None:  # its instant is within this tick, so the wait is short (pacer.py)
+        wait_for_turn(plan)
     check_media_destination(outgoing)
     return get_transport(transport).send(outgoing)
 
@@ -126,14 +139,9 @@ def _record_failure(message: ScheduledMessage, transport: str, error: BaseExcept
     report_send_failure(message, None, transport, error, actor)
 
 
-def _hand_back(messages: list[ScheduledMessage], actor: str) -> None:
-    """Sends a batch could not start within its time: pending again, due now, for another task."""
-    for message in messages:
+def _hand_back(messages: list[tuple[ScheduledMessage, datetime, str]], actor: str) -> None:
+    """Sends that did not go (the batch ran out of time, or the gate paced them back): pending again,
+    due then, for another task; not counted as attempts."""
+    for message, due_at, why in messages:
         with transaction.atomic():
-            send_again_later(
-                message,
-                actor,
-                timezone.now(),
-                "batch ran out of time; handed over again",
-                attempts=message.attempts - 1,
-            )
+            send_again_later(message, actor, due_at, why, attempts=message.attempts - 1)

@@ -10,16 +10,18 @@ ALLOWED_TRANSITIONS; asking for another is a bug, and raises.
 """
 
 from datetime import datetime
+from typing import NamedTuple
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from ..models import MessageEvent, ScheduledMessage
 from ..models import MessageStatus as Status
 from . import outbox
-from .handovers import enqueue_after_commit, enqueue_ticks_after_commit, handover_fields
+from .handovers import enqueue_after_commit, handover_fields
+from .rows import update_rows
 
 ALLOWED_TRANSITIONS = {
     Status.PENDING: {
@@ -92,26 +94,38 @@ def claim_locked(messages: list[ScheduledMessage], *, actor: str) -> list[Schedu
     return _claim(messages, actor=actor, detail="claimed (batch)")
 
 
-def defer_locked(deferred: list[tuple[ScheduledMessage, datetime, str, str]], *, actor: str) -> None:
-    """pending -> pending, later, for locked rows that must wait for their pacing slot ((message, slot,
-    the key it holds the slot on, why)): one UPDATE, one history row each, one hand-over per tick."""
+class Deferral(NamedTuple):
+    """A message that must wait for its pacing slot."""
+
+    message: ScheduledMessage
+    slot: datetime  # when it may go
+    key: str  # the pacing key it holds that slot on: "session" or "transport"
+    why: str  # for its history: whose rate
+    due_at: datetime  # when its task claims it: a little ahead of the slot, so it goes at the slot
+
+
+def defer_locked(deferred: list[Deferral], *, actor: str) -> list[ScheduledMessage]:
+    """pending -> pending, later, for locked rows that must wait for their pacing slot: one UPDATE, one
+    history row each. Unlike `transition`, the hand-overs are the caller's, once this has committed (its
+    sends go first); returns the messages to hand over."""
     now = timezone.now()
-    for message, slot, key, _ in deferred:
-        message.version, message.updated_at, message.due_at = message.version + 1, now, slot
+    for message, slot, key, _, due_at in deferred:
+        due_at = max(now, due_at)
+        message.version, message.updated_at, message.due_at = message.version + 1, now, due_at
         message.paced_for, message.paced_on = slot, key
-        for name, value in handover_fields(message.pk, message.version, slot, now).items():
+        for name, value in handover_fields(message.pk, message.version, due_at, now).items():
             setattr(message, name, value)
-    ScheduledMessage.objects.bulk_update([row[0] for row in deferred], DEFERRED_FIELDS)
+    update_rows([row.message for row in deferred], DEFERRED_FIELDS, where_status=Status.PENDING)
     _record_history(
         [
-            (message, f"paced ({why}): waits {(slot - now).total_seconds():.2f} s for its slot")
-            for message, slot, _, why in deferred
+            (row.message, f"paced ({row.why}): waits {(row.slot - now).total_seconds():.2f} s for its slot")
+            for row in deferred
         ],
         Status.PENDING,
         Status.PENDING,
         actor,
     )
-    enqueue_ticks_after_commit([row[0] for row in deferred], now)
+    return [row.message for row in deferred]
 
 
 DEFERRED_FIELDS = ["version", "updated_at", "due_at", "paced_for", "paced_on", "handed_over_at", "task_id"]
@@ -177,29 +191,6 @@ def _record_history(moves: list[tuple[ScheduledMessage, str]], from_status: str,
 
 SENT_FIELDS = ["status", "version", "updated_at", "sent_at", "provider_message_id", "lease_until", "last_error"]
 
-# One UPDATE for a batch of sent rows, each with its own provider id and time. Django's bulk_update builds a
-# CASE per field and row, which cost more than all of a batch's sends together (6 ms a row, profiled).
-SENT_UPDATE = """
-UPDATE scheduling_scheduledmessage AS m
-SET status = %s, version = m.version + 1, updated_at = %s, sent_at = v.sent_at, provider_message_id = v.pid,
-    lease_until = NULL, last_error = ''
-FROM (VALUES {rows}) AS v(id, pid, sent_at)
-WHERE m.id = v.id AND m.status = %s
-"""
-
-
-def _write_sent(messages: list[ScheduledMessage], now: datetime) -> None:
-    """The rows are locked and checked by the caller: write what `messages` now say, in one statement."""
-    if not messages:
-        return
-    if connection.vendor != "postgresql":  # SQLite, the zero-configuration mode: no VALUES list with names
-        ScheduledMessage.objects.bulk_update(messages, SENT_FIELDS)
-        return
-    rows = ", ".join(["(%s, %s, %s::timestamptz)"] * len(messages))
-    values = [value for m in messages for value in (m.pk, m.provider_message_id, m.sent_at)]
-    with connection.cursor() as cursor:
-        cursor.execute(SENT_UPDATE.format(rows=rows), [Status.SENT, now, *values, Status.SENDING])
-
 
 def record_sent(sent: list[tuple[ScheduledMessage, str, datetime]], *, actor: str) -> list[ScheduledMessage]:
     """`transition(target=SENT)` for a batch's sends that the provider accepted ((message, provider id,
@@ -224,7 +215,7 @@ def record_sent(sent: list[tuple[ScheduledMessage, str, datetime]], *, actor: st
             message.sent_at, message.provider_message_id = at, provider_id
             message.lease_until, message.last_error = None, ""
         messages = [message for message, _, _ in won]
-        _write_sent(messages, now)
+        update_rows(messages, SENT_FIELDS, where_status=Status.SENDING)
         _record_history(
             [(message, f"provider id {message.provider_message_id}") for message in messages],
             Status.SENDING,
