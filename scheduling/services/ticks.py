@@ -38,11 +38,13 @@ def messages_send_due(*, until: datetime, worker: str) -> None:
         claimed = claim_locked(list(go), actor=actor)
         deferred = defer_locked(wait, actor=actor)
     sending = start_sends(claimed, plans={message.pk: plan for message, plan in go.items()})
-    enqueue_handed_over(deferred)  # committed; while the sends are under way, as they are planned to the ms
-    if len(due) == settings.DISPATCH_SEND_BATCH:
-        _hand_on_the_rest(until)
-    metrics.count_paced([(row.slot - timezone.now()).total_seconds() for row in wait])
-    finish_sends(sending, actor)
+    try:  # the bookkeeping waits for no send: they are planned to the ms
+        enqueue_handed_over(deferred)  # committed, so their tasks find them
+        if len(due) == settings.DISPATCH_SEND_BATCH:
+            _hand_on_the_rest(until)
+        metrics.count_paced([(row.slot - timezone.now()).total_seconds() for row in wait])
+    finally:  # sends under way are always recorded
+        finish_sends(sending, actor)
     for message_id, version in _omnimessages_due(until):
         message_dispatch(message_id=message_id, version=version, worker=worker)
 
