@@ -166,6 +166,8 @@ SPECTACULAR_SETTINGS = {
 API_MAX_BODY_BYTES = env_or_fail(env.int, "API_MAX_BODY_BYTES", default=64 * 1024)
 API_MAX_BULK_BODY_BYTES = env_or_fail(env.int, "API_MAX_BULK_BODY_BYTES", default=1024 * 1024)
 OMNIMESSAGE_BULK_MAX = env_or_fail(env.int, "OMNIMESSAGE_BULK_MAX", default=500)  # omnimessages in one bulk request
+# A creating POST's Idempotency-Key (README, "Retrying safely") is remembered this long.
+IDEMPOTENCY_KEY_TTL = timedelta(hours=env_or_fail(env.float, "IDEMPOTENCY_KEY_HOURS", default=24))
 API_PAGE_SIZE = env_or_fail(env.int, "API_PAGE_SIZE", default=100)
 API_MAX_PAGE_SIZE = 500
 SCHEDULE_MAX_AHEAD = timedelta(days=env_or_fail(env.float, "SCHEDULE_MAX_AHEAD_DAYS", default=30))

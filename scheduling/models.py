@@ -283,6 +283,29 @@ class WebhookAttempt(models.Model):
         ordering = ["number"]
 
 
+class IdempotencyKey(models.Model):
+    """A client's `Idempotency-Key` on a creating POST (the IETF draft, Stripe's practice): the request it
+    was first used with (a fingerprint), and once that request succeeded, its answer to replay. The unique
+    constraint is what makes two requests with one key, on any web processes, run the creation once."""
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="idempotency_keys")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the method, path and JSON body.")
+    # Set while the first request runs: another request with the key then gets 409.
+    locked_at = models.DateTimeField(null=True, blank=True)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.TextField(blank=True, help_text="The answer as it was sent, byte for byte.")
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["session", "key"], name="one_idempotency_key_per_session")]
+        indexes = [models.Index(fields=["expires_at"], name="idempotency_key_expiry")]
+
+    def __str__(self):
+        return self.key
+
+
 class PumpHeartbeat(models.Model):
     """Each dispatch pump's last pass, for /readyz and the pump-lag metric."""
 

@@ -5,6 +5,14 @@ modules' other names are theirs, shared with one another only.
 
 from .deliveries import webhook_deliver, webhook_redeliver, webhook_retry_delay, webhooks_deliver
 from .dispatch import message_dispatch, retry_delay
+from .idempotency import (
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    IdempotentReplay,
+    idempotency_key_claim,
+    idempotency_key_complete,
+    idempotency_key_release,
+)
 from .messages import (
     NotAllowed,
     message_cancel,
@@ -36,6 +44,9 @@ from .ticks import message_dispatch_batch, messages_send_due
 
 __all__ = [
     "ChannelSpec",
+    "IdempotencyKeyInUse",
+    "IdempotencyKeyReused",
+    "IdempotentReplay",
     "NewSession",
     "NotAllowed",
     "PumpPass",
@@ -48,6 +59,9 @@ __all__ = [
     "api_key_rotate",
     "delivery_report",
     "dispatch_pump_once",
+    "idempotency_key_claim",
+    "idempotency_key_complete",
+    "idempotency_key_release",
     "message_cancel",
     "message_check_changeable",
     "message_dispatch",

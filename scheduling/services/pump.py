@@ -17,6 +17,7 @@ from .. import handover, selectors
 from ..models import DeliveryStatus, MessageEvent, PumpHeartbeat, ScheduledMessage, WebhookDelivery
 from ..models import MessageStatus as Status
 from .handovers import enqueue_deliveries, enqueue_sends, forget_handovers
+from .idempotency import idempotency_keys_purge
 from .leases import recover_expired_leases
 
 logger = logging.getLogger("scheduling.services")
@@ -29,12 +30,14 @@ class PumpPass:
 
 
 def dispatch_pump_once() -> PumpPass:
-    """Hand over what has entered the horizon, re-hand lost hand-overs, recover expired leases.
-    While the broker cannot be reached, only the leases (database work) are seen to.
+    """Hand over what has entered the horizon, re-hand lost hand-overs, recover expired leases (and
+    forget idempotency keys past their time). While the broker cannot be reached, only the leases
+    (database work) are seen to.
 
     Safe in several replicas: rows are claimed with FOR UPDATE SKIP LOCKED on PostgreSQL.
     """
     now = selectors.db_now()
+    idempotency_keys_purge(now)
     lost_work = handover.broker_lost_work()
     if lost_work is None:
         return PumpPass(moved=recover_expired_leases(now), broker_reachable=False)

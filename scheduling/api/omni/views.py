@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from ... import selectors, services
 from ...models import ScheduledMessage
+from .. import idempotency
 from ..parsers import BulkJSONParser
 from .auth import OmnimessageAuthentication
 from .errors import exception_handler, validation_errors
@@ -34,6 +35,7 @@ BULK_CREATED = inline_serializer(
         ),
     },
 )
+KEYED = {409: ERROR, 422: ERROR}  # an Idempotency-Key in use, or used with another request
 REPORT = inline_serializer(
     "OmnimessageStatus",
     {
@@ -67,9 +69,16 @@ class OmnimessageBase(APIView):
 
 class OmnimessageCreateView(OmnimessageBase):
     @extend_schema(
-        operation_id="omnimessage_send", request=OmnimessageSerializer, responses={201: CREATED, 400: ERROR, 401: ERROR}
+        operation_id="omnimessage_send",
+        request=OmnimessageSerializer,
+        parameters=[idempotency.PARAMETER],
+        responses={201: CREATED, 400: ERROR, 401: ERROR, **KEYED},
     )
     def post(self, request):
+        return idempotency.idempotent(request, request.auth.session, lambda: self.schedule_one(request))
+
+    @staticmethod
+    def schedule_one(request):
         form = OmnimessageSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         return Response(schedule(request.auth.session, form.validated_data), status=201)
@@ -84,9 +93,14 @@ class OmnimessageBulkCreateView(OmnimessageBase):
     @extend_schema(
         operation_id="omnimessage_send_bulk",
         request=BulkOmnimessageSerializer,
-        responses={201: BULK_CREATED, 400: ERROR, 401: ERROR, 413: ERROR},
+        parameters=[idempotency.PARAMETER],
+        responses={201: BULK_CREATED, 400: ERROR, 401: ERROR, 413: ERROR, **KEYED},
     )
     def post(self, request):
+        return idempotency.idempotent(request, request.auth.session, lambda: self.schedule_all(request))
+
+    @staticmethod
+    def schedule_all(request):
         bulk = BulkOmnimessageSerializer(data=request.data)
         bulk.is_valid(raise_exception=True)
         forms = [OmnimessageSerializer(data=item) for item in bulk.validated_data["messages"]]

@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from ... import selectors, services
 from ...models import MessageStatus
+from .. import idempotency
 from .auth import HasSessionKey, SessionKeyAuthentication
 from .pagination import PageRequest, page_response
 from .serializers import (
@@ -22,6 +23,7 @@ from .serializers import (
 )
 
 ERRORS = {code: ErrorEnvelope for code in (400, 401, 403, 404)}
+KEYED = {409: ErrorEnvelope, 422: ErrorEnvelope}  # a key in use, or used with another request
 CANCELLED = "Scheduled message cancelled successfully"
 
 
@@ -57,10 +59,15 @@ class ScheduledListView(SessionView):
     @extend_schema(
         operation_id="schedule_message",
         request=ScheduleRequestSerializer,
-        responses={201: ScheduledEnvelope, 413: ErrorEnvelope, **ERRORS},
+        parameters=[idempotency.PARAMETER],
+        responses={201: ScheduledEnvelope, 413: ErrorEnvelope, **KEYED, **ERRORS},
     )
     def post(self, request, session_id):
         session = self.session_of(request, session_id)
+        return idempotency.idempotent(request, session, lambda: self.schedule(request, session))
+
+    @staticmethod
+    def schedule(request, session):
         form = ScheduleRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         message = services.message_schedule(session=session, **form.validated_data)
