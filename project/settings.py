@@ -11,7 +11,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from scheduling.rates import parse_rate
+from scheduling.rates import parse_rate, parse_request_limit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("VAR_DIR", default=str(BASE_DIR / "var")))
@@ -168,6 +168,11 @@ API_MAX_BULK_BODY_BYTES = env_or_fail(env.int, "API_MAX_BULK_BODY_BYTES", defaul
 OMNIMESSAGE_BULK_MAX = env_or_fail(env.int, "OMNIMESSAGE_BULK_MAX", default=500)  # omnimessages in one bulk request
 # A creating POST's Idempotency-Key (README, "Retrying safely") is remembered this long.
 IDEMPOTENCY_KEY_TTL = timedelta(hours=env_or_fail(env.float, "IDEMPOTENCY_KEY_HOURS", default=24))
+# Requests per API key or omnimessage credential, fleet-wide (Redis): "100/min", "5/s"; "0" turns limiting
+# off. A session may have its own limit (admin).
+API_RATE_LIMIT = env_or_fail(
+    lambda name, default: parse_request_limit(env.str(name, default=default)), "API_RATE_LIMIT", default="100/min"
+)
 API_PAGE_SIZE = env_or_fail(env.int, "API_PAGE_SIZE", default=100)
 API_MAX_PAGE_SIZE = 500
 SCHEDULE_MAX_AHEAD = timedelta(days=env_or_fail(env.float, "SCHEDULE_MAX_AHEAD_DAYS", default=30))

@@ -50,7 +50,7 @@ class SessionForm(forms.ModelForm):
 
     class Meta:
         model = Session
-        fields = ["name", "webhook_url", "transport", "send_rate", "active"]
+        fields = ["name", "webhook_url", "transport", "send_rate", "api_rate_limit", "active"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -78,6 +78,7 @@ class SessionAdmin(admin.ModelAdmin):
         "id",
         "transport",
         "send_rate",
+        "api_rate_limit",
         "active",
         "paused",
         "webhook_url",
@@ -132,6 +133,7 @@ class SessionAdmin(admin.ModelAdmin):
             transport=obj.transport,
             active=form.cleaned_data["active"],
             send_rate=obj.send_rate,
+            api_rate_limit=obj.api_rate_limit,
         )
         obj.pk = created.session.pk
         obj.active = created.session.active

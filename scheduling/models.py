@@ -7,12 +7,19 @@ from datetime import timedelta
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from .rates import parse_rate
+from .rates import parse_rate, parse_request_limit
 
 
 def validate_rate(value: str) -> None:
     try:
         parse_rate(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def validate_request_limit(value: str) -> None:
+    try:
+        parse_request_limit(value)
     except ValueError as exc:
         raise ValidationError(str(exc)) from None
 
@@ -44,6 +51,14 @@ class Session(models.Model):
         validators=[validate_rate],
         help_text='At most this many sends, fleet-wide, evenly spaced: "20/s", "30/min", "1000/h"; empty: unpaced '
         "(its transport's rate still applies).",
+    )
+    api_rate_limit = models.CharField(
+        "API rate limit",
+        max_length=20,
+        blank=True,
+        validators=[validate_request_limit],
+        help_text='Requests per API key or omnimessage credential, fleet-wide: "100/min", "5/s"; "0": unlimited; '
+        "empty: the API_RATE_LIMIT setting.",
     )
     paused_at = models.DateTimeField(
         null=True,

@@ -12,6 +12,7 @@ from ... import selectors, services
 from ...models import ScheduledMessage
 from .. import idempotency
 from ..parsers import BulkJSONParser
+from ..throttling import RateLimited
 from .auth import OmnimessageAuthentication
 from .errors import exception_handler, validation_errors
 from .serializers import BulkOmnimessageSerializer, OmnimessageSerializer
@@ -36,6 +37,7 @@ BULK_CREATED = inline_serializer(
     },
 )
 KEYED = {409: ERROR, 422: ERROR}  # an Idempotency-Key in use, or used with another request
+LIMITED = {429: ERROR}  # over the API rate limit
 REPORT = inline_serializer(
     "OmnimessageStatus",
     {
@@ -53,7 +55,7 @@ class HasCredential(BasePermission):
         return True
 
 
-class OmnimessageBase(APIView):
+class OmnimessageBase(RateLimited, APIView):
     authentication_classes = [OmnimessageAuthentication]
     permission_classes = [HasCredential]
 
@@ -72,7 +74,7 @@ class OmnimessageCreateView(OmnimessageBase):
         operation_id="omnimessage_send",
         request=OmnimessageSerializer,
         parameters=[idempotency.PARAMETER],
-        responses={201: CREATED, 400: ERROR, 401: ERROR, **KEYED},
+        responses={201: CREATED, 400: ERROR, 401: ERROR, **KEYED, **LIMITED},
     )
     def post(self, request):
         return idempotency.idempotent(request, request.auth.session, lambda: self.schedule_one(request))
@@ -94,7 +96,7 @@ class OmnimessageBulkCreateView(OmnimessageBase):
         operation_id="omnimessage_send_bulk",
         request=BulkOmnimessageSerializer,
         parameters=[idempotency.PARAMETER],
-        responses={201: BULK_CREATED, 400: ERROR, 401: ERROR, 413: ERROR, **KEYED},
+        responses={201: BULK_CREATED, 400: ERROR, 401: ERROR, 413: ERROR, **KEYED, **LIMITED},
     )
     def post(self, request):
         return idempotency.idempotent(request, request.auth.session, lambda: self.schedule_all(request))
@@ -133,14 +135,14 @@ def schedule(session, data: dict) -> dict:
 
 
 class OmnimessageCancelView(OmnimessageBase):
-    @extend_schema(operation_id="omnimessage_cancel", responses={202: None, 401: ERROR, 404: ERROR})
+    @extend_schema(operation_id="omnimessage_cancel", responses={202: None, 401: ERROR, 404: ERROR, **LIMITED})
     def delete(self, request, omnimessage_id):
         services.omnimessage_cancel(message=self.omnimessage(request, omnimessage_id))
         return Response(status=status.HTTP_202_ACCEPTED)
 
 
 class OmnimessageStatusView(OmnimessageBase):
-    @extend_schema(operation_id="omnimessage_status", responses={200: REPORT, 401: ERROR, 404: ERROR})
+    @extend_schema(operation_id="omnimessage_status", responses={200: REPORT, 401: ERROR, 404: ERROR, **LIMITED})
     def get(self, request, omnimessage_id):
         message = self.omnimessage(request, omnimessage_id)
         statuses = [

@@ -5,6 +5,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from ... import services
+from ..throttling import RATE_LIMIT_EXCEEDED
 from ..unavailable import as_api_exception, drf_response
 
 
@@ -19,6 +20,8 @@ def exception_handler(exc, context):
     if response is None:
         return None
     body = {"success": False, "error": summary(exc)}
+    if isinstance(exc, exceptions.Throttled):
+        body = {"success": False, "error": RATE_LIMIT_EXCEEDED, "retryAfter": exc.wait}
     if isinstance(exc, exceptions.ValidationError) and isinstance(exc.detail, dict):
         body["details"] = {field: [str(m) for m in _as_list(msgs)] for field, msgs in exc.detail.items()}
     return Response(body, status=response.status_code, headers=_kept_headers(response))

@@ -120,3 +120,9 @@ class ErrorEnvelope(serializers.Serializer):
     success = serializers.BooleanField(default=False)
     error = serializers.CharField()
     details = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
+
+
+class RateLimitedEnvelope(serializers.Serializer):
+    success = serializers.BooleanField(default=False)
+    error = serializers.CharField(help_text='"Rate limit exceeded"')
+    retryAfter = serializers.IntegerField(help_text="Seconds until a request is allowed again (also Retry-After).")

@@ -11,23 +11,25 @@ from rest_framework.views import APIView
 from ... import selectors, services
 from ...models import MessageStatus
 from .. import idempotency
+from ..throttling import RateLimited
 from .auth import HasSessionKey, SessionKeyAuthentication
 from .pagination import PageRequest, page_response
 from .serializers import (
     CancelledEnvelope,
     ErrorEnvelope,
+    RateLimitedEnvelope,
     ScheduledEnvelope,
     ScheduledListEnvelope,
     ScheduledMessageSerializer,
     ScheduleRequestSerializer,
 )
 
-ERRORS = {code: ErrorEnvelope for code in (400, 401, 403, 404)}
+ERRORS = {code: ErrorEnvelope for code in (400, 401, 403, 404)} | {429: RateLimitedEnvelope}
 KEYED = {409: ErrorEnvelope, 422: ErrorEnvelope}  # a key in use, or used with another request
 CANCELLED = "Scheduled message cancelled successfully"
 
 
-class SessionView(APIView):
+class SessionView(RateLimited, APIView):
     authentication_classes = [SessionKeyAuthentication]
     permission_classes = [HasSessionKey]
 
