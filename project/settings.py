@@ -166,6 +166,9 @@ SPECTACULAR_SETTINGS = {
 API_MAX_BODY_BYTES = env_or_fail(env.int, "API_MAX_BODY_BYTES", default=64 * 1024)
 API_MAX_BULK_BODY_BYTES = env_or_fail(env.int, "API_MAX_BULK_BODY_BYTES", default=1024 * 1024)
 OMNIMESSAGE_BULK_MAX = env_or_fail(env.int, "OMNIMESSAGE_BULK_MAX", default=500)  # omnimessages in one bulk request
+# POST /sessions/{id}/scheduled/bulk: messages in one request, and a body that holds that many (4 KiB each).
+SCHEDULE_BULK_MAX = env_or_fail(env.int, "SCHEDULE_BULK_MAX", default=1000)
+SCHEDULE_BULK_MAX_BODY_BYTES = env_or_fail(env.int, "SCHEDULE_BULK_MAX_BODY_BYTES", default=4 * 1024 * 1024)
 # A creating POST's Idempotency-Key (README, "Retrying safely") is remembered this long.
 IDEMPOTENCY_KEY_TTL = timedelta(hours=env_or_fail(env.float, "IDEMPOTENCY_KEY_HOURS", default=24))
 # Requests per API key or omnimessage credential, fleet-wide (Redis): "100/min", "5/s"; "0" turns limiting

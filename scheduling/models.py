@@ -28,6 +28,10 @@ def new_message_id():
     return f"sched_{secrets.token_urlsafe(15)}"
 
 
+def new_batch_id():
+    return f"batch_{secrets.token_urlsafe(15)}"
+
+
 def new_webhook_id():
     return f"msg_{secrets.token_urlsafe(18)}"
 
@@ -164,10 +168,13 @@ class ScheduledMessage(models.Model):
     channel_count = models.PositiveSmallIntegerField(default=0, editable=False)
     priority = models.CharField(max_length=10, blank=True)
     text_store = models.CharField(max_length=10, blank=True)
+    # The bulk request it came in (POST /sessions/{id}/scheduled/bulk), which lists and cancels it with the rest.
+    batch_id = models.CharField(max_length=40, blank=True, editable=False)
 
     class Meta:
         indexes = [
             models.Index(fields=["session", "scheduled_at", "id"], name="msg_session_schedule"),
+            models.Index(fields=["session", "batch_id"], name="msg_batch", condition=~models.Q(batch_id="")),
             # The pump's scans touch only live rows: a small index however long history grows.
             models.Index(fields=["due_at"], name="msg_pending_due", condition=models.Q(status="pending")),
             models.Index(fields=["lease_until"], name="msg_sending_lease", condition=models.Q(status="sending")),

@@ -25,14 +25,19 @@ class NotAllowed(Exception):
 
 
 def message_schedule(*, session: Session, scheduled_at: datetime, actor: str = "api", **content) -> ScheduledMessage:
-    now = timezone.now()
-    message = ScheduledMessage(session=session, scheduled_at=scheduled_at, due_at=scheduled_at, **content)
+    message = new_message(session, scheduled_at=scheduled_at, now=timezone.now(), **content)
     with transaction.atomic():
-        for name, value in handover_fields(message.id, message.version, message.due_at, now).items():
-            setattr(message, name, value)
         message.save(force_insert=True)
         enqueue_after_commit(message)
         MessageEvent.objects.create(message=message, to_status=Status.PENDING, actor=actor, detail="scheduled")
+    return message
+
+
+def new_message(session: Session, *, scheduled_at: datetime, now: datetime, **content) -> ScheduledMessage:
+    """A pending message as it is first stored (not saved yet), with its hand-over fields."""
+    message = ScheduledMessage(session=session, scheduled_at=scheduled_at, due_at=scheduled_at, **content)
+    for name, value in handover_fields(message.id, message.version, message.due_at, now).items():
+        setattr(message, name, value)
     return message
 
 

@@ -233,3 +233,24 @@ def record_sent(sent: list[tuple[ScheduledMessage, str, datetime]], *, actor: st
         )
         outbox.record_webhooks(messages, now)
     return messages
+
+
+def settle_locked(moves: list[tuple[ScheduledMessage, str]], *, target: str, actor: str, **changes) -> None:
+    """`transition` from pending to `target` (cancelled or expired) for rows this transaction has locked
+    and read as pending ((message, history detail) each): one UPDATE, the history rows, the webhooks."""
+    if target not in ALLOWED_TRANSITIONS[Status.PENDING]:
+        raise ValueError(f"no transition pending -> {target}: see ALLOWED_TRANSITIONS")
+    if not moves:
+        return
+    now = timezone.now()
+    fields = {"status": target, "updated_at": now, **changes}
+    messages = [message for message, _ in moves]
+    ScheduledMessage.objects.filter(pk__in=[message.pk for message in messages]).update(
+        version=F("version") + 1, **fields
+    )
+    for message in messages:
+        message.version += 1
+        for name, value in fields.items():
+            setattr(message, name, value)
+    _record_history(moves, Status.PENDING, target, actor)
+    outbox.record_webhooks(messages, now)

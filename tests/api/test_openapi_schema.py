@@ -25,7 +25,7 @@ def test_it_describes_the_seeds_paths(schema):
     )
 
 
-def test_it_describes_the_seeds_methods(schema):
+def test_it_describes_the_seeds_methods_and_the_batches(schema):
     methods = {
         path: sorted(set(ops) - {"parameters"})
         for path, ops in schema["paths"].items()
@@ -35,6 +35,8 @@ def test_it_describes_the_seeds_methods(schema):
     assert methods == {
         "/sessions/{session_id}/scheduled": ["get", "post"],
         "/sessions/{session_id}/scheduled/{scheduled_id}": ["delete", "get", "patch"],
+        "/sessions/{session_id}/scheduled/bulk": ["post"],
+        "/sessions/{session_id}/batches/{batch_id}": ["delete"],
     }
 
 
@@ -70,3 +72,17 @@ def test_it_serves_interactive_docs(client):
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/html")
     assert b"swagger" in response.content.lower()
+
+
+def test_it_documents_the_idempotency_key_on_every_creating_post(schema):
+    creating = [
+        ("/sessions/{session_id}/scheduled", "post"),
+        ("/sessions/{session_id}/scheduled/bulk", "post"),
+        ("/v1/omnimessage", "post"),
+        ("/v1/omnimessages", "post"),
+    ]
+
+    for path, method in creating:
+        operation = schema["paths"][path][method]
+        assert ("Idempotency-Key", "header") in [(p["name"], p["in"]) for p in operation["parameters"]], path
+        assert {"409", "422", "429"} <= set(operation["responses"]), path

@@ -1,6 +1,8 @@
 """The session API's request and answer bodies: the seed's fields, camelCase."""
 
+from django.conf import settings
 from django.utils import timezone
+from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import serializers
 
 from ...models import MessageType
@@ -80,6 +82,7 @@ class ScheduledMessageSerializer(serializers.Serializer):
     result = ResultSerializer(required=False, help_text="Present once sent: the provider's message id.")
     error = serializers.CharField(required=False, help_text="Why the last attempt failed.")
     attempts = serializers.IntegerField(required=False)
+    batchId = serializers.CharField(required=False, help_text="The bulk request it came in.")
 
     def to_representation(self, message):
         body = {
@@ -96,8 +99,53 @@ class ScheduledMessageSerializer(serializers.Serializer):
             "result": {"messageId": message.provider_message_id} if message.provider_message_id else None,
             "error": message.last_error,
             "attempts": message.attempts,
+            "batchId": message.batch_id,
         }
         return {key: value for key, value in body.items() if value}
+
+
+class ScheduleBulkRequestSerializer(serializers.Serializer):
+    """What the bulk endpoint reads at first: a list; each message is then checked on its own."""
+
+    messages = serializers.ListField(child=serializers.JSONField(), allow_empty=False)
+
+    def validate_messages(self, messages):
+        if len(messages) > settings.SCHEDULE_BULK_MAX:
+            raise serializers.ValidationError(f"At most {settings.SCHEDULE_BULK_MAX} messages in one request.")
+        return messages
+
+
+class ScheduleBulkDocument(serializers.Serializer):
+    """The bulk request as the OpenAPI schema shows it."""
+
+    messages = ScheduleRequestSerializer(
+        many=True, help_text=f"Each as POST /sessions/{{id}}/scheduled takes one; 1 to {settings.SCHEDULE_BULK_MAX}."
+    )
+
+
+class BulkFailureSerializer(serializers.Serializer):
+    success = serializers.BooleanField(default=False)
+    index = serializers.IntegerField(help_text="Its place in the request's messages, from 0.")
+    error = serializers.CharField()
+    details = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+
+
+class ScheduledBulkEnvelope(serializers.Serializer):
+    success = serializers.BooleanField(default=True)
+    batchId = serializers.CharField()
+    scheduled = PolymorphicProxySerializer(
+        component_name="BulkEntry",
+        serializers=[ScheduledMessageSerializer, BulkFailureSerializer],
+        resource_type_field_name=None,
+        many=True,
+        help_text="One entry per message, in order: the message scheduled, or why it was not.",
+    )
+
+
+class BatchCancelledEnvelope(serializers.Serializer):
+    success = serializers.BooleanField(default=True)
+    cancelled = serializers.IntegerField(help_text="Messages cancelled now.")
+    notCancelled = serializers.IntegerField(help_text="Messages of the batch that were no longer pending.")
 
 
 class ScheduledEnvelope(serializers.Serializer):

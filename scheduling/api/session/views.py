@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from ... import selectors, services
 from ...models import MessageStatus
+from ...validation import is_batch_id
 from .. import idempotency
 from ..throttling import RateLimited
 from .auth import HasSessionKey, SessionKeyAuthentication
@@ -85,6 +86,7 @@ class ScheduledListView(SessionView):
                 description=f"Page size (default {settings.API_PAGE_SIZE}, 1 to {settings.API_MAX_PAGE_SIZE}).",
             ),
             OpenApiParameter("cursor", str, description="From a previous page's `next`."),
+            OpenApiParameter("batchId", str, description="Only the messages of this batch (a bulk request)."),
         ],
         responses={200: ScheduledListEnvelope, **ERRORS},
     )
@@ -95,9 +97,12 @@ class ScheduledListView(SessionView):
             raise exceptions.ValidationError(
                 {"status": [f'"{wanted}" is not a status; use one of {", ".join(MessageStatus.values)}.']}
             )
+        batch_id = request.query_params.get("batchId") or None
+        if batch_id is not None and not is_batch_id(batch_id):
+            raise exceptions.ValidationError({"batchId": ["Invalid batch id: it starts with batch_."]})
         page = PageRequest.of(request)
-        rows = list(selectors.message_list(session=session, status=wanted, after=page.after)[: page.limit + 1])
-        return page_response(request, rows, page)
+        rows = selectors.message_list(session=session, status=wanted, batch_id=batch_id, after=page.after)
+        return page_response(request, list(rows[: page.limit + 1]), page)
 
 
 class ScheduledDetailView(SessionView):
