@@ -124,6 +124,7 @@ class MessageType(models.TextChoices):
     IMAGE = "image"
     VIDEO = "video"
     DOCUMENT = "document"
+    TEMPLATE = "template"  # a WhatsApp template: the one kind a business may send outside the 24-hour window
 
 
 class MessageStatus(models.TextChoices):
@@ -142,6 +143,9 @@ class ScheduledMessage(models.Model):
     text = models.TextField(blank=True)
     media = models.URLField(max_length=2000, blank=True)
     caption = models.TextField(blank=True)
+    template = models.JSONField(
+        null=True, blank=True, help_text='A template message\'s {"name", "language", "components"}, as the API took it.'
+    )
     scheduled_at = models.DateTimeField()
     status = models.CharField(max_length=10, choices=MessageStatus.choices, default=MessageStatus.PENDING)
     created_at = models.DateTimeField(auto_now_add=True)

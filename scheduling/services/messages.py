@@ -43,7 +43,7 @@ def new_message(session: Session, *, scheduled_at: datetime, now: datetime, **co
 
 # An omnimessage's content lives in its channels (ChannelAttempt.content); the message row holds a copy
 # of the first channel's, for the session API's list. Only what applies to every channel may change.
-OMNIMESSAGE_CONTENT_FIELDS = {"type", "text", "media", "caption"}
+OMNIMESSAGE_CONTENT_FIELDS = {"type", "text", "media", "caption", "template"}
 
 
 def message_check_changeable(*, message: ScheduledMessage) -> None:

@@ -217,3 +217,18 @@ def test_it_sends_every_message_of_a_bulk_on_time_and_none_of_a_cancelled_batch(
     assert max(arrivals) - due.timestamp() < 2.0
     assert min(arrivals) >= due.timestamp()
     assert all(provider.requests_for(entry["id"]) == [] for entry in kept["scheduled"])
+
+
+def test_it_hands_a_template_message_to_the_provider_as_a_template(dispatch, provider, api, scheduled_url):
+    template = {
+        "name": "order_shipped",
+        "language": "en_US",
+        "components": [{"type": "body", "parameters": [{"type": "text", "text": "Ann"}]}],
+    }
+    body = {"to": "919988066776", "type": "template", "template": template, "scheduledAt": in_seconds(1).isoformat()}
+    message_id = api.post(scheduled_url, body, format="json").json()["scheduled"]["id"]
+
+    [received] = provider.wait_for(message_id)
+
+    assert received.body == {"id": message_id, "to": "919988066776", "type": "template", "template": template}
+    assert wait_for_status(api, scheduled_url, message_id, "sent")["status"] == "sent"

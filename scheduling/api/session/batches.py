@@ -1,7 +1,8 @@
 """Batches of the session API: many messages scheduled in one request, and cancelling what is left of them."""
 
-from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, status
+from django.conf import settings
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 
 from ... import services
@@ -9,16 +10,52 @@ from ...validation import is_batch_id
 from .. import idempotency
 from ..parsers import ScheduleBulkJSONParser
 from .errors import error_body
-from .serializers import (
-    BatchCancelledEnvelope,
-    ErrorEnvelope,
-    ScheduleBulkDocument,
-    ScheduleBulkRequestSerializer,
-    ScheduledBulkEnvelope,
-    ScheduledMessageSerializer,
-    ScheduleRequestSerializer,
-)
+from .serializers import ErrorEnvelope, ScheduledMessageSerializer, ScheduleRequestSerializer
 from .views import ERRORS, KEYED, SessionView
+
+
+class ScheduleBulkRequestSerializer(serializers.Serializer):
+    """What the bulk endpoint reads at first: a list; each message is then checked on its own."""
+
+    messages = serializers.ListField(child=serializers.JSONField(), allow_empty=False)
+
+    def validate_messages(self, messages):
+        if len(messages) > settings.SCHEDULE_BULK_MAX:
+            raise serializers.ValidationError(f"At most {settings.SCHEDULE_BULK_MAX} messages in one request.")
+        return messages
+
+
+class ScheduleBulkDocument(serializers.Serializer):
+    """The bulk request as the OpenAPI schema shows it."""
+
+    messages = ScheduleRequestSerializer(
+        many=True, help_text=f"Each as POST /sessions/{{id}}/scheduled takes one; 1 to {settings.SCHEDULE_BULK_MAX}."
+    )
+
+
+class BulkFailureSerializer(serializers.Serializer):
+    success = serializers.BooleanField(default=False)
+    index = serializers.IntegerField(help_text="Its place in the request's messages, from 0.")
+    error = serializers.CharField()
+    details = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+
+
+class ScheduledBulkEnvelope(serializers.Serializer):
+    success = serializers.BooleanField(default=True)
+    batchId = serializers.CharField()
+    scheduled = PolymorphicProxySerializer(
+        component_name="BulkEntry",
+        serializers=[ScheduledMessageSerializer, BulkFailureSerializer],
+        resource_type_field_name=None,
+        many=True,
+        help_text="One entry per message, in order: the message scheduled, or why it was not.",
+    )
+
+
+class BatchCancelledEnvelope(serializers.Serializer):
+    success = serializers.BooleanField(default=True)
+    cancelled = serializers.IntegerField(help_text="Messages cancelled now.")
+    notCancelled = serializers.IntegerField(help_text="Messages of the batch that were no longer pending.")
 
 
 class ScheduledBulkView(SessionView):

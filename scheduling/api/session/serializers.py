@@ -1,17 +1,16 @@
 """The session API's request and answer bodies: the seed's fields, camelCase."""
 
-from django.conf import settings
 from django.utils import timezone
-from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import serializers
 
 from ...models import MessageType
 from ...validation import check_public_url, check_schedule_window, format_instant, normalise_recipient
 from ..fields import HttpUrlField, InstantField, TextField, django_to_drf
+from ..whatsapp_template import TemplateDocument, TemplateField
 
 TEXT_MAX = 4096  # WhatsApp's limit for a text body
 CAPTION_MAX = 1024  # and for a media caption
-MEDIA_TYPES = [t for t in MessageType.values if t != MessageType.TEXT]
+MEDIA_TYPES = [MessageType.IMAGE, MessageType.VIDEO, MessageType.DOCUMENT]
 
 
 class ScheduleRequestSerializer(serializers.Serializer):
@@ -26,6 +25,7 @@ class ScheduleRequestSerializer(serializers.Serializer):
     text = TextField(required=False, max_length=TEXT_MAX, trim_whitespace=False)
     media = HttpUrlField(required=False, max_length=2000)
     caption = TextField(required=False, max_length=CAPTION_MAX, trim_whitespace=False)
+    template = TemplateField(required=False, help_text="For type template: a WhatsApp template message.")
     scheduledAt = InstantField(source="scheduled_at", help_text="ISO 8601; an offset is honoured, a naive time is UTC.")
 
     def validate_text(self, value):
@@ -46,19 +46,34 @@ class ScheduleRequestSerializer(serializers.Serializer):
         return value
 
     def validate(self, attrs):
-        kind, media = attrs.get("type", MessageType.TEXT), attrs.get("media")
-        errors = {}
-        if kind == MessageType.TEXT and not attrs.get("text"):
-            errors["text"] = "This field is required for text messages."
-        if kind == MessageType.TEXT and media:
-            errors["media"] = f"Media needs a media type: set type to one of {', '.join(MEDIA_TYPES)}."
-        if kind != MessageType.TEXT and not media:
-            errors["media"] = f"This field is required for {kind} messages."
-        if attrs.get("caption") and not media:
-            errors["caption"] = "A caption needs media."
+        kind = attrs.get("type", MessageType.TEXT)
+        errors = template_errors(attrs) if kind == MessageType.TEMPLATE else content_errors(kind, attrs)
         if errors:
             raise serializers.ValidationError(errors)
         return attrs
+
+
+def content_errors(kind: str, attrs: dict) -> dict:
+    media, errors = attrs.get("media"), {}
+    if kind == MessageType.TEXT and not attrs.get("text"):
+        errors["text"] = "This field is required for text messages."
+    if kind == MessageType.TEXT and media:
+        errors["media"] = f"Media needs a media type: set type to one of {', '.join(MEDIA_TYPES)}."
+    if kind != MessageType.TEXT and not media:
+        errors["media"] = f"This field is required for {kind} messages."
+    if attrs.get("caption") and not media:
+        errors["caption"] = "A caption needs media."
+    if attrs.get("template"):
+        errors["template"] = "A template needs type template."
+    return errors
+
+
+def template_errors(attrs: dict) -> dict:
+    """A template message is the template alone: its text and media are the approved template's."""
+    errors = {field: "Not allowed with a template." for field in ("text", "media", "caption") if attrs.get(field)}
+    if not attrs.get("template"):
+        errors["template"] = "This field is required for template messages."
+    return errors
 
 
 class ResultSerializer(serializers.Serializer):
@@ -75,6 +90,7 @@ class ScheduledMessageSerializer(serializers.Serializer):
     text = serializers.CharField(required=False)
     media = serializers.URLField(required=False)
     caption = serializers.CharField(required=False)
+    template = TemplateDocument(required=False)
     scheduledAt = InstantField(source="scheduled_at")
     status = serializers.CharField()
     createdAt = InstantField(source="created_at")
@@ -92,6 +108,7 @@ class ScheduledMessageSerializer(serializers.Serializer):
             "text": message.text,
             "media": message.media,
             "caption": message.caption,
+            "template": message.template,
             "scheduledAt": format_instant(message.scheduled_at),
             "status": message.status,
             "createdAt": format_instant(message.created_at),
@@ -102,50 +119,6 @@ class ScheduledMessageSerializer(serializers.Serializer):
             "batchId": message.batch_id,
         }
         return {key: value for key, value in body.items() if value}
-
-
-class ScheduleBulkRequestSerializer(serializers.Serializer):
-    """What the bulk endpoint reads at first: a list; each message is then checked on its own."""
-
-    messages = serializers.ListField(child=serializers.JSONField(), allow_empty=False)
-
-    def validate_messages(self, messages):
-        if len(messages) > settings.SCHEDULE_BULK_MAX:
-            raise serializers.ValidationError(f"At most {settings.SCHEDULE_BULK_MAX} messages in one request.")
-        return messages
-
-
-class ScheduleBulkDocument(serializers.Serializer):
-    """The bulk request as the OpenAPI schema shows it."""
-
-    messages = ScheduleRequestSerializer(
-        many=True, help_text=f"Each as POST /sessions/{{id}}/scheduled takes one; 1 to {settings.SCHEDULE_BULK_MAX}."
-    )
-
-
-class BulkFailureSerializer(serializers.Serializer):
-    success = serializers.BooleanField(default=False)
-    index = serializers.IntegerField(help_text="Its place in the request's messages, from 0.")
-    error = serializers.CharField()
-    details = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
-
-
-class ScheduledBulkEnvelope(serializers.Serializer):
-    success = serializers.BooleanField(default=True)
-    batchId = serializers.CharField()
-    scheduled = PolymorphicProxySerializer(
-        component_name="BulkEntry",
-        serializers=[ScheduledMessageSerializer, BulkFailureSerializer],
-        resource_type_field_name=None,
-        many=True,
-        help_text="One entry per message, in order: the message scheduled, or why it was not.",
-    )
-
-
-class BatchCancelledEnvelope(serializers.Serializer):
-    success = serializers.BooleanField(default=True)
-    cancelled = serializers.IntegerField(help_text="Messages cancelled now.")
-    notCancelled = serializers.IntegerField(help_text="Messages of the batch that were no longer pending.")
 
 
 class ScheduledEnvelope(serializers.Serializer):

@@ -145,6 +145,7 @@ def current_values(message) -> dict:
         "text": message.text,
         "media": message.media,
         "caption": message.caption,
+        "template": message.template,
         "scheduledAt": message.scheduled_at.isoformat(),
     }
     return {key: value for key, value in values.items() if value}
