@@ -191,6 +191,12 @@ DISPATCH_STALE_AFTER = timedelta(seconds=env_or_fail(env.float, "DISPATCH_STALE_
 # A worker holds a claimed message this long at most; past it the pump recovers the message.
 DISPATCH_LEASE = timedelta(seconds=env_or_fail(env.float, "DISPATCH_LEASE_SECONDS", default=120))
 DISPATCH_MAX_ATTEMPTS = env_or_fail(env.int, "DISPATCH_MAX_ATTEMPTS", default=6)
+# A message not sent this long after its time (an outage, a pause, retries, pacing) expires instead of going out
+# late; a session may set its own (admin), a message its own expiresAt. Unset: no deadline.
+_max_lateness = env_or_fail(env.float, "DISPATCH_MAX_LATENESS_SECONDS", default=None)
+if _max_lateness is not None and _max_lateness <= 0:
+    raise ImproperlyConfigured("DISPATCH_MAX_LATENESS_SECONDS must be a positive number of seconds (unset: none).")
+DISPATCH_MAX_LATENESS = None if _max_lateness is None else timedelta(seconds=_max_lateness)
 DISPATCH_RETRY_BASE = env_or_fail(env.float, "DISPATCH_RETRY_BASE_SECONDS", default=2.0)
 DISPATCH_RETRY_MAX = env_or_fail(env.float, "DISPATCH_RETRY_MAX_SECONDS", default=300.0)
 DISPATCH_PUMP_INTERVAL = env_or_fail(env.float, "DISPATCH_PUMP_INTERVAL_SECONDS", default=0.5)

@@ -50,7 +50,7 @@ class SessionForm(forms.ModelForm):
 
     class Meta:
         model = Session
-        fields = ["name", "webhook_url", "transport", "send_rate", "api_rate_limit", "active"]
+        fields = ["name", "webhook_url", "transport", "send_rate", "api_rate_limit", "max_lateness_seconds", "active"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -134,6 +134,7 @@ class SessionAdmin(admin.ModelAdmin):
             active=form.cleaned_data["active"],
             send_rate=obj.send_rate,
             api_rate_limit=obj.api_rate_limit,
+            max_lateness_seconds=obj.max_lateness_seconds,
         )
         obj.pk = created.session.pk
         obj.active = created.session.active

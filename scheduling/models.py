@@ -5,6 +5,7 @@ import uuid
 from datetime import timedelta
 
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 
 from .rates import parse_rate, parse_request_limit
@@ -63,6 +64,14 @@ class Session(models.Model):
         validators=[validate_request_limit],
         help_text='Requests per API key or omnimessage credential, fleet-wide: "100/min", "5/s"; "0": unlimited; '
         "empty: the API_RATE_LIMIT setting.",
+    )
+    max_lateness_seconds = models.PositiveIntegerField(
+        "max lateness (seconds)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="A message not sent this long after its time expires instead (unless it has its own expiresAt); "
+        "empty: the DISPATCH_MAX_LATENESS_SECONDS setting.",
     )
     paused_at = models.DateTimeField(
         null=True,
@@ -133,6 +142,7 @@ class MessageStatus(models.TextChoices):
     SENT = "sent"
     CANCELLED = "cancelled"
     FAILED = "failed"
+    EXPIRED = "expired"  # not sent by its deadline (expiresAt, or the max lateness), and never will be
 
 
 class ScheduledMessage(models.Model):
@@ -147,6 +157,10 @@ class ScheduledMessage(models.Model):
         null=True, blank=True, help_text='A template message\'s {"name", "language", "components"}, as the API took it.'
     )
     scheduled_at = models.DateTimeField()
+    # The deadline: not sent by then, it expires. The client's expiresAt, or scheduledAt plus the max lateness
+    # of its session (or the setting) when it was scheduled; none, no deadline.
+    expires_at = models.DateTimeField(null=True, blank=True)
+    expiry_from_client = models.BooleanField(default=False, help_text="expires_at is the client's own expiresAt.")
     status = models.CharField(max_length=10, choices=MessageStatus.choices, default=MessageStatus.PENDING)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -182,6 +196,11 @@ class ScheduledMessage(models.Model):
             # The pump's scans touch only live rows: a small index however long history grows.
             models.Index(fields=["due_at"], name="msg_pending_due", condition=models.Q(status="pending")),
             models.Index(fields=["lease_until"], name="msg_sending_lease", condition=models.Q(status="sending")),
+            models.Index(
+                fields=["expires_at"],
+                name="msg_pending_expiry",
+                condition=models.Q(status="pending", expires_at__isnull=False),
+            ),
             models.Index(
                 fields=["paced_for"],
                 name="msg_pending_paced",

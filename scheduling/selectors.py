@@ -89,7 +89,17 @@ def paced_waiting(now: datetime) -> int:
     return ScheduledMessage.objects.filter(status=MessageStatus.PENDING, paced_for__gt=now).count()
 
 
-DASHBOARD_COLUMNS = ["pending", "sending", "sent", "cancelled", "failed", "due_next_hour", "late", "failed_last_day"]
+DASHBOARD_COLUMNS = [
+    "pending",
+    "sending",
+    "sent",
+    "cancelled",
+    "failed",
+    "expired",
+    "due_next_hour",
+    "late",
+    "failed_last_day",
+]
 
 
 def dashboard_rows(now: datetime) -> list[dict]:

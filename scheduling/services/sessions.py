@@ -50,6 +50,7 @@ def session_create(
     active: bool = True,
     send_rate: str = "",
     api_rate_limit: str = "",
+    max_lateness_seconds: int | None = None,
 ) -> NewSession:
     with transaction.atomic():
         session = Session.objects.create(
@@ -59,6 +60,7 @@ def session_create(
             active=active,
             send_rate=send_rate,
             api_rate_limit=api_rate_limit,
+            max_lateness_seconds=max_lateness_seconds,
             webhook_secret=new_webhook_secret(),
         )
         _, api_key = api_key_create(session=session, label="initial")

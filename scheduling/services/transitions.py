@@ -27,6 +27,7 @@ ALLOWED_TRANSITIONS = {
         Status.SENDING,  # claimed by a worker
         Status.CANCELLED,
         Status.FAILED,  # an omnimessage whose last channel expired before it could be tried
+        Status.EXPIRED,  # not sent by its deadline (expiry.py)
     },
     Status.SENDING: {
         Status.SENT,
@@ -36,6 +37,7 @@ ALLOWED_TRANSITIONS = {
     Status.FAILED: {Status.PENDING},  # an operator's retry
     Status.SENT: set(),
     Status.CANCELLED: set(),
+    Status.EXPIRED: set(),
 }
 
 
@@ -119,13 +121,15 @@ DEFERRED_FIELDS = ["version", "updated_at", "due_at", "paced_for", "paced_on", "
 
 def claim_batch(batch: list[tuple[str, int]], *, actor: str) -> dict[str, ScheduledMessage]:
     """`claim_due` for named messages (a batch task of an earlier version): those still pending at the
-    version they were handed over for. Omnimessages and paused sessions are left to the one-message path."""
+    version they were handed over for. Omnimessages, paused sessions and messages past their deadline are
+    left to the one-message path."""
     versions = dict(batch)
     with transaction.atomic():
         # Rows by primary key only, the rest checked here: given `status='pending'` too, the planner may
         # pick the pending-rows index right after a campaign's bulk insert (stale statistics) and read
         # every pending row for each batch.
         rows = ScheduledMessage.objects.select_related("session").select_for_update(skip_locked=True, of=("self",))
+        now = timezone.now()
         claimable = [
             message
             for message in rows.filter(pk__in=versions)
@@ -133,6 +137,7 @@ def claim_batch(batch: list[tuple[str, int]], *, actor: str) -> dict[str, Schedu
             and message.version == versions[message.pk]
             and not message.channel_count
             and message.session.paused_at is None
+            and (message.expires_at is None or message.expires_at > now)  # the one-message path expires it
         ]
         return {message.pk: message for message in _claim(claimable, actor=actor, detail="claimed (batch)")}
 

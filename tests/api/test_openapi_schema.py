@@ -43,7 +43,16 @@ def test_it_describes_the_seeds_methods_and_the_batches(schema):
 def test_it_documents_the_request_fields_of_the_seed_and_ours(schema):
     request = schema["components"]["schemas"]["ScheduleRequest"]
 
-    assert set(request["properties"]) == {"to", "type", "text", "media", "caption", "template", "scheduledAt"}
+    assert set(request["properties"]) == {
+        "to",
+        "type",
+        "text",
+        "media",
+        "caption",
+        "template",
+        "scheduledAt",
+        "expiresAt",
+    }
     assert set(request["required"]) == {"to", "scheduledAt"}
 
 

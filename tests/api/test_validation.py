@@ -292,7 +292,7 @@ def test_it_refuses_an_unknown_status_filter(api, scheduled_url):
 
     assert response.status_code == 400
     assert response.json() == field_error(
-        "status", '"delivered" is not a status; use one of pending, sending, sent, cancelled, failed.'
+        "status", '"delivered" is not a status; use one of pending, sending, sent, cancelled, failed, expired.'
     )
 
 

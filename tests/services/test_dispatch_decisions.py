@@ -16,14 +16,14 @@ from ..factories import schedule_via_services
 from ..support import Reply
 
 
-def session_sending_to(provider, settings, *, transport, **options):
+def session_sending_to(provider, settings, *, transport, webhook_url="", **options):
     """A session whose messages go to `provider` through a transport of its own (transports are built once
     per name, so each test names a new one)."""
     settings.TRANSPORTS = {
         **settings.TRANSPORTS,
         transport: {"BACKEND": "scheduling.transports.http.HttpTransport", "OPTIONS": {"URL": provider.url, **options}},
     }
-    return services.session_create(name=transport, transport=transport).session
+    return services.session_create(name=transport, transport=transport, webhook_url=webhook_url).session
 
 
 def overdue_hand_over(session, *, late_by):

@@ -27,6 +27,11 @@ class ScheduleRequestSerializer(serializers.Serializer):
     caption = TextField(required=False, max_length=CAPTION_MAX, trim_whitespace=False)
     template = TemplateField(required=False, help_text="For type template: a WhatsApp template message.")
     scheduledAt = InstantField(source="scheduled_at", help_text="ISO 8601; an offset is honoured, a naive time is UTC.")
+    expiresAt = InstantField(
+        source="expires_at",
+        required=False,
+        help_text="Not sent by then (an outage, a pause, retries), it expires instead: after scheduledAt.",
+    )
 
     def validate_text(self, value):
         if not value.strip():
@@ -45,9 +50,16 @@ class ScheduleRequestSerializer(serializers.Serializer):
             django_to_drf(lambda when: check_schedule_window(when, timezone.now()), value)
         return value
 
+    def validate_expiresAt(self, value):
+        if self.context.get("new_expiry", True):
+            django_to_drf(lambda when: check_schedule_window(when, timezone.now()), value)
+        return value
+
     def validate(self, attrs):
         kind = attrs.get("type", MessageType.TEXT)
         errors = template_errors(attrs) if kind == MessageType.TEMPLATE else content_errors(kind, attrs)
+        if attrs.get("expires_at") and attrs.get("scheduled_at") and attrs["expires_at"] <= attrs["scheduled_at"]:
+            errors["expiresAt"] = "Must be after scheduledAt."
         if errors:
             raise serializers.ValidationError(errors)
         return attrs
@@ -92,6 +104,9 @@ class ScheduledMessageSerializer(serializers.Serializer):
     caption = serializers.CharField(required=False)
     template = TemplateDocument(required=False)
     scheduledAt = InstantField(source="scheduled_at")
+    expiresAt = InstantField(
+        source="expires_at", required=False, help_text="Its deadline: its own expiresAt, or from the max lateness."
+    )
     status = serializers.CharField()
     createdAt = InstantField(source="created_at")
     sentAt = InstantField(source="sent_at", required=False)
@@ -110,6 +125,7 @@ class ScheduledMessageSerializer(serializers.Serializer):
             "caption": message.caption,
             "template": message.template,
             "scheduledAt": format_instant(message.scheduled_at),
+            "expiresAt": format_instant(message.expires_at),
             "status": message.status,
             "createdAt": format_instant(message.created_at),
             "sentAt": format_instant(message.sent_at),

@@ -123,7 +123,8 @@ class ScheduledDetailView(SessionView):
         services.message_check_changeable(message=message)
         # The time it keeps may be past (a retry waits); only a new time is held to the window.
         form = ScheduleRequestSerializer(
-            data={**current_values(message), **request.data}, context={"new_time": "scheduledAt" in request.data}
+            data={**current_values(message), **request.data},
+            context={"new_time": "scheduledAt" in request.data, "new_expiry": "expiresAt" in request.data},
         )
         form.is_valid(raise_exception=True)
         changes = {k: v for k, v in form.validated_data.items() if getattr(message, k) != v}
@@ -147,5 +148,6 @@ def current_values(message) -> dict:
         "caption": message.caption,
         "template": message.template,
         "scheduledAt": message.scheduled_at.isoformat(),
+        "expiresAt": message.expires_at.isoformat() if message.expiry_from_client else None,
     }
     return {key: value for key, value in values.items() if value}
