@@ -27,14 +27,23 @@ KEY_MAX = 255
 QUOTED = re.compile(r'"((?:[^"\\]|\\["\\])*)"')
 PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]+")
 
-PARAMETER = OpenApiParameter(
-    HEADER,
-    str,
-    location=OpenApiParameter.HEADER,
-    description=f"Up to {KEY_MAX} characters, unique per request you mean (a UUID): a retry with the same key and "
-    "body gets the first answer again (with `Idempotent-Replayed: true`) and creates nothing. Kept "
-    f"{settings.IDEMPOTENCY_KEY_TTL.total_seconds() / 3600:g} hours.",
-)
+PARAMETERS = [
+    OpenApiParameter(
+        HEADER,
+        str,
+        location=OpenApiParameter.HEADER,
+        description=f"Up to {KEY_MAX} characters, unique per request you mean (a UUID): a retry with the same key "
+        "and body gets the first answer again (with `Idempotent-Replayed: true`) and creates nothing. Kept "
+        f"{settings.IDEMPOTENCY_KEY_TTL.total_seconds() / 3600:g} hours.",
+    ),
+    OpenApiParameter(
+        REPLAYED,
+        str,
+        location=OpenApiParameter.HEADER,
+        response=[201],
+        description="`true` when this is the first answer to an earlier request with the same Idempotency-Key.",
+    ),
+]
 
 
 class InvalidKey(exceptions.APIException):

@@ -4,6 +4,7 @@ carries X-RateLimit-Limit, -Remaining and -Reset; one over the limit is a 429 wi
 style's error shape (each style's exception handler words it)."""
 
 from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework.throttling import BaseThrottle
 
 from .. import ratelimits
@@ -11,6 +12,22 @@ from ..models import ApiKey
 from ..rates import parse_request_limit
 
 RATE_LIMIT_EXCEEDED = "Rate limit exceeded"
+
+# The answer's headers, as the OpenAPI schema documents them on every operation of both API styles.
+HEADERS = [
+    OpenApiParameter(
+        name, int, location=OpenApiParameter.HEADER, response=True, description=f"{description} (API rate limit)."
+    )
+    for name, description in (
+        ("X-RateLimit-Limit", "Requests allowed per period"),
+        ("X-RateLimit-Remaining", "Requests that may be made now"),
+        ("X-RateLimit-Reset", "Seconds until the whole limit is available again"),
+    )
+] + [
+    OpenApiParameter(
+        "Retry-After", int, location=OpenApiParameter.HEADER, response=[429], description="Seconds to wait."
+    )
+]
 
 
 class ApiRateThrottle(BaseThrottle):

@@ -95,3 +95,14 @@ def test_it_documents_the_idempotency_key_on_every_creating_post(schema):
         operation = schema["paths"][path][method]
         assert ("Idempotency-Key", "header") in [(p["name"], p["in"]) for p in operation["parameters"]], path
         assert {"409", "422", "429"} <= set(operation["responses"]), path
+        assert {"Idempotent-Replayed", "X-RateLimit-Remaining"} <= set(operation["responses"]["201"]["headers"])
+
+
+def test_it_documents_the_rate_limit_headers_on_every_answer(schema):
+    for path, operations in schema["paths"].items():
+        if not path.startswith(("/sessions/", "/v1/")):
+            continue
+        for method, operation in operations.items():
+            for code, response in operation["responses"].items():
+                assert "X-RateLimit-Limit" in response.get("headers", {}), (path, method, code)
+            assert "Retry-After" in operation["responses"]["429"]["headers"], (path, method)

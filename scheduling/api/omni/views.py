@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 
 from ... import selectors, services
 from ...models import ScheduledMessage
-from .. import idempotency
+from .. import idempotency, throttling
 from ..parsers import BulkJSONParser
 from ..throttling import RateLimited
 from .auth import OmnimessageAuthentication
@@ -55,6 +55,7 @@ class HasCredential(BasePermission):
         return True
 
 
+@extend_schema(parameters=throttling.HEADERS)
 class OmnimessageBase(RateLimited, APIView):
     authentication_classes = [OmnimessageAuthentication]
     permission_classes = [HasCredential]
@@ -73,7 +74,7 @@ class OmnimessageCreateView(OmnimessageBase):
     @extend_schema(
         operation_id="omnimessage_send",
         request=OmnimessageSerializer,
-        parameters=[idempotency.PARAMETER],
+        parameters=idempotency.PARAMETERS,
         responses={201: CREATED, 400: ERROR, 401: ERROR, **KEYED, **LIMITED},
     )
     def post(self, request):
@@ -95,7 +96,7 @@ class OmnimessageBulkCreateView(OmnimessageBase):
     @extend_schema(
         operation_id="omnimessage_send_bulk",
         request=BulkOmnimessageSerializer,
-        parameters=[idempotency.PARAMETER],
+        parameters=idempotency.PARAMETERS,
         responses={201: BULK_CREATED, 400: ERROR, 401: ERROR, 413: ERROR, **KEYED, **LIMITED},
     )
     def post(self, request):

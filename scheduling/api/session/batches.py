@@ -64,7 +64,7 @@ class ScheduledBulkView(SessionView):
     @extend_schema(
         operation_id="schedule_messages_bulk",
         request=ScheduleBulkDocument,
-        parameters=[idempotency.PARAMETER],
+        parameters=idempotency.PARAMETERS,
         description="Each message is checked on its own and answered in its place; the valid ones are stored "
         "together, as one batch.",
         responses={201: ScheduledBulkEnvelope, 413: ErrorEnvelope, **KEYED, **ERRORS},

@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 from ... import selectors, services
 from ...models import MessageStatus
 from ...validation import is_batch_id
-from .. import idempotency
+from .. import idempotency, throttling
 from ..throttling import RateLimited
 from .auth import HasSessionKey, SessionKeyAuthentication
 from .pagination import PageRequest, page_response
@@ -30,6 +30,7 @@ KEYED = {409: ErrorEnvelope, 422: ErrorEnvelope}  # a key in use, or used with a
 CANCELLED = "Scheduled message cancelled successfully"
 
 
+@extend_schema(parameters=throttling.HEADERS)
 class SessionView(RateLimited, APIView):
     authentication_classes = [SessionKeyAuthentication]
     permission_classes = [HasSessionKey]
@@ -62,7 +63,7 @@ class ScheduledListView(SessionView):
     @extend_schema(
         operation_id="schedule_message",
         request=ScheduleRequestSerializer,
-        parameters=[idempotency.PARAMETER],
+        parameters=idempotency.PARAMETERS,
         responses={201: ScheduledEnvelope, 413: ErrorEnvelope, **KEYED, **ERRORS},
     )
     def post(self, request, session_id):
