@@ -250,7 +250,7 @@ def settle_locked(moves: list[tuple[ScheduledMessage, str]], *, target: str, act
     now = timezone.now()
     fields = {"status": target, "updated_at": now, **changes}
     messages = [message for message, _ in moves]
-    ScheduledMessage.objects.filter(pk__in=[message.pk for message in messages]).update(
+    ScheduledMessage.objects.filter(pk__in=[message.pk for message in messages], status=Status.PENDING).update(
         version=F("version") + 1, **fields
     )
     for message in messages:
