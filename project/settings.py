@@ -11,7 +11,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from scheduling.rates import parse_rate
+from scheduling.rates import parse_rate, parse_request_limit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("VAR_DIR", default=str(BASE_DIR / "var")))
@@ -166,6 +166,16 @@ SPECTACULAR_SETTINGS = {
 API_MAX_BODY_BYTES = env_or_fail(env.int, "API_MAX_BODY_BYTES", default=64 * 1024)
 API_MAX_BULK_BODY_BYTES = env_or_fail(env.int, "API_MAX_BULK_BODY_BYTES", default=1024 * 1024)
 OMNIMESSAGE_BULK_MAX = env_or_fail(env.int, "OMNIMESSAGE_BULK_MAX", default=500)  # omnimessages in one bulk request
+# POST /sessions/{id}/scheduled/bulk: messages in one request, and a body that holds that many (4 KiB each).
+SCHEDULE_BULK_MAX = env_or_fail(env.int, "SCHEDULE_BULK_MAX", default=1000)
+SCHEDULE_BULK_MAX_BODY_BYTES = env_or_fail(env.int, "SCHEDULE_BULK_MAX_BODY_BYTES", default=4 * 1024 * 1024)
+# A creating POST's Idempotency-Key (README, "Retrying safely") is remembered this long.
+IDEMPOTENCY_KEY_TTL = timedelta(hours=env_or_fail(env.float, "IDEMPOTENCY_KEY_HOURS", default=24))
+# Requests per API key or omnimessage credential, fleet-wide (Redis): "100/min", "5/s"; "0" turns limiting
+# off. A session may have its own limit (admin).
+API_RATE_LIMIT = env_or_fail(
+    lambda name, default: parse_request_limit(env.str(name, default=default)), "API_RATE_LIMIT", default="100/min"
+)
 API_PAGE_SIZE = env_or_fail(env.int, "API_PAGE_SIZE", default=100)
 API_MAX_PAGE_SIZE = 500
 SCHEDULE_MAX_AHEAD = timedelta(days=env_or_fail(env.float, "SCHEDULE_MAX_AHEAD_DAYS", default=30))
@@ -181,6 +191,12 @@ DISPATCH_STALE_AFTER = timedelta(seconds=env_or_fail(env.float, "DISPATCH_STALE_
 # A worker holds a claimed message this long at most; past it the pump recovers the message.
 DISPATCH_LEASE = timedelta(seconds=env_or_fail(env.float, "DISPATCH_LEASE_SECONDS", default=120))
 DISPATCH_MAX_ATTEMPTS = env_or_fail(env.int, "DISPATCH_MAX_ATTEMPTS", default=6)
+# A message not sent this long after its time (an outage, a pause, retries, pacing) expires instead of going out
+# late; a session may set its own (admin), a message its own expiresAt. Unset: no deadline.
+_max_lateness = env_or_fail(env.float, "DISPATCH_MAX_LATENESS_SECONDS", default=None)
+if _max_lateness is not None and _max_lateness <= 0:
+    raise ImproperlyConfigured("DISPATCH_MAX_LATENESS_SECONDS must be a positive number of seconds (unset: none).")
+DISPATCH_MAX_LATENESS = None if _max_lateness is None else timedelta(seconds=_max_lateness)
 DISPATCH_RETRY_BASE = env_or_fail(env.float, "DISPATCH_RETRY_BASE_SECONDS", default=2.0)
 DISPATCH_RETRY_MAX = env_or_fail(env.float, "DISPATCH_RETRY_MAX_SECONDS", default=300.0)
 DISPATCH_PUMP_INTERVAL = env_or_fail(env.float, "DISPATCH_PUMP_INTERVAL_SECONDS", default=0.5)

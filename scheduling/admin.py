@@ -50,7 +50,7 @@ class SessionForm(forms.ModelForm):
 
     class Meta:
         model = Session
-        fields = ["name", "webhook_url", "transport", "send_rate", "active"]
+        fields = ["name", "webhook_url", "transport", "send_rate", "api_rate_limit", "max_lateness_seconds", "active"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -78,6 +78,7 @@ class SessionAdmin(admin.ModelAdmin):
         "id",
         "transport",
         "send_rate",
+        "api_rate_limit",
         "active",
         "paused",
         "webhook_url",
@@ -132,6 +133,8 @@ class SessionAdmin(admin.ModelAdmin):
             transport=obj.transport,
             active=form.cleaned_data["active"],
             send_rate=obj.send_rate,
+            api_rate_limit=obj.api_rate_limit,
+            max_lateness_seconds=obj.max_lateness_seconds,
         )
         obj.pk = created.session.pk
         obj.active = created.session.active
@@ -263,14 +266,14 @@ class MessageEventInline(ReadOnlyInline):
 
 @admin.register(ScheduledMessage)
 class ScheduledMessageAdmin(admin.ModelAdmin):
-    list_display = ["id", "session", "to", "type", "status", "scheduled", "sent", "lateness", "attempts"]
+    list_display = ["id", "session", "to", "type", "status", "scheduled", "sent", "lateness", "attempts", "batch_id"]
     list_filter = ["status", "type", "session", ("scheduled_at", admin.DateFieldListFilter)]
-    search_fields = ["id", "to", "provider_message_id"]
+    search_fields = ["id", "to", "provider_message_id", "=batch_id"]
     date_hierarchy = "scheduled_at"
     list_select_related = ["session"]
     readonly_fields = [field.name for field in ScheduledMessage._meta.fields]
     inlines = [ChannelAttemptInline, MessageEventInline]
-    actions = ["cancel", "send_now", "retry", "reschedule"]
+    actions = ["cancel", "cancel_batches", "send_now", "retry", "reschedule"]
 
     # Read-only: status moves only through the actions (the services); the history is never deleted.
     def has_add_permission(self, request):
@@ -321,6 +324,18 @@ class ScheduledMessageAdmin(admin.ModelAdmin):
     @admin.action(description="Cancel (pending only)")
     def cancel(self, request, queryset):
         self.apply(request, queryset, services.message_cancel, "cancelled")
+
+    @admin.action(description="Cancel their whole batches (what is still pending)")
+    def cancel_batches(self, request, queryset):
+        picked = queryset.exclude(batch_id="").select_related("session")
+        batches = sorted({(message.batch_id, message.session) for message in picked}, key=lambda batch: batch[0])
+        if not batches:
+            messages.error(request, "None of the selected messages came in a batch (a bulk request).")
+        for batch_id, session in batches:
+            cancelled, not_cancelled = services.batch_cancel(
+                session=session, batch_id=batch_id, actor=f"admin:{request.user}"
+            )
+            messages.success(request, f"{batch_id}: {cancelled} cancelled, {not_cancelled} no longer pending.")
 
     @admin.action(description="Send now (pending only)")
     def send_now(self, request, queryset):

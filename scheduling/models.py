@@ -5,9 +5,10 @@ import uuid
 from datetime import timedelta
 
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 
-from .rates import parse_rate
+from .rates import parse_rate, parse_request_limit
 
 
 def validate_rate(value: str) -> None:
@@ -17,8 +18,19 @@ def validate_rate(value: str) -> None:
         raise ValidationError(str(exc)) from None
 
 
+def validate_request_limit(value: str) -> None:
+    try:
+        parse_request_limit(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+
+
 def new_message_id():
     return f"sched_{secrets.token_urlsafe(15)}"
+
+
+def new_batch_id():
+    return f"batch_{secrets.token_urlsafe(15)}"
 
 
 def new_webhook_id():
@@ -44,6 +56,22 @@ class Session(models.Model):
         validators=[validate_rate],
         help_text='At most this many sends, fleet-wide, evenly spaced: "20/s", "30/min", "1000/h"; empty: unpaced '
         "(its transport's rate still applies).",
+    )
+    api_rate_limit = models.CharField(
+        "API rate limit",
+        max_length=20,
+        blank=True,
+        validators=[validate_request_limit],
+        help_text='Requests per API key or omnimessage credential, fleet-wide: "100/min", "5/s"; "0": unlimited; '
+        "empty: the API_RATE_LIMIT setting.",
+    )
+    max_lateness_seconds = models.PositiveIntegerField(
+        "max lateness (seconds)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="A message not sent this long after its time expires instead (unless it has its own expiresAt); "
+        "empty: the DISPATCH_MAX_LATENESS_SECONDS setting.",
     )
     paused_at = models.DateTimeField(
         null=True,
@@ -105,6 +133,7 @@ class MessageType(models.TextChoices):
     IMAGE = "image"
     VIDEO = "video"
     DOCUMENT = "document"
+    TEMPLATE = "template"  # a WhatsApp template: the one kind a business may send outside the 24-hour window
 
 
 class MessageStatus(models.TextChoices):
@@ -113,6 +142,7 @@ class MessageStatus(models.TextChoices):
     SENT = "sent"
     CANCELLED = "cancelled"
     FAILED = "failed"
+    EXPIRED = "expired"  # not sent by its deadline (expiresAt, or the max lateness), and never will be
 
 
 class ScheduledMessage(models.Model):
@@ -123,7 +153,14 @@ class ScheduledMessage(models.Model):
     text = models.TextField(blank=True)
     media = models.URLField(max_length=2000, blank=True)
     caption = models.TextField(blank=True)
+    template = models.JSONField(
+        null=True, blank=True, help_text='A template message\'s {"name", "language", "components"}, as the API took it.'
+    )
     scheduled_at = models.DateTimeField()
+    # The deadline: not sent by then, it expires. The client's expiresAt, or scheduledAt plus the max lateness
+    # of its session (or the setting) when it was scheduled; none, no deadline.
+    expires_at = models.DateTimeField(null=True, blank=True)
+    expiry_from_client = models.BooleanField(default=False, help_text="expires_at is the client's own expiresAt.")
     status = models.CharField(max_length=10, choices=MessageStatus.choices, default=MessageStatus.PENDING)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -149,13 +186,21 @@ class ScheduledMessage(models.Model):
     channel_count = models.PositiveSmallIntegerField(default=0, editable=False)
     priority = models.CharField(max_length=10, blank=True)
     text_store = models.CharField(max_length=10, blank=True)
+    # The bulk request it came in (POST /sessions/{id}/scheduled/bulk), which lists and cancels it with the rest.
+    batch_id = models.CharField(max_length=40, blank=True, editable=False)
 
     class Meta:
         indexes = [
             models.Index(fields=["session", "scheduled_at", "id"], name="msg_session_schedule"),
+            models.Index(fields=["session", "batch_id"], name="msg_batch", condition=~models.Q(batch_id="")),
             # The pump's scans touch only live rows: a small index however long history grows.
             models.Index(fields=["due_at"], name="msg_pending_due", condition=models.Q(status="pending")),
             models.Index(fields=["lease_until"], name="msg_sending_lease", condition=models.Q(status="sending")),
+            models.Index(
+                fields=["expires_at"],
+                name="msg_pending_expiry",
+                condition=models.Q(status="pending", expires_at__isnull=False),
+            ),
             models.Index(
                 fields=["paced_for"],
                 name="msg_pending_paced",
@@ -281,6 +326,29 @@ class WebhookAttempt(models.Model):
 
     class Meta:
         ordering = ["number"]
+
+
+class IdempotencyKey(models.Model):
+    """A client's `Idempotency-Key` on a creating POST (the IETF draft, Stripe's practice): the request it
+    was first used with (a fingerprint), and once that request succeeded, its answer to replay. The unique
+    constraint is what makes two requests with one key, on any web processes, run the creation once."""
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="idempotency_keys")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the method, path and JSON body.")
+    # Set while the first request runs: another request with the key then gets 409.
+    locked_at = models.DateTimeField(null=True, blank=True)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.TextField(blank=True, help_text="The answer as it was sent, byte for byte.")
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["session", "key"], name="one_idempotency_key_per_session")]
+        indexes = [models.Index(fields=["expires_at"], name="idempotency_key_expiry")]
+
+    def __str__(self):
+        return self.key
 
 
 class PumpHeartbeat(models.Model):

@@ -28,3 +28,13 @@ def parse_rate(text: str) -> Rate | None:
     if not match or match.group(2) not in PERIODS or float(match.group(1)) <= 0:
         raise ValueError(f"{text!r} is not a rate: write a positive number per s, min or h, like 20/s or 30/min")
     return Rate(float(match.group(1)), PERIODS[match.group(2)], text.strip())
+
+
+def parse_request_limit(text: str) -> Rate | None:
+    """An API request limit: a rate of whole requests ("100/min", "5/s"); "0" turns limiting off (None)."""
+    if text.strip() == "0":
+        return None
+    rate = parse_rate(text)
+    if rate is None or not rate.count.is_integer():
+        raise ValueError(f"{text!r} is not a request limit: write a whole number per s, min or h, like 100/min, or 0")
+    return rate

@@ -27,11 +27,19 @@ def dispatch_front(now: datetime) -> datetime:
     return now if latest is None else min(latest, now)
 
 
-def message_list(*, session: Session, status: str | None = None, after: tuple[datetime, str] | None = None):
+def message_list(
+    *,
+    session: Session,
+    status: str | None = None,
+    batch_id: str | None = None,
+    after: tuple[datetime, str] | None = None,
+):
     """The session's messages in (scheduled_at, id) order; with `after`, only those past that position."""
     messages = ScheduledMessage.objects.filter(session=session)
     if status:
         messages = messages.filter(status=status)
+    if batch_id:
+        messages = messages.filter(batch_id=batch_id)
     if after is not None:
         when, message_id = after
         # The leading `>=` bounds the index range; the OR then drops the ties up to and including the last seen.
@@ -81,7 +89,17 @@ def paced_waiting(now: datetime) -> int:
     return ScheduledMessage.objects.filter(status=MessageStatus.PENDING, paced_for__gt=now).count()
 
 
-DASHBOARD_COLUMNS = ["pending", "sending", "sent", "cancelled", "failed", "due_next_hour", "late", "failed_last_day"]
+DASHBOARD_COLUMNS = [
+    "pending",
+    "sending",
+    "sent",
+    "cancelled",
+    "failed",
+    "expired",
+    "due_next_hour",
+    "late",
+    "failed_last_day",
+]
 
 
 def dashboard_rows(now: datetime) -> list[dict]:

@@ -17,8 +17,15 @@ GROUP_ID = re.compile(r"^[0-9]{5,32}(-[0-9]{5,20})?@g\.us$")
 MESSAGE_ID = re.compile(r"sched_[A-Za-z0-9_-]{1,34}")
 
 
+BATCH_ID = re.compile(r"batch_[A-Za-z0-9_-]{1,34}")
+
+
 def is_message_id(value: str) -> bool:
     return MESSAGE_ID.fullmatch(value) is not None
+
+
+def is_batch_id(value: str) -> bool:
+    return BATCH_ID.fullmatch(value) is not None
 
 
 def parse_instant(value: str) -> datetime:

@@ -21,6 +21,9 @@ os.environ.setdefault("TRANSPORT_TIMEOUT_SECONDS", "2")
 os.environ.setdefault("WEBHOOK_RETRY_SCHEDULE", "0.3,0.3,0.3")
 os.environ.setdefault("WEBHOOK_TIMEOUT_SECONDS", "2")
 os.environ.setdefault("WEBHOOK_ALLOW_PRIVATE", "1")  # the receivers are on 127.0.0.1
+# Off, so that a test making many requests with one key is not refused; tests/api/test_rate_limits.py turns
+# it on (and a deployment of the Procfile's processes runs with the default 100/min).
+os.environ.setdefault("API_RATE_LIMIT", "0")
 
 from project.settings import *  # noqa: E402,F403
 

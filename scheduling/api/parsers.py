@@ -66,3 +66,9 @@ class BulkJSONParser(LimitedJSONParser):
     """The same, with the larger limit of a bulk request."""
 
     setting = "API_MAX_BULK_BODY_BYTES"
+
+
+class ScheduleBulkJSONParser(LimitedJSONParser):
+    """The same, with the limit of a bulk of the session API (SCHEDULE_BULK_MAX messages)."""
+
+    setting = "SCHEDULE_BULK_MAX_BODY_BYTES"

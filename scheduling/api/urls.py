@@ -1,10 +1,12 @@
 from django.urls import path
 
 from .omni import views as omni
-from .session import views
+from .session import batches, views
 
 urlpatterns = [
     path("sessions/<str:session_id>/scheduled", views.ScheduledListView.as_view(), name="scheduled-list"),
+    path("sessions/<str:session_id>/scheduled/bulk", batches.ScheduledBulkView.as_view(), name="scheduled-bulk"),
+    path("sessions/<str:session_id>/batches/<str:batch_id>", batches.BatchView.as_view(), name="batch"),
     path(
         "sessions/<str:session_id>/scheduled/<str:scheduled_id>",
         views.ScheduledDetailView.as_view(),

@@ -3,8 +3,17 @@ concern (docs/ARCHITECTURE.md). Callers use the names below (`services.message_s
 modules' other names are theirs, shared with one another only.
 """
 
+from .batches import batch_cancel, messages_schedule_batch
 from .deliveries import webhook_deliver, webhook_redeliver, webhook_retry_delay, webhooks_deliver
 from .dispatch import message_dispatch, retry_delay
+from .idempotency import (
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    IdempotentReplay,
+    idempotency_key_claim,
+    idempotency_key_complete,
+    idempotency_key_release,
+)
 from .messages import (
     NotAllowed,
     message_cancel,
@@ -36,6 +45,9 @@ from .ticks import message_dispatch_batch, messages_send_due
 
 __all__ = [
     "ChannelSpec",
+    "IdempotencyKeyInUse",
+    "IdempotencyKeyReused",
+    "IdempotentReplay",
     "NewSession",
     "NotAllowed",
     "PumpPass",
@@ -46,8 +58,12 @@ __all__ = [
     "api_key_create",
     "api_key_revoke",
     "api_key_rotate",
+    "batch_cancel",
     "delivery_report",
     "dispatch_pump_once",
+    "idempotency_key_claim",
+    "idempotency_key_complete",
+    "idempotency_key_release",
     "message_cancel",
     "message_check_changeable",
     "message_dispatch",
@@ -55,6 +71,7 @@ __all__ = [
     "message_retry",
     "message_schedule",
     "message_send_now",
+    "messages_schedule_batch",
     "messages_send_due",
     "message_update",
     "omnimessage_cancel",

@@ -18,6 +18,7 @@ from .. import metrics, pacing
 from ..models import ChannelAttempt, ChannelStatus, ScheduledMessage
 from ..models import MessageStatus as Status
 from ..transports import TransportError, get_transport
+from .expiry import message_expire_if_late
 from .omnimessages import channel_report, channel_started, current_channel, give_up_channel
 from .outgoing import check_media_destination, log_context, outgoing_message, transport_name
 from .transitions import transition
@@ -33,6 +34,8 @@ def message_dispatch(*, message_id: str, version: int, worker: str) -> None:
     if message.session.paused_at is not None:
         return  # it stays pending; resuming the session marks it for the pump to hand over again
     actor = f"worker:{worker}"
+    if message_expire_if_late(message, actor=actor):
+        return
     attempt = current_channel(message)
     if attempt is not None and attempt.deadline and timezone.now() >= attempt.deadline:
         with transaction.atomic():

@@ -4,13 +4,15 @@ A change that its status does not allow raises NotAllowed with the text the APIs
 the admin shows.
 """
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from ..models import MessageEvent, ScheduledMessage, Session
 from ..models import MessageStatus as Status
+from ..validation import format_instant
 from .handovers import enqueue_after_commit, handover_fields
 from .transitions import transition
 
@@ -25,20 +27,42 @@ class NotAllowed(Exception):
 
 
 def message_schedule(*, session: Session, scheduled_at: datetime, actor: str = "api", **content) -> ScheduledMessage:
-    now = timezone.now()
-    message = ScheduledMessage(session=session, scheduled_at=scheduled_at, due_at=scheduled_at, **content)
+    message = new_message(session, scheduled_at=scheduled_at, now=timezone.now(), **content)
     with transaction.atomic():
-        for name, value in handover_fields(message.id, message.version, message.due_at, now).items():
-            setattr(message, name, value)
         message.save(force_insert=True)
         enqueue_after_commit(message)
         MessageEvent.objects.create(message=message, to_status=Status.PENDING, actor=actor, detail="scheduled")
     return message
 
 
+def new_message(
+    session: Session, *, scheduled_at: datetime, now: datetime, expires_at: datetime | None = None, **content
+) -> ScheduledMessage:
+    """A pending message as it is first stored (not saved yet), with its deadline and hand-over fields."""
+    message = ScheduledMessage(
+        session=session,
+        scheduled_at=scheduled_at,
+        due_at=scheduled_at,
+        expires_at=expires_at or default_deadline(session, scheduled_at),
+        expiry_from_client=expires_at is not None,
+        **content,
+    )
+    for name, value in handover_fields(message.id, message.version, message.due_at, now).items():
+        setattr(message, name, value)
+    return message
+
+
+def default_deadline(session: Session, scheduled_at: datetime) -> datetime | None:
+    """scheduledAt plus the session's max lateness, or the setting's; None: no deadline."""
+    if session.max_lateness_seconds is not None:
+        return scheduled_at + timedelta(seconds=session.max_lateness_seconds)
+    lateness = settings.DISPATCH_MAX_LATENESS
+    return None if lateness is None else scheduled_at + lateness
+
+
 # An omnimessage's content lives in its channels (ChannelAttempt.content); the message row holds a copy
 # of the first channel's, for the session API's list. Only what applies to every channel may change.
-OMNIMESSAGE_CONTENT_FIELDS = {"type", "text", "media", "caption"}
+OMNIMESSAGE_CONTENT_FIELDS = {"type", "text", "media", "caption", "template"}
 
 
 def message_check_changeable(*, message: ScheduledMessage) -> None:
@@ -61,12 +85,31 @@ def message_update(*, message: ScheduledMessage, actor: str = "api", **changes) 
     detail = "edited: " + ", ".join(sorted(changes))
     if "scheduled_at" in changes:
         changes["due_at"] = changes["scheduled_at"]
+    changes.update(_deadline_changes(message, changes))
     with transaction.atomic():
         if not transition(
             message, target=Status.PENDING, allowed_from={Status.PENDING}, actor=actor, detail=detail, **changes
         ):
             raise refused("change", message)
     return message
+
+
+def _deadline_changes(message: ScheduledMessage, changes: dict) -> dict:
+    """A new expiresAt is the client's; a new time moves a deadline that came from the max lateness, and must
+    stay before the client's own."""
+    if changes.get("expires_at") is not None:
+        return {"expiry_from_client": True}
+    if "scheduled_at" not in changes:
+        return {}
+    if not message.expiry_from_client:
+        return {"expires_at": default_deadline(message.session, changes["scheduled_at"])}
+    if message.expires_at <= changes["scheduled_at"]:
+        raise NotAllowed(
+            f"Cannot reschedule the message to {format_instant(changes['scheduled_at'])}: it expires at "
+            f"{format_instant(message.expires_at)}; give it a later expiresAt too",
+            message=message,
+        )
+    return {}
 
 
 def message_cancel(*, message: ScheduledMessage, actor: str = "api") -> ScheduledMessage:

@@ -24,7 +24,7 @@ CHANNEL_ERR = {ChannelStatus.ACK: 0, ChannelStatus.FAILED: 1, ChannelStatus.EXPI
 class ChannelSpec:
     channel: str
     sender: str
-    content: dict  # type, text, media, caption: what OutgoingMessage carries
+    content: dict  # type, text, media, caption, template: what OutgoingMessage carries
     ttl_seconds: int | None = None
 
 
@@ -49,6 +49,7 @@ def omnimessage_schedule(
             text=first.get("text", ""),
             media=first.get("media", ""),
             caption=first.get("caption", ""),
+            template=first.get("template"),
             dlr_url=dlr_url,
             priority=priority,
             text_store=text_store,

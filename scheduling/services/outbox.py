@@ -10,10 +10,20 @@ from ..models import ScheduledMessage, WebhookDelivery
 from ..validation import format_instant
 from .handovers import forget_handovers
 
-WEBHOOK_EVENTS = {Status.SENT: "message.sent", Status.FAILED: "message.failed", Status.CANCELLED: "message.cancelled"}
+WEBHOOK_EVENTS = {
+    Status.SENT: "message.sent",
+    Status.FAILED: "message.failed",
+    Status.CANCELLED: "message.cancelled",
+    Status.EXPIRED: "message.expired",
+}
 
 
-WEBHOOK_STATUS_WORD = {Status.SENT: "success", Status.FAILED: "failed", Status.CANCELLED: "cancelled"}
+WEBHOOK_STATUS_WORD = {
+    Status.SENT: "success",
+    Status.FAILED: "failed",
+    Status.CANCELLED: "cancelled",
+    Status.EXPIRED: "expired",
+}
 
 
 def record_webhook(message: ScheduledMessage, now: datetime) -> None:
@@ -81,7 +91,7 @@ def webhook_payload(message: ScheduledMessage, event: str, now: datetime) -> dic
     }
     if message.status != Status.SENT:
         payload["result"] = {"to": whatsapp_jid(message.to)}
-    if message.status == Status.FAILED:
+    if message.status in (Status.FAILED, Status.EXPIRED):
         payload["error"] = message.last_error
     return payload
 

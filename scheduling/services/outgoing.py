@@ -11,12 +11,24 @@ from ..transports import OutgoingMessage, TransportError
 def check_media_destination(outgoing: OutgoingMessage) -> None:
     """The provider (often a gateway inside our network) fetches the media: its host is checked now,
     as a webhook's is when connecting, since the name may resolve elsewhere than when it was scheduled."""
-    if not outgoing.media or settings.WEBHOOK_ALLOW_PRIVATE:
+    if settings.WEBHOOK_ALLOW_PRIVATE:
         return
-    try:
-        outbound.check_destination(outgoing.media)
-    except outbound.ForbiddenDestination as refused:
-        raise TransportError(f"Media URL {refused}", permanent=True) from None
+    for link in media_links(outgoing):
+        try:
+            outbound.check_destination(link)
+        except outbound.ForbiddenDestination as refused:
+            raise TransportError(f"Media URL {refused}", permanent=True) from None
+
+
+def media_links(outgoing: OutgoingMessage) -> list[str]:
+    """The message's media and a template's header image, video or document."""
+    links = [outgoing.media] if outgoing.media else []
+    for component in (outgoing.template or {}).get("components", []):
+        for parameter in component["parameters"]:
+            media = parameter.get(parameter["type"])
+            if isinstance(media, dict) and media.get("link"):
+                links.append(media["link"])
+    return links
 
 
 def log_context(message: ScheduledMessage, **more) -> dict:
@@ -32,6 +44,7 @@ def outgoing_message(message: ScheduledMessage, attempt: ChannelAttempt | None =
             text=message.text,
             media=message.media,
             caption=message.caption,
+            template=message.template,
         )
     return OutgoingMessage(
         idempotency_key=str(attempt.channel_message_id),

@@ -16,7 +16,9 @@ from django.utils import timezone
 from .. import handover, selectors
 from ..models import DeliveryStatus, MessageEvent, PumpHeartbeat, ScheduledMessage, WebhookDelivery
 from ..models import MessageStatus as Status
+from .expiry import messages_expire_overdue
 from .handovers import enqueue_deliveries, enqueue_sends, forget_handovers
+from .idempotency import idempotency_keys_purge
 from .leases import recover_expired_leases
 
 logger = logging.getLogger("scheduling.services")
@@ -29,19 +31,22 @@ class PumpPass:
 
 
 def dispatch_pump_once() -> PumpPass:
-    """Hand over what has entered the horizon, re-hand lost hand-overs, recover expired leases.
-    While the broker cannot be reached, only the leases (database work) are seen to.
+    """Expire what is past its deadline, hand over what has entered the horizon, re-hand lost hand-overs,
+    recover expired leases (and forget idempotency keys past their time). While the broker cannot be
+    reached, only the database work (deadlines, leases) is seen to.
 
     Safe in several replicas: rows are claimed with FOR UPDATE SKIP LOCKED on PostgreSQL.
     """
     now = selectors.db_now()
+    idempotency_keys_purge(now)
+    expired = messages_expire_overdue(now)
     lost_work = handover.broker_lost_work()
     if lost_work is None:
-        return PumpPass(moved=recover_expired_leases(now), broker_reachable=False)
+        return PumpPass(moved=expired + recover_expired_leases(now), broker_reachable=False)
     if lost_work:
         _hand_over_everything_again(now)
         handover.broker_keeps_work()
-    return PumpPass(moved=_hand_over_all_due(now) + recover_expired_leases(now), broker_reachable=True)
+    return PumpPass(moved=expired + _hand_over_all_due(now) + recover_expired_leases(now), broker_reachable=True)
 
 
 def _hand_over_all_due(now: datetime) -> int:

@@ -43,7 +43,14 @@ class NewSession:
 
 
 def session_create(
-    *, name: str, webhook_url: str = "", transport: str = "default", active: bool = True, send_rate: str = ""
+    *,
+    name: str,
+    webhook_url: str = "",
+    transport: str = "default",
+    active: bool = True,
+    send_rate: str = "",
+    api_rate_limit: str = "",
+    max_lateness_seconds: int | None = None,
 ) -> NewSession:
     with transaction.atomic():
         session = Session.objects.create(
@@ -52,6 +59,8 @@ def session_create(
             transport=transport,
             active=active,
             send_rate=send_rate,
+            api_rate_limit=api_rate_limit,
+            max_lateness_seconds=max_lateness_seconds,
             webhook_secret=new_webhook_secret(),
         )
         _, api_key = api_key_create(session=session, label="initial")

@@ -20,6 +20,7 @@ from ..models import MessageStatus as Status
 from ..models import ScheduledMessage
 from ..transports import OutgoingMessage, SendResult, TransportError, get_transport
 from .dispatch import message_dispatch, report_send_failure, send_again_later
+from .expiry import expire_late
 from .handovers import enqueue_handed_over
 from .outgoing import check_media_destination, log_context, outgoing_message, transport_name
 from .pacer import NotNow, Plan, pace, wait_for_turn
@@ -30,11 +31,12 @@ logger = logging.getLogger("scheduling.services")
 
 def messages_send_due(*, until: datetime, worker: str) -> None:
     """Send what is due by `until` (a tick's end): a batch claimed at once and sent side by side; what
-    its pacing says must wait goes back to pending, due a little ahead of its slot."""
+    its pacing says must wait goes back to pending, due a little ahead of its slot, and what is past its
+    deadline expires."""
     actor = f"worker:{worker}"
     with transaction.atomic():
         due = lock_due(until, limit=settings.DISPATCH_SEND_BATCH)
-        go, wait = pace(due)
+        go, wait = pace(expire_late(due, actor=actor))
         claimed = claim_locked(list(go), actor=actor)
         deferred = defer_locked(wait, actor=actor)
     sending = start_sends(claimed, plans={message.pk: plan for message, plan in go.items()})

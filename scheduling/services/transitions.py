@@ -29,6 +29,7 @@ ALLOWED_TRANSITIONS = {
         Status.SENDING,  # claimed by a worker
         Status.CANCELLED,
         Status.FAILED,  # an omnimessage whose last channel expired before it could be tried
+        Status.EXPIRED,  # not sent by its deadline (expiry.py)
     },
     Status.SENDING: {
         Status.SENT,
@@ -38,6 +39,7 @@ ALLOWED_TRANSITIONS = {
     Status.FAILED: {Status.PENDING},  # an operator's retry
     Status.SENT: set(),
     Status.CANCELLED: set(),
+    Status.EXPIRED: set(),
 }
 
 
@@ -133,13 +135,15 @@ DEFERRED_FIELDS = ["version", "updated_at", "due_at", "paced_for", "paced_on", "
 
 def claim_batch(batch: list[tuple[str, int]], *, actor: str) -> dict[str, ScheduledMessage]:
     """`claim_due` for named messages (a batch task of an earlier version): those still pending at the
-    version they were handed over for. Omnimessages and paused sessions are left to the one-message path."""
+    version they were handed over for. Omnimessages, paused sessions and messages past their deadline are
+    left to the one-message path."""
     versions = dict(batch)
     with transaction.atomic():
         # Rows by primary key only, the rest checked here: given `status='pending'` too, the planner may
         # pick the pending-rows index right after a campaign's bulk insert (stale statistics) and read
         # every pending row for each batch.
         rows = ScheduledMessage.objects.select_related("session").select_for_update(skip_locked=True, of=("self",))
+        now = timezone.now()
         claimable = [
             message
             for message in rows.filter(pk__in=versions)
@@ -147,6 +151,7 @@ def claim_batch(batch: list[tuple[str, int]], *, actor: str) -> dict[str, Schedu
             and message.version == versions[message.pk]
             and not message.channel_count
             and message.session.paused_at is None
+            and (message.expires_at is None or message.expires_at > now)  # the one-message path expires it
         ]
         return {message.pk: message for message in _claim(claimable, actor=actor, detail="claimed (batch)")}
 
@@ -224,3 +229,24 @@ def record_sent(sent: list[tuple[ScheduledMessage, str, datetime]], *, actor: st
         )
         outbox.record_webhooks(messages, now)
     return messages
+
+
+def settle_locked(moves: list[tuple[ScheduledMessage, str]], *, target: str, actor: str, **changes) -> None:
+    """`transition` from pending to `target` (cancelled or expired) for rows this transaction has locked
+    and read as pending ((message, history detail) each): one UPDATE, the history rows, the webhooks."""
+    if target not in ALLOWED_TRANSITIONS[Status.PENDING]:
+        raise ValueError(f"no transition pending -> {target}: see ALLOWED_TRANSITIONS")
+    if not moves:
+        return
+    now = timezone.now()
+    fields = {"status": target, "updated_at": now, **changes}
+    messages = [message for message, _ in moves]
+    ScheduledMessage.objects.filter(pk__in=[message.pk for message in messages], status=Status.PENDING).update(
+        version=F("version") + 1, **fields
+    )
+    for message in messages:
+        message.version += 1
+        for name, value in fields.items():
+            setattr(message, name, value)
+    _record_history(moves, Status.PENDING, target, actor)
+    outbox.record_webhooks(messages, now)

@@ -18,6 +18,7 @@ class OutgoingMessage:
     text: str = ""
     media: str = ""
     caption: str = ""
+    template: dict | None = None  # type "template": {"name", "language", "components"} (the session API's form)
     channel: str = ""  # sms, viber or whatsapp for omnimessages; empty for the session API
     sender: str = ""
 
@@ -54,6 +55,13 @@ class Transport:
 
 TEMPORARY_STATUSES = {408, 425, 429}
 RATE_LIMIT_CODES = {130429, 20429}  # WhatsApp Cloud's and Twilio's "too many messages" error codes
+# WhatsApp's "re-engagement message": a free-form message outside the 24-hour customer-service window. Sending it
+# again cannot help; a template can (README, "WhatsApp templates").
+REENGAGEMENT_REQUIRED = 131047
+REENGAGEMENT_REASON = (
+    "WhatsApp error 131047 (re-engagement message): more than 24 hours have passed since the recipient last "
+    "wrote, so only a template message may be sent to them"
+)
 
 
 class HttpProviderTransport(Transport):
@@ -74,7 +82,10 @@ class HttpProviderTransport(Transport):
             raise TransportError(f"Timed out after {self.timeout[1]:g} s waiting for {url}") from None
         except requests.ConnectionError as exc:
             raise TransportError(f"Could not connect to {url}: {exc.__class__.__name__}") from None
-        rate_limited = response.status_code == 429 or _error_code(response) in RATE_LIMIT_CODES
+        code = _error_code(response)
+        if code == REENGAGEMENT_REQUIRED:
+            raise TransportError(REENGAGEMENT_REASON, permanent=True)
+        rate_limited = response.status_code == 429 or code in RATE_LIMIT_CODES
         if rate_limited or response.status_code in TEMPORARY_STATUSES or response.status_code >= 500:
             raise TransportError(
                 f"Provider answered HTTP {response.status_code}: {response.text[:200]}",

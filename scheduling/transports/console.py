@@ -16,6 +16,6 @@ class ConsoleTransport(Transport):
             message.idempotency_key,
             message.to,
             message.type,
-            message.text or message.media,
+            message.text or message.media or (message.template or {}).get("name"),
         )
         return SendResult(message_id=provider_id)

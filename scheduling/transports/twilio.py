@@ -17,6 +17,9 @@ class TwilioTransport(HttpProviderTransport):
     def send(self, message: OutgoingMessage) -> SendResult:
         if message.to.endswith("@g.us"):
             raise TransportError("Twilio cannot send to WhatsApp groups", permanent=True)
+        if message.type == "template":
+            # Twilio sends templates as its own Content resources (ContentSid), not Meta's template objects.
+            raise TransportError("The twilio transport cannot send WhatsApp template messages", permanent=True)
         channel = "whatsapp:" if self.sender.startswith("whatsapp:") else ""
         form = {"To": f"{channel}+{message.to}", "From": self.sender}
         if message.type == "text":

@@ -27,7 +27,17 @@ class WhatsAppCloudTransport(HttpProviderTransport):
         base = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": message.to, "type": message.type}
         if message.type == "text":
             return {**base, "text": {"preview_url": False, "body": message.text}}
+        if message.type == "template":
+            return {**base, "template": cloud_template(message.template)}
         media = {"link": message.media}
         if message.caption:
             media["caption"] = message.caption
         return {**base, message.type: media}
+
+
+def cloud_template(template: dict) -> dict:
+    """The template object of the Cloud API: its language is {"policy": "deterministic", "code": …}."""
+    cloud = {"name": template["name"], "language": {"policy": "deterministic", "code": template["language"]}}
+    if template["components"]:
+        cloud["components"] = template["components"]
+    return cloud

@@ -599,3 +599,18 @@ def test_it_sets_a_sessions_send_rate_and_refuses_one_it_cannot_read(operator, n
 
     operator.post(change, {**form, "send_rate": "30/min"})
     assert Session.objects.get(pk=new_session.session.pk).send_rate == "30/min"
+
+
+def test_it_sets_a_sessions_api_rate_limit_and_max_lateness(operator, new_session):
+    form = {"name": "acme", "webhook_url": "", "transport": "default", "active": "on", **NO_INLINE_FORMS}
+    change = f"{SESSIONS}{new_session.session.pk}/change/"
+
+    refused = operator.post(change, {**form, "api_rate_limit": "2.5/s", "max_lateness_seconds": "0"})
+    assert refused.context["adminform"].form.errors == {
+        "api_rate_limit": ["'2.5/s' is not a request limit: write a whole number per s, min or h, like 100/min, or 0"],
+        "max_lateness_seconds": ["Ensure this value is greater than or equal to 1."],
+    }
+
+    operator.post(change, {**form, "api_rate_limit": "0", "max_lateness_seconds": "300"})
+    session = Session.objects.get(pk=new_session.session.pk)
+    assert (session.api_rate_limit, session.max_lateness_seconds) == ("0", 300)

@@ -25,8 +25,8 @@ def test_it_shows_the_dashboard_per_session(operator, new_session):
     row = re.search(r"<tr>\s*<td><a [^>]*>acme</a>.*?</tr>", page, re.DOTALL).group(0)
     cells = re.findall(r"<td>(?:<strong[^>]*>)?(\d+)", row)
     assert response.status_code == 200
-    # pending, sending, sent, cancelled, failed, due next hour, late, failed in the last day
-    assert cells == ["2", "0", "0", "0", "1", "1", "1", "1"]
+    # pending, sending, sent, cancelled, failed, expired, due next hour, late, failed in the last day
+    assert cells == ["2", "0", "0", "0", "1", "0", "1", "1", "1"]
 
 
 def test_it_refuses_the_dashboard_to_non_staff(db):

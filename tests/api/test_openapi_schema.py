@@ -25,7 +25,7 @@ def test_it_describes_the_seeds_paths(schema):
     )
 
 
-def test_it_describes_the_seeds_methods(schema):
+def test_it_describes_the_seeds_methods_and_the_batches(schema):
     methods = {
         path: sorted(set(ops) - {"parameters"})
         for path, ops in schema["paths"].items()
@@ -35,13 +35,24 @@ def test_it_describes_the_seeds_methods(schema):
     assert methods == {
         "/sessions/{session_id}/scheduled": ["get", "post"],
         "/sessions/{session_id}/scheduled/{scheduled_id}": ["delete", "get", "patch"],
+        "/sessions/{session_id}/scheduled/bulk": ["post"],
+        "/sessions/{session_id}/batches/{batch_id}": ["delete"],
     }
 
 
-def test_it_documents_the_request_fields_of_the_seed(schema):
+def test_it_documents_the_request_fields_of_the_seed_and_ours(schema):
     request = schema["components"]["schemas"]["ScheduleRequest"]
 
-    assert set(request["properties"]) == {"to", "type", "text", "media", "caption", "scheduledAt"}
+    assert set(request["properties"]) == {
+        "to",
+        "type",
+        "text",
+        "media",
+        "caption",
+        "template",
+        "scheduledAt",
+        "expiresAt",
+    }
     assert set(request["required"]) == {"to", "scheduledAt"}
 
 
@@ -70,3 +81,28 @@ def test_it_serves_interactive_docs(client):
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/html")
     assert b"swagger" in response.content.lower()
+
+
+def test_it_documents_the_idempotency_key_on_every_creating_post(schema):
+    creating = [
+        ("/sessions/{session_id}/scheduled", "post"),
+        ("/sessions/{session_id}/scheduled/bulk", "post"),
+        ("/v1/omnimessage", "post"),
+        ("/v1/omnimessages", "post"),
+    ]
+
+    for path, method in creating:
+        operation = schema["paths"][path][method]
+        assert ("Idempotency-Key", "header") in [(p["name"], p["in"]) for p in operation["parameters"]], path
+        assert {"409", "422", "429"} <= set(operation["responses"]), path
+        assert {"Idempotent-Replayed", "X-RateLimit-Remaining"} <= set(operation["responses"]["201"]["headers"])
+
+
+def test_it_documents_the_rate_limit_headers_on_every_answer(schema):
+    for path, operations in schema["paths"].items():
+        if not path.startswith(("/sessions/", "/v1/")):
+            continue
+        for method, operation in operations.items():
+            for code, response in operation["responses"].items():
+                assert "X-RateLimit-Limit" in response.get("headers", {}), (path, method, code)
+            assert "Retry-After" in operation["responses"]["429"]["headers"], (path, method)

@@ -95,7 +95,7 @@ def test_it_refuses_an_unknown_type(api, scheduled_url):
 
     assert response.status_code == 400
     assert response.json() == field_error(
-        "type", '"sticker" is not a message type; use one of text, image, video, document.'
+        "type", '"sticker" is not a message type; use one of text, image, video, document, template.'
     )
     assert ScheduledMessage.objects.count() == 0
 
@@ -238,10 +238,10 @@ def test_it_reports_every_bad_field_at_once(api, scheduled_url):
     assert response.json() == {
         "success": False,
         "error": 'to: This field is required; type: "fax" is not a message type; use one of text, image, video, '
-        "document; scheduledAt: This field is required.",
+        "document, template; scheduledAt: This field is required.",
         "details": {
             "to": ["This field is required."],
-            "type": ['"fax" is not a message type; use one of text, image, video, document.'],
+            "type": ['"fax" is not a message type; use one of text, image, video, document, template.'],
             "scheduledAt": ["This field is required."],
         },
     }
@@ -292,7 +292,7 @@ def test_it_refuses_an_unknown_status_filter(api, scheduled_url):
 
     assert response.status_code == 400
     assert response.json() == field_error(
-        "status", '"delivered" is not a status; use one of pending, sending, sent, cancelled, failed.'
+        "status", '"delivered" is not a status; use one of pending, sending, sent, cancelled, failed, expired.'
     )
 
 

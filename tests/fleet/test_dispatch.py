@@ -200,3 +200,35 @@ def test_a_campaign_due_at_one_instant_goes_out_on_time_once_each_in_batches(
     assert statuses == {"sent"}
     claims = ScheduledMessage.objects.get(pk=message_ids[0]).events.filter(to_status=MessageStatus.SENDING)
     assert [event.detail for event in claims] == ["claimed (batch)"]
+
+
+def test_it_sends_every_message_of_a_bulk_on_time_and_none_of_a_cancelled_batch(dispatch, provider, api, scheduled_url):
+    due = in_seconds(2.5)
+    bodies = [{"to": "919988066776", "text": f"bulk {n}", "scheduledAt": due.isoformat()} for n in range(50)]
+    sent = api.post(f"{scheduled_url}/bulk", {"messages": bodies}, format="json").json()
+    kept = api.post(f"{scheduled_url}/bulk", {"messages": bodies[:5]}, format="json").json()
+    api.delete(scheduled_url.replace("/scheduled", f"/batches/{kept['batchId']}"))
+    ids = [entry["id"] for entry in sent["scheduled"]]
+
+    arrivals = [provider.wait_for(message_id, timeout=15)[0].at for message_id in ids]
+    time.sleep(1)
+
+    assert all(len(provider.requests_for(message_id)) == 1 for message_id in ids)
+    assert max(arrivals) - due.timestamp() < 2.0
+    assert min(arrivals) >= due.timestamp()
+    assert all(provider.requests_for(entry["id"]) == [] for entry in kept["scheduled"])
+
+
+def test_it_hands_a_template_message_to_the_provider_as_a_template(dispatch, provider, api, scheduled_url):
+    template = {
+        "name": "order_shipped",
+        "language": "en_US",
+        "components": [{"type": "body", "parameters": [{"type": "text", "text": "Ann"}]}],
+    }
+    body = {"to": "919988066776", "type": "template", "template": template, "scheduledAt": in_seconds(1).isoformat()}
+    message_id = api.post(scheduled_url, body, format="json").json()["scheduled"]["id"]
+
+    [received] = provider.wait_for(message_id)
+
+    assert received.body == {"id": message_id, "to": "919988066776", "type": "template", "template": template}
+    assert wait_for_status(api, scheduled_url, message_id, "sent")["status"] == "sent"

@@ -91,6 +91,9 @@ def world(transactional_db, settings):
         session=session, to="37255555555", channels=channels, scheduled_at=soon, dlr_url="https://example.com/dlr"
     )
     tried = services.omnimessage_schedule(session=session, to="37255555555", channels=channels, scheduled_at=soon)
+    batch_id, _ = services.messages_schedule_batch(
+        session=session, contents=[{"scheduled_at": soon, "to": "919988066776", "text": "fuzz batch"}]
+    )
     first = tried.channels.get(position=0)
     first.status, first.err, first.error, first.status_at, first.started_at = (
         ChannelStatus.EXPIRED,
@@ -107,6 +110,7 @@ def world(transactional_db, settings):
         "basic": basic_auth(created.api_username, created.api_password),
         "scheduled_ids": [*ids.values(), image.id],
         "omnimessage_ids": [omni.id, tried.id],
+        "batch_ids": [batch_id],
     }
 
 
@@ -138,11 +142,21 @@ def valid_instant(choice):
 def steer_schedule_body(case, change_recipient=False):
     """Random recipients, times and contents are nearly never valid together, so the success paths (201,
     200 and their bodies) would go unchecked: in two cases out of three, make the generated body valid
-    (a real `to`, a `scheduledAt` in the window, content that fits its type), keeping what already is."""
+    (a real `to`, a `scheduledAt` in the window, content that fits its type), keeping what already is; for
+    a bulk, each of its messages."""
     if not isinstance(case.body, dict) or bucket(case.body, 3) == 2:
         return
-    body, choice = case.body, bucket(sorted(case.body), 97)
-    post = case.method.upper() == "POST"
+    if case.path.endswith("/bulk"):
+        messages = case.body.get("messages")
+        for message in messages if isinstance(messages, list) else []:
+            if isinstance(message, dict):
+                steer_message(message, post=True)
+        return
+    steer_message(case.body, post=case.method.upper() == "POST", change_recipient=change_recipient)
+
+
+def steer_message(body, post, change_recipient=False):
+    choice = bucket(sorted(body), 97)
     if post or change_recipient:
         body["to"] = RECIPIENTS[choice % len(RECIPIENTS)]
     else:
@@ -225,6 +239,8 @@ def as_session_client(case, world):
     case.path_parameters = {**(case.path_parameters or {}), "session_id": world["session_id"]}
     if "scheduled_id" in case.path_parameters:
         case.path_parameters["scheduled_id"] = pick(case.path_parameters["scheduled_id"], world["scheduled_ids"])
+    if "batch_id" in case.path_parameters:
+        case.path_parameters["batch_id"] = pick(case.path_parameters["batch_id"], world["batch_ids"])
 
 
 @session_api.parametrize()

@@ -16,14 +16,14 @@ from ..factories import schedule_via_services
 from ..support import Reply
 
 
-def session_sending_to(provider, settings, *, transport, **options):
+def session_sending_to(provider, settings, *, transport, webhook_url="", **options):
     """A session whose messages go to `provider` through a transport of its own (transports are built once
     per name, so each test names a new one)."""
     settings.TRANSPORTS = {
         **settings.TRANSPORTS,
         transport: {"BACKEND": "scheduling.transports.http.HttpTransport", "OPTIONS": {"URL": provider.url, **options}},
     }
-    return services.session_create(name=transport, transport=transport).session
+    return services.session_create(name=transport, transport=transport, webhook_url=webhook_url).session
 
 
 def overdue_hand_over(session, *, late_by):
@@ -153,3 +153,17 @@ def test_a_temporary_provider_error_puts_the_message_back_due_when_the_provider_
     assert before + timedelta(seconds=30) <= message.due_at <= timezone.now() + timedelta(seconds=30)
     assert message.handed_over_at is None  # beyond the horizon: the pump hands it over when it is due
     assert message.events.last().detail == f"temporary error, retry in 30.0 s: {error}"
+
+
+def test_a_free_form_message_outside_the_24_hour_window_fails_at_once_saying_so(db, settings, provider):
+    provider.reset()
+    session = session_sending_to(provider, settings, transport="whatsapp-gateway")
+    message = schedule_via_services(session, text="Are you still there?")
+    provider.script("Are you still there?", Reply(400, {"error": {"code": 131047, "message": "Re-engagement message"}}))
+
+    services.message_dispatch(message_id=message.id, version=message.version, worker="test")
+
+    message.refresh_from_db()
+    assert (message.status, message.attempts) == (MessageStatus.FAILED, 1)
+    assert message.last_error.startswith("WhatsApp error 131047 (re-engagement message)")
+    assert len(provider.requests_for(message.id)) == 1  # not retried: only a template can reach the recipient

@@ -148,3 +148,72 @@ def test_it_refuses_groups_where_the_provider_has_none():
         TwilioTransport(ACCOUNT_SID="AC1", AUTH_TOKEN="x", FROM="+1").send(group)
 
     assert caught.value.permanent is True
+
+
+# --- WhatsApp templates ---------------------------------------------------------------------------------
+
+ORDER_SHIPPED = {
+    "name": "order_shipped",
+    "language": "en_US",
+    "components": [{"type": "body", "parameters": [{"type": "text", "text": "Ann"}]}],
+}
+TEMPLATE = OutgoingMessage(idempotency_key="sched_4", to="919988066776", type="template", template=ORDER_SHIPPED)
+
+
+def test_it_sends_a_template_in_the_cloud_apis_format(provider):
+    provider.script("", Reply(200, {"messages": [{"id": "wamid.TPL"}]}))
+
+    WhatsAppCloudTransport(TOKEN="t", PHONE_NUMBER_ID="1", BASE_URL=base_url(provider)).send(TEMPLATE)
+
+    assert provider.received[0].body == {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": "919988066776",
+        "type": "template",
+        "template": {
+            "name": "order_shipped",
+            "language": {"policy": "deterministic", "code": "en_US"},
+            "components": [{"type": "body", "parameters": [{"type": "text", "text": "Ann"}]}],
+        },
+    }
+
+
+def test_the_http_transport_passes_a_template_on(provider):
+    HttpTransport(URL=provider.url).send(TEMPLATE)
+
+    assert provider.received[0].body == {
+        "id": "sched_4",
+        "to": "919988066776",
+        "type": "template",
+        "template": ORDER_SHIPPED,
+    }
+
+
+REENGAGEMENT = {
+    "error": {
+        "message": "(#131047) Re-engagement message",
+        "type": "OAuthException",
+        "code": 131047,
+        "error_data": {"messaging_product": "whatsapp", "details": "Message failed to send because more than 24 hours"},
+    }
+}
+
+
+def test_whatsapps_error_131047_is_permanent_and_says_a_template_is_needed(provider):
+    provider.script("", Reply(400, REENGAGEMENT))  # the Cloud API body's text is an object: scripted as ""
+
+    with pytest.raises(TransportError) as caught:
+        WhatsAppCloudTransport(TOKEN="t", PHONE_NUMBER_ID="1", BASE_URL=base_url(provider)).send(TEXT)
+
+    assert caught.value.permanent is True
+    assert str(caught.value) == (
+        "WhatsApp error 131047 (re-engagement message): more than 24 hours have passed since the recipient last "
+        "wrote, so only a template message may be sent to them"
+    )
+
+
+def test_twilio_refuses_a_meta_template():
+    with pytest.raises(TransportError) as caught:
+        TwilioTransport(ACCOUNT_SID="AC1", AUTH_TOKEN="x", FROM="whatsapp:+1").send(TEMPLATE)
+
+    assert caught.value.permanent is True

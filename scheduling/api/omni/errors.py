@@ -4,6 +4,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 
 from ... import services
+from ..throttling import RATE_LIMIT_EXCEEDED
 from ..unavailable import as_api_exception, drf_response
 
 NOT_FOUND = ("Not found", "101")
@@ -15,8 +16,16 @@ MISSING = ("Missing data", "106")
 METHOD_NOT_ALLOWED = ("Method not allowed", "107")
 
 UNAVAILABLE = ("Service Unavailable", "104")
+RATE_LIMITED = (RATE_LIMIT_EXCEEDED, "102")  # Messente has no code of its own for it: refused, as 102 is
 
-BY_STATUS = {401: UNAUTHORIZED, 403: FORBIDDEN, 404: NOT_FOUND, 405: METHOD_NOT_ALLOWED, 503: UNAVAILABLE}
+BY_STATUS = {
+    401: UNAUTHORIZED,
+    403: FORBIDDEN,
+    404: NOT_FOUND,
+    405: METHOD_NOT_ALLOWED,
+    429: RATE_LIMITED,
+    503: UNAVAILABLE,
+}
 
 
 def exception_handler(exc, context):
@@ -28,11 +37,17 @@ def exception_handler(exc, context):
         errors = validation_errors(exc)
     else:
         title, code = BY_STATUS.get(response.status_code, INVALID if response.status_code < 500 else INTERNAL)
-        errors = [item(title, code, str(getattr(exc, "detail", exc)), None)]
+        errors = [item(title, code, detail(exc), None)]
     headers = {
         name: response[name] for name in ("WWW-Authenticate", "Allow", "Retry-After") if response.has_header(name)
     }
     return Response({"errors": errors}, status=response.status_code, headers=headers)
+
+
+def detail(exc) -> str:
+    if isinstance(exc, exceptions.Throttled):
+        return f"Too many requests: retry after {exc.wait} s"
+    return str(getattr(exc, "detail", exc))
 
 
 def no_longer_scheduled(refused) -> exceptions.NotFound:

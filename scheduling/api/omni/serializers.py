@@ -8,6 +8,7 @@ from rest_framework.exceptions import ErrorDetail
 from ...services import ChannelSpec
 from ...validation import check_public_url, check_schedule_window, normalise_phone, parse_instant
 from ..fields import HttpUrlField, TextField, django_to_drf
+from ..whatsapp_template import TemplateError, template_content
 
 WHATSAPP_MEDIA = ["image", "video", "document"]
 # The most each channel carries in one message: WhatsApp's 4,096 for a text body and 1,024 for a
@@ -142,13 +143,17 @@ def whatsapp_content(message) -> dict:
     ]
     if len(given) != 1:
         raise ChannelError(
-            "text", "Give exactly one of text, image, video or document.", "required" if not given else "invalid"
+            "text",
+            "Give exactly one of text, image, video, document or template.",
+            "required" if not given else "invalid",
         )
     kind, part = given[0], message[given[0]]
     if not isinstance(part, dict):
         raise ChannelError(kind, "Must be an object.")
     if kind == "text":
         return {"type": "text", "text": required_text(part, "body", TEXT_MAX["whatsapp"], field="text.body")}
+    if kind == "template":
+        return {"type": "template", "template": whatsapp_template(part)}
     if kind not in WHATSAPP_MEDIA:
         raise ChannelError(kind, f"WhatsApp {kind} messages are not supported here.")
     if not part.get("link"):
@@ -158,6 +163,14 @@ def whatsapp_content(message) -> dict:
         "media": public_url(part["link"], f"{kind}.link"),
         "caption": optional_text(part, "caption", CAPTION_MAX, field=f"{kind}.caption"),
     }
+
+
+def whatsapp_template(part) -> dict:
+    """Messente's WhatsAppTemplate is the Cloud API's template object: read as the session API reads one."""
+    try:
+        return template_content(part)
+    except TemplateError as error:
+        raise ChannelError(f"template.{error.path}" if error.path else "template", error.message, error.code) from None
 
 
 CONTENT = {"sms": sms_content, "viber": viber_content, "whatsapp": whatsapp_content}

@@ -10,7 +10,9 @@ from rest_framework.views import APIView
 
 from ... import selectors, services
 from ...models import ScheduledMessage
+from .. import idempotency, throttling
 from ..parsers import BulkJSONParser
+from ..throttling import RateLimited
 from .auth import OmnimessageAuthentication
 from .errors import exception_handler, validation_errors
 from .serializers import BulkOmnimessageSerializer, OmnimessageSerializer
@@ -34,6 +36,8 @@ BULK_CREATED = inline_serializer(
         ),
     },
 )
+KEYED = {409: ERROR, 422: ERROR}  # an Idempotency-Key in use, or used with another request
+LIMITED = {429: ERROR}  # over the API rate limit
 REPORT = inline_serializer(
     "OmnimessageStatus",
     {
@@ -51,7 +55,8 @@ class HasCredential(BasePermission):
         return True
 
 
-class OmnimessageBase(APIView):
+@extend_schema(parameters=throttling.HEADERS)
+class OmnimessageBase(RateLimited, APIView):
     authentication_classes = [OmnimessageAuthentication]
     permission_classes = [HasCredential]
 
@@ -67,9 +72,16 @@ class OmnimessageBase(APIView):
 
 class OmnimessageCreateView(OmnimessageBase):
     @extend_schema(
-        operation_id="omnimessage_send", request=OmnimessageSerializer, responses={201: CREATED, 400: ERROR, 401: ERROR}
+        operation_id="omnimessage_send",
+        request=OmnimessageSerializer,
+        parameters=idempotency.PARAMETERS,
+        responses={201: CREATED, 400: ERROR, 401: ERROR, **KEYED, **LIMITED},
     )
     def post(self, request):
+        return idempotency.idempotent(request, request.auth.session, lambda: self.schedule_one(request))
+
+    @staticmethod
+    def schedule_one(request):
         form = OmnimessageSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         return Response(schedule(request.auth.session, form.validated_data), status=201)
@@ -84,9 +96,14 @@ class OmnimessageBulkCreateView(OmnimessageBase):
     @extend_schema(
         operation_id="omnimessage_send_bulk",
         request=BulkOmnimessageSerializer,
-        responses={201: BULK_CREATED, 400: ERROR, 401: ERROR, 413: ERROR},
+        parameters=idempotency.PARAMETERS,
+        responses={201: BULK_CREATED, 400: ERROR, 401: ERROR, 413: ERROR, **KEYED, **LIMITED},
     )
     def post(self, request):
+        return idempotency.idempotent(request, request.auth.session, lambda: self.schedule_all(request))
+
+    @staticmethod
+    def schedule_all(request):
         bulk = BulkOmnimessageSerializer(data=request.data)
         bulk.is_valid(raise_exception=True)
         forms = [OmnimessageSerializer(data=item) for item in bulk.validated_data["messages"]]
@@ -119,14 +136,14 @@ def schedule(session, data: dict) -> dict:
 
 
 class OmnimessageCancelView(OmnimessageBase):
-    @extend_schema(operation_id="omnimessage_cancel", responses={202: None, 401: ERROR, 404: ERROR})
+    @extend_schema(operation_id="omnimessage_cancel", responses={202: None, 401: ERROR, 404: ERROR, **LIMITED})
     def delete(self, request, omnimessage_id):
         services.omnimessage_cancel(message=self.omnimessage(request, omnimessage_id))
         return Response(status=status.HTTP_202_ACCEPTED)
 
 
 class OmnimessageStatusView(OmnimessageBase):
-    @extend_schema(operation_id="omnimessage_status", responses={200: REPORT, 401: ERROR, 404: ERROR})
+    @extend_schema(operation_id="omnimessage_status", responses={200: REPORT, 401: ERROR, 404: ERROR, **LIMITED})
     def get(self, request, omnimessage_id):
         message = self.omnimessage(request, omnimessage_id)
         statuses = [

@@ -5,6 +5,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from ... import services
+from ..throttling import RATE_LIMIT_EXCEEDED
 from ..unavailable import as_api_exception, drf_response
 
 
@@ -18,10 +19,19 @@ def exception_handler(exc, context):
     response = drf_response(exc, context)
     if response is None:
         return None
+    if isinstance(exc, exceptions.Throttled):
+        body = {"success": False, "error": RATE_LIMIT_EXCEEDED, "retryAfter": exc.wait}
+    else:
+        body = error_body(exc)
+    return Response(body, status=response.status_code, headers=_kept_headers(response))
+
+
+def error_body(exc) -> dict:
+    """`{"success": false, "error": …}`, with `details` per field for a validation error."""
     body = {"success": False, "error": summary(exc)}
     if isinstance(exc, exceptions.ValidationError) and isinstance(exc.detail, dict):
         body["details"] = {field: [str(m) for m in _as_list(msgs)] for field, msgs in exc.detail.items()}
-    return Response(body, status=response.status_code, headers=_kept_headers(response))
+    return body
 
 
 def summary(exc) -> str:

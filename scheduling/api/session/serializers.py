@@ -6,10 +6,11 @@ from rest_framework import serializers
 from ...models import MessageType
 from ...validation import check_public_url, check_schedule_window, format_instant, normalise_recipient
 from ..fields import HttpUrlField, InstantField, TextField, django_to_drf
+from ..whatsapp_template import TemplateDocument, TemplateField
 
 TEXT_MAX = 4096  # WhatsApp's limit for a text body
 CAPTION_MAX = 1024  # and for a media caption
-MEDIA_TYPES = [t for t in MessageType.values if t != MessageType.TEXT]
+MEDIA_TYPES = [MessageType.IMAGE, MessageType.VIDEO, MessageType.DOCUMENT]
 
 
 class ScheduleRequestSerializer(serializers.Serializer):
@@ -24,7 +25,13 @@ class ScheduleRequestSerializer(serializers.Serializer):
     text = TextField(required=False, max_length=TEXT_MAX, trim_whitespace=False)
     media = HttpUrlField(required=False, max_length=2000)
     caption = TextField(required=False, max_length=CAPTION_MAX, trim_whitespace=False)
+    template = TemplateField(required=False, help_text="For type template: a WhatsApp template message.")
     scheduledAt = InstantField(source="scheduled_at", help_text="ISO 8601; an offset is honoured, a naive time is UTC.")
+    expiresAt = InstantField(
+        source="expires_at",
+        required=False,
+        help_text="Not sent by then (an outage, a pause, retries), it expires instead: after scheduledAt.",
+    )
 
     def validate_text(self, value):
         if not value.strip():
@@ -43,20 +50,42 @@ class ScheduleRequestSerializer(serializers.Serializer):
             django_to_drf(lambda when: check_schedule_window(when, timezone.now()), value)
         return value
 
+    def validate_expiresAt(self, value):
+        if self.context.get("new_expiry", True):
+            django_to_drf(lambda when: check_schedule_window(when, timezone.now()), value)
+        return value
+
     def validate(self, attrs):
-        kind, media = attrs.get("type", MessageType.TEXT), attrs.get("media")
-        errors = {}
-        if kind == MessageType.TEXT and not attrs.get("text"):
-            errors["text"] = "This field is required for text messages."
-        if kind == MessageType.TEXT and media:
-            errors["media"] = f"Media needs a media type: set type to one of {', '.join(MEDIA_TYPES)}."
-        if kind != MessageType.TEXT and not media:
-            errors["media"] = f"This field is required for {kind} messages."
-        if attrs.get("caption") and not media:
-            errors["caption"] = "A caption needs media."
+        kind = attrs.get("type", MessageType.TEXT)
+        errors = template_errors(attrs) if kind == MessageType.TEMPLATE else content_errors(kind, attrs)
+        if attrs.get("expires_at") and attrs.get("scheduled_at") and attrs["expires_at"] <= attrs["scheduled_at"]:
+            errors["expiresAt"] = "Must be after scheduledAt."
         if errors:
             raise serializers.ValidationError(errors)
         return attrs
+
+
+def content_errors(kind: str, attrs: dict) -> dict:
+    media, errors = attrs.get("media"), {}
+    if kind == MessageType.TEXT and not attrs.get("text"):
+        errors["text"] = "This field is required for text messages."
+    if kind == MessageType.TEXT and media:
+        errors["media"] = f"Media needs a media type: set type to one of {', '.join(MEDIA_TYPES)}."
+    if kind != MessageType.TEXT and not media:
+        errors["media"] = f"This field is required for {kind} messages."
+    if attrs.get("caption") and not media:
+        errors["caption"] = "A caption needs media."
+    if attrs.get("template"):
+        errors["template"] = "A template needs type template."
+    return errors
+
+
+def template_errors(attrs: dict) -> dict:
+    """A template message is the template alone: its text and media are the approved template's."""
+    errors = {field: "Not allowed with a template." for field in ("text", "media", "caption") if attrs.get(field)}
+    if not attrs.get("template"):
+        errors["template"] = "This field is required for template messages."
+    return errors
 
 
 class ResultSerializer(serializers.Serializer):
@@ -73,13 +102,18 @@ class ScheduledMessageSerializer(serializers.Serializer):
     text = serializers.CharField(required=False)
     media = serializers.URLField(required=False)
     caption = serializers.CharField(required=False)
+    template = TemplateDocument(required=False)
     scheduledAt = InstantField(source="scheduled_at")
+    expiresAt = InstantField(
+        source="expires_at", required=False, help_text="Its deadline: its own expiresAt, or from the max lateness."
+    )
     status = serializers.CharField()
     createdAt = InstantField(source="created_at")
     sentAt = InstantField(source="sent_at", required=False)
     result = ResultSerializer(required=False, help_text="Present once sent: the provider's message id.")
     error = serializers.CharField(required=False, help_text="Why the last attempt failed.")
     attempts = serializers.IntegerField(required=False)
+    batchId = serializers.CharField(required=False, help_text="The bulk request it came in.")
 
     def to_representation(self, message):
         body = {
@@ -89,13 +123,16 @@ class ScheduledMessageSerializer(serializers.Serializer):
             "text": message.text,
             "media": message.media,
             "caption": message.caption,
+            "template": message.template,
             "scheduledAt": format_instant(message.scheduled_at),
+            "expiresAt": format_instant(message.expires_at),
             "status": message.status,
             "createdAt": format_instant(message.created_at),
             "sentAt": format_instant(message.sent_at),
             "result": {"messageId": message.provider_message_id} if message.provider_message_id else None,
             "error": message.last_error,
             "attempts": message.attempts,
+            "batchId": message.batch_id,
         }
         return {key: value for key, value in body.items() if value}
 
@@ -120,3 +157,9 @@ class ErrorEnvelope(serializers.Serializer):
     success = serializers.BooleanField(default=False)
     error = serializers.CharField()
     details = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
+
+
+class RateLimitedEnvelope(serializers.Serializer):
+    success = serializers.BooleanField(default=False)
+    error = serializers.CharField(help_text='"Rate limit exceeded"')
+    retryAfter = serializers.IntegerField(help_text="Seconds until a request is allowed again (also Retry-After).")

@@ -10,22 +10,28 @@ from rest_framework.views import APIView
 
 from ... import selectors, services
 from ...models import MessageStatus
+from ...validation import is_batch_id
+from .. import idempotency, throttling
+from ..throttling import RateLimited
 from .auth import HasSessionKey, SessionKeyAuthentication
 from .pagination import PageRequest, page_response
 from .serializers import (
     CancelledEnvelope,
     ErrorEnvelope,
+    RateLimitedEnvelope,
     ScheduledEnvelope,
     ScheduledListEnvelope,
     ScheduledMessageSerializer,
     ScheduleRequestSerializer,
 )
 
-ERRORS = {code: ErrorEnvelope for code in (400, 401, 403, 404)}
+ERRORS = {code: ErrorEnvelope for code in (400, 401, 403, 404)} | {429: RateLimitedEnvelope}
+KEYED = {409: ErrorEnvelope, 422: ErrorEnvelope}  # a key in use, or used with another request
 CANCELLED = "Scheduled message cancelled successfully"
 
 
-class SessionView(APIView):
+@extend_schema(parameters=throttling.HEADERS)
+class SessionView(RateLimited, APIView):
     authentication_classes = [SessionKeyAuthentication]
     permission_classes = [HasSessionKey]
 
@@ -57,10 +63,15 @@ class ScheduledListView(SessionView):
     @extend_schema(
         operation_id="schedule_message",
         request=ScheduleRequestSerializer,
-        responses={201: ScheduledEnvelope, 413: ErrorEnvelope, **ERRORS},
+        parameters=idempotency.PARAMETERS,
+        responses={201: ScheduledEnvelope, 413: ErrorEnvelope, **KEYED, **ERRORS},
     )
     def post(self, request, session_id):
         session = self.session_of(request, session_id)
+        return idempotency.idempotent(request, session, lambda: self.schedule(request, session))
+
+    @staticmethod
+    def schedule(request, session):
         form = ScheduleRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         message = services.message_schedule(session=session, **form.validated_data)
@@ -76,6 +87,7 @@ class ScheduledListView(SessionView):
                 description=f"Page size (default {settings.API_PAGE_SIZE}, 1 to {settings.API_MAX_PAGE_SIZE}).",
             ),
             OpenApiParameter("cursor", str, description="From a previous page's `next`."),
+            OpenApiParameter("batchId", str, description="Only the messages of this batch (a bulk request)."),
         ],
         responses={200: ScheduledListEnvelope, **ERRORS},
     )
@@ -86,9 +98,12 @@ class ScheduledListView(SessionView):
             raise exceptions.ValidationError(
                 {"status": [f'"{wanted}" is not a status; use one of {", ".join(MessageStatus.values)}.']}
             )
+        batch_id = request.query_params.get("batchId") or None
+        if batch_id is not None and not is_batch_id(batch_id):
+            raise exceptions.ValidationError({"batchId": ["Invalid batch id: it starts with batch_."]})
         page = PageRequest.of(request)
-        rows = list(selectors.message_list(session=session, status=wanted, after=page.after)[: page.limit + 1])
-        return page_response(request, rows, page)
+        rows = selectors.message_list(session=session, status=wanted, batch_id=batch_id, after=page.after)
+        return page_response(request, list(rows[: page.limit + 1]), page)
 
 
 class ScheduledDetailView(SessionView):
@@ -109,7 +124,8 @@ class ScheduledDetailView(SessionView):
         services.message_check_changeable(message=message)
         # The time it keeps may be past (a retry waits); only a new time is held to the window.
         form = ScheduleRequestSerializer(
-            data={**current_values(message), **request.data}, context={"new_time": "scheduledAt" in request.data}
+            data={**current_values(message), **request.data},
+            context={"new_time": "scheduledAt" in request.data, "new_expiry": "expiresAt" in request.data},
         )
         form.is_valid(raise_exception=True)
         changes = {k: v for k, v in form.validated_data.items() if getattr(message, k) != v}
@@ -131,6 +147,8 @@ def current_values(message) -> dict:
         "text": message.text,
         "media": message.media,
         "caption": message.caption,
+        "template": message.template,
         "scheduledAt": message.scheduled_at.isoformat(),
+        "expiresAt": message.expires_at.isoformat() if message.expiry_from_client else None,
     }
     return {key: value for key, value in values.items() if value}
