@@ -4,6 +4,7 @@ A change that its status does not allow raises NotAllowed with the text the APIs
 the admin shows.
 """
 
+import copy
 from datetime import datetime
 
 from django.db import transaction
@@ -11,6 +12,8 @@ from django.utils import timezone
 
 from ..models import MessageEvent, ScheduledMessage, Session
 from ..models import MessageStatus as Status
+from ..quiethours import quiet_until
+from ..validation import format_instant
 from .handovers import enqueue_after_commit, handover_fields
 from .transitions import transition
 
@@ -26,14 +29,26 @@ class NotAllowed(Exception):
 
 def message_schedule(*, session: Session, scheduled_at: datetime, actor: str = "api", **content) -> ScheduledMessage:
     now = timezone.now()
-    message = ScheduledMessage(session=session, scheduled_at=scheduled_at, due_at=scheduled_at, **content)
+    message = ScheduledMessage(session=session, scheduled_at=scheduled_at, **content)
+    message.due_at, held = due_with_quiet_hours(message)
     with transaction.atomic():
         for name, value in handover_fields(message.id, message.version, message.due_at, now).items():
             setattr(message, name, value)
         message.save(force_insert=True)
         enqueue_after_commit(message)
-        MessageEvent.objects.create(message=message, to_status=Status.PENDING, actor=actor, detail="scheduled")
+        MessageEvent.objects.create(
+            message=message, to_status=Status.PENDING, actor=actor, detail="; ".join(filter(None, ["scheduled", held]))
+        )
     return message
+
+
+def due_with_quiet_hours(message: ScheduledMessage) -> tuple[datetime, str]:
+    """When a message at its scheduled time falls due: then, or when the quiet hours it falls in end (known
+    now, so that it is not claimed only to be put back); and what its history says of that ("" if not held)."""
+    held_until = quiet_until(message, message.scheduled_at)
+    if held_until is None:
+        return message.scheduled_at, ""
+    return held_until, f"held for quiet hours until {format_instant(held_until)}"
 
 
 # An omnimessage's content lives in its channels (ChannelAttempt.content); the message row holds a copy
@@ -59,8 +74,12 @@ def message_update(*, message: ScheduledMessage, actor: str = "api", **changes) 
             message=message,
         )
     detail = "edited: " + ", ".join(sorted(changes))
-    if "scheduled_at" in changes:
-        changes["due_at"] = changes["scheduled_at"]
+    if changes.keys() & {"scheduled_at", "ignore_quiet_hours"}:  # a new time, or quiet hours now (not) for it
+        edited = copy.copy(message)
+        for name, value in changes.items():
+            setattr(edited, name, value)
+        changes["due_at"], held = due_with_quiet_hours(edited)
+        detail = "; ".join(filter(None, [detail, held]))
     with transaction.atomic():
         if not transition(
             message, target=Status.PENDING, allowed_from={Status.PENDING}, actor=actor, detail=detail, **changes

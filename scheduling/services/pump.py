@@ -1,6 +1,7 @@
-"""The pump: hands over what enters the dispatch horizon, hands everything over again when the broker
-may have lost it, re-hands a hand-over lost unnoticed (the stale-after rule), and recovers messages
-whose worker died mid-send. Safe in several replicas: rows are taken with FOR UPDATE SKIP LOCKED.
+"""The pump: makes the occurrences of recurring series (occurrences.py), hands over what enters the
+dispatch horizon, hands everything over again when the broker may have lost it, re-hands a hand-over lost
+unnoticed (the stale-after rule), and recovers messages whose worker died mid-send. Safe in several
+replicas: rows are taken with FOR UPDATE SKIP LOCKED.
 """
 
 import logging
@@ -18,6 +19,7 @@ from ..models import DeliveryStatus, MessageEvent, PumpHeartbeat, ScheduledMessa
 from ..models import MessageStatus as Status
 from .handovers import enqueue_deliveries, enqueue_sends, forget_handovers
 from .leases import recover_expired_leases
+from .occurrences import occurrences_materialise
 
 logger = logging.getLogger("scheduling.services")
 
@@ -35,6 +37,7 @@ def dispatch_pump_once() -> PumpPass:
     Safe in several replicas: rows are claimed with FOR UPDATE SKIP LOCKED on PostgreSQL.
     """
     now = selectors.db_now()
+    occurrences_materialise(now)  # database work only: the hand-over below takes those due within the horizon
     lost_work = handover.broker_lost_work()
     if lost_work is None:
         return PumpPass(moved=recover_expired_leases(now), broker_reachable=False)

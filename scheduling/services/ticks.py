@@ -18,25 +18,30 @@ from django.utils import timezone
 from .. import handover, inflight, metrics
 from ..models import MessageStatus as Status
 from ..models import ScheduledMessage
+from ..quiethours import split_quiet
 from ..transports import OutgoingMessage, SendResult, TransportError, get_transport
 from .dispatch import message_dispatch, report_send_failure, send_again_later
 from .outgoing import check_media_destination, log_context, outgoing_message, transport_name
 from .pacer import pace
-from .transitions import claim_batch, claim_locked, defer_locked, lock_due, record_sent
+from .transitions import claim_batch, claim_locked, defer_locked, hold_locked, lock_due, record_sent
 
 logger = logging.getLogger("scheduling.services")
 
 
 def messages_send_due(*, until: datetime, worker: str) -> None:
     """Send what is due by `until` (a tick's end): a batch claimed at once and sent side by side; what
-    its pacing says must wait goes back to pending at its slot."""
+    its pacing says must wait goes back to pending at its slot, and what falls in quiet hours (made
+    quiet since it was scheduled) at their end."""
     actor = f"worker:{worker}"
     with transaction.atomic():
         due = lock_due(until, limit=settings.DISPATCH_SEND_BATCH)
-        go, wait = pace(due)
+        free, held = split_quiet(due, timezone.now())
+        go, wait = pace(free)
         claimed = claim_locked(list(go), actor=actor)
         if wait:
             defer_locked(wait, actor=actor)
+        if held:
+            hold_locked(held, actor=actor)
     if len(due) == settings.DISPATCH_SEND_BATCH:
         _hand_on_the_rest(until)
     metrics.count_paced([(slot - timezone.now()).total_seconds() for _, slot, _, _ in wait])

@@ -4,7 +4,7 @@
 whether this caller won, plus one history row in the same transaction; a move to `pending` hands the
 new version over, a move to a reported status writes its webhook to the outbox. Its batch forms, for
 claiming what a tick's task sends (`claim_locked`, `claim_batch`), deferring what must wait for its
-pacing slot (`defer_locked`) and recording what its sends
+pacing slot (`defer_locked`) or for quiet hours to end (`hold_locked`) and recording what its sends
 achieved (`record_sent`), make the same moves for many rows in a few statements. Every move is one of
 ALLOWED_TRANSITIONS; asking for another is a bug, and raises.
 """
@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from ..models import MessageEvent, ScheduledMessage
 from ..models import MessageStatus as Status
+from ..validation import format_instant
 from . import outbox
 from .handovers import enqueue_after_commit, enqueue_ticks_after_commit, handover_fields
 
@@ -115,6 +116,25 @@ def defer_locked(deferred: list[tuple[ScheduledMessage, datetime, str, str]], *,
 
 
 DEFERRED_FIELDS = ["version", "updated_at", "due_at", "paced_for", "paced_on", "handed_over_at", "task_id"]
+
+
+def hold_locked(held: list[tuple[ScheduledMessage, datetime]], *, actor: str) -> None:
+    """pending -> pending at the end of the quiet hours they fell due in, for locked rows ((message, end)),
+    as `defer_locked` does for pacing: one UPDATE, one history row each, one hand-over per tick."""
+    now = timezone.now()
+    for message, until in held:
+        message.version, message.updated_at, message.due_at = message.version + 1, now, until
+        message.paced_for, message.paced_on = None, ""  # a slot held for now is not one for then
+        for name, value in handover_fields(message.pk, message.version, until, now).items():
+            setattr(message, name, value)
+    ScheduledMessage.objects.bulk_update([row[0] for row in held], DEFERRED_FIELDS)
+    _record_history(
+        [(message, f"held for quiet hours until {format_instant(until)}") for message, until in held],
+        Status.PENDING,
+        Status.PENDING,
+        actor,
+    )
+    enqueue_ticks_after_commit([row[0] for row in held], now)
 
 
 def claim_batch(batch: list[tuple[str, int]], *, actor: str) -> dict[str, ScheduledMessage]:

@@ -6,13 +6,16 @@ from rest_framework import serializers
 from ...models import MessageType
 from ...validation import check_public_url, check_schedule_window, format_instant, normalise_recipient
 from ..fields import HttpUrlField, InstantField, TextField, django_to_drf
+from .local_time import LocalTimeFields, local_time_of
 
 TEXT_MAX = 4096  # WhatsApp's limit for a text body
 CAPTION_MAX = 1024  # and for a media caption
 MEDIA_TYPES = [t for t in MessageType.values if t != MessageType.TEXT]
 
 
-class ScheduleRequestSerializer(serializers.Serializer):
+class ContentSerializer(serializers.Serializer):
+    """What a message says and to whom: a scheduled message's, and a recurring series' for each occurrence."""
+
     to = TextField(help_text="Phone number in international format (e.g. 919988066776) or a group id `…@g.us`.")
     type = serializers.ChoiceField(
         choices=MessageType.choices,
@@ -24,7 +27,9 @@ class ScheduleRequestSerializer(serializers.Serializer):
     text = TextField(required=False, max_length=TEXT_MAX, trim_whitespace=False)
     media = HttpUrlField(required=False, max_length=2000)
     caption = TextField(required=False, max_length=CAPTION_MAX, trim_whitespace=False)
-    scheduledAt = InstantField(source="scheduled_at", help_text="ISO 8601; an offset is honoured, a naive time is UTC.")
+    ignoreQuietHours = serializers.BooleanField(
+        source="ignore_quiet_hours", required=False, help_text="Send even inside the session's quiet hours."
+    )
 
     def validate_text(self, value):
         if not value.strip():
@@ -37,11 +42,6 @@ class ScheduleRequestSerializer(serializers.Serializer):
 
     def validate_to(self, value):
         return django_to_drf(normalise_recipient, value)
-
-    def validate_scheduledAt(self, value):
-        if self.context.get("new_time", True):
-            django_to_drf(lambda when: check_schedule_window(when, timezone.now()), value)
-        return value
 
     def validate(self, attrs):
         kind, media = attrs.get("type", MessageType.TEXT), attrs.get("media")
@@ -57,6 +57,23 @@ class ScheduleRequestSerializer(serializers.Serializer):
         if errors:
             raise serializers.ValidationError(errors)
         return attrs
+
+
+class ScheduleRequestSerializer(LocalTimeFields, ContentSerializer):
+    scheduledAt = InstantField(
+        source="scheduled_at",
+        required=False,
+        help_text="ISO 8601; an offset is honoured, a naive time is UTC. Required unless localTime and timeZone are"
+        " given.",
+    )
+
+    def validate_scheduledAt(self, value):
+        if self.context.get("new_time", True):
+            django_to_drf(lambda when: check_schedule_window(when, timezone.now()), value)
+        return value
+
+    def validate(self, attrs):
+        return self.resolve_local_time(super().validate(attrs))
 
 
 class ResultSerializer(serializers.Serializer):
@@ -80,6 +97,10 @@ class ScheduledMessageSerializer(serializers.Serializer):
     result = ResultSerializer(required=False, help_text="Present once sent: the provider's message id.")
     error = serializers.CharField(required=False, help_text="Why the last attempt failed.")
     attempts = serializers.IntegerField(required=False)
+    timeZone = serializers.CharField(required=False, help_text="The zone of its localTime, when it was given one.")
+    localTime = serializers.CharField(required=False, help_text="scheduledAt on a clock in timeZone.")
+    ignoreQuietHours = serializers.BooleanField(required=False)
+    recurringId = serializers.CharField(required=False, help_text="The recurring series it is an occurrence of.")
 
     def to_representation(self, message):
         body = {
@@ -96,6 +117,10 @@ class ScheduledMessageSerializer(serializers.Serializer):
             "result": {"messageId": message.provider_message_id} if message.provider_message_id else None,
             "error": message.last_error,
             "attempts": message.attempts,
+            "timeZone": message.time_zone,
+            "localTime": local_time_of(message),
+            "ignoreQuietHours": message.ignore_quiet_hours,
+            "recurringId": message.recurring_id,
         }
         return {key: value for key, value in body.items() if value}
 

@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 from ... import selectors, services
 from ...models import MessageStatus
 from .auth import HasSessionKey, SessionKeyAuthentication
+from .local_time import TIME_FIELDS, local_time_of
 from .pagination import PageRequest, page_response
 from .serializers import (
     CancelledEnvelope,
@@ -76,18 +77,21 @@ class ScheduledListView(SessionView):
                 description=f"Page size (default {settings.API_PAGE_SIZE}, 1 to {settings.API_MAX_PAGE_SIZE}).",
             ),
             OpenApiParameter("cursor", str, description="From a previous page's `next`."),
+            OpenApiParameter("recurringId", str, description="Only the occurrences of this recurring series."),
         ],
         responses={200: ScheduledListEnvelope, **ERRORS},
     )
     def get(self, request, session_id):
         session = self.session_of(request, session_id)
+        series = request.query_params.get("recurringId")
         wanted = request.query_params.get("status") or None
         if wanted is not None and wanted not in MessageStatus.values:
             raise exceptions.ValidationError(
                 {"status": [f'"{wanted}" is not a status; use one of {", ".join(MessageStatus.values)}.']}
             )
         page = PageRequest.of(request)
-        rows = list(selectors.message_list(session=session, status=wanted, after=page.after)[: page.limit + 1])
+        found = selectors.message_list(session=session, status=wanted, after=page.after, recurring_id=series)
+        rows = list(found[: page.limit + 1])
         return page_response(request, rows, page)
 
 
@@ -108,8 +112,9 @@ class ScheduledDetailView(SessionView):
             raise exceptions.ValidationError("Expected a JSON object.")
         services.message_check_changeable(message=message)
         # The time it keeps may be past (a retry waits); only a new time is held to the window.
+        new_time = bool(TIME_FIELDS & request.data.keys())
         form = ScheduleRequestSerializer(
-            data={**current_values(message), **request.data}, context={"new_time": "scheduledAt" in request.data}
+            data={**current_values(message, keep_time=not new_time), **request.data}, context={"new_time": new_time}
         )
         form.is_valid(raise_exception=True)
         changes = {k: v for k, v in form.validated_data.items() if getattr(message, k) != v}
@@ -124,13 +129,19 @@ class ScheduledDetailView(SessionView):
         return Response({"success": True, "message": CANCELLED})
 
 
-def current_values(message) -> dict:
+def current_values(message, *, keep_time: bool) -> dict:
+    """The message as a request would give it; its time (as given: scheduledAt, or localTime + timeZone)
+    only when the edit does not set one of its own."""
     values = {
         "to": message.to,
         "type": message.type,
         "text": message.text,
         "media": message.media,
         "caption": message.caption,
-        "scheduledAt": message.scheduled_at.isoformat(),
+        "ignoreQuietHours": message.ignore_quiet_hours,
     }
+    if keep_time and message.time_zone:
+        values.update(localTime=local_time_of(message), timeZone=message.time_zone)
+    elif keep_time:
+        values["scheduledAt"] = message.scheduled_at.isoformat()
     return {key: value for key, value in values.items() if value}
