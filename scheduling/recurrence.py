@@ -16,22 +16,13 @@ from zoneinfo import ZoneInfo
 from cronsim import CronSim, CronSimError
 from dateutil.rrule import rrulestr
 
+from .rrules import RuleError, expanded_rrule
 from .wallclock import to_instant, zone
 
-FREQUENCIES = ["YEARLY", "MONTHLY", "WEEKLY", "DAILY", "HOURLY", "MINUTELY", "SECONDLY"]
-DATE_PARTS = ["BYMONTH", "BYWEEKNO", "BYYEARDAY", "BYMONTHDAY", "BYDAY"]
-KNOWN_PARTS = {"FREQ", "INTERVAL", "WKST", "BYSETPOS", "BYHOUR", "BYMINUTE", "BYSECOND", *DATE_PARTS}
-WEEKDAYS = ["MO", "TU", "WE", "TH", "FR", "SA", "SU"]
+__all__ = ["Occurrence", "Recurrence", "RuleError", "occurrences", "of_series", "parse", "series_occurrences"]
+
 # Longer than any change of a clock: a wall time this much later can no longer be an earlier instant.
 SETTLED_AFTER = timedelta(hours=3)
-
-
-class RuleError(ValueError):
-    """A rule that cannot run here; the text says why, for the client, and `field` which field is wrong."""
-
-    def __init__(self, text: str, field: str = ""):
-        super().__init__(text)
-        self.field = field
 
 
 @dataclass(frozen=True)
@@ -53,7 +44,7 @@ def parse(*, rrule: str | None, cron: str | None, start: datetime, tz: ZoneInfo)
         raise RuleError("give either rrule or cron.")
     if cron is not None:
         return Recurrence("cron", _checked(_checked_cron, cron, start, "cron"), tz)
-    return Recurrence("rrule", _checked(_expanded_rrule, rrule, start, "rrule"), tz)
+    return Recurrence("rrule", _checked(expanded_rrule, rrule, start, "rrule"), tz)
 
 
 def _checked(check, text: str, start: datetime, field: str) -> str:
@@ -101,82 +92,6 @@ def _checked_cron(text: str, start: datetime) -> str:
     except CronSimError as exc:
         raise RuleError(str(exc)) from None
     return " ".join(fields)
-
-
-def _expanded_rrule(text: str, start: datetime) -> str:
-    parts = _rrule_parts(text)
-    freq = parts.get("FREQ")
-    if freq not in FREQUENCIES:
-        raise RuleError(f"FREQ must be one of {', '.join(FREQUENCIES)}.")
-    _check_once_a_minute(freq, parts)
-    _check_bounded_search(freq, parts)
-    parts.update({name: value for name, value in _defaults(freq, parts, start).items() if name not in parts})
-    expanded = ";".join(f"{name}={value}" for name, value in parts.items())
-    try:
-        rrulestr(expanded, dtstart=start)
-    except (ValueError, TypeError, IndexError) as exc:
-        raise RuleError(str(exc)) from None
-    return expanded
-
-
-def _rrule_parts(text: str) -> dict:
-    body = text.strip().removeprefix("RRULE:")
-    parts = {}
-    for item in body.split(";"):
-        name, _, value = item.partition("=")
-        name = name.strip().upper()
-        if name in ("UNTIL", "COUNT", "DTSTART"):
-            raise RuleError(f"give {name} as the series' {'startAt' if name == 'DTSTART' else name.lower()}.")
-        if name not in KNOWN_PARTS or not value.strip() or name in parts:
-            raise RuleError(f'"{item}" is not an RRULE part (RFC 5545), e.g. FREQ=WEEKLY;BYDAY=MO;BYHOUR=9.')
-        parts[name] = value.strip().upper()
-    return parts
-
-
-def _check_once_a_minute(freq: str, parts: dict) -> None:
-    """Every occurrence on the same second of its minute, so no two within a minute (the offsets of zones
-    are whole minutes): SECONDLY only in whole minutes, and one BYSECOND."""
-    interval = _whole_number(parts.get("INTERVAL", "1"), "INTERVAL")
-    if (freq == "SECONDLY" and interval % 60) or len(parts.get("BYSECOND", "0").split(",")) > 1:
-        raise RuleError("fires more often than once a minute.")
-
-
-def _check_bounded_search(freq: str, parts: dict) -> None:
-    """Refuse what could make dateutil search for centuries without finding an occurrence: a rule finer
-    than a day with an INTERVAL and a coarser filter (it may never meet the filter), and BYSETPOS in a
-    period of a day or less (the position may not exist)."""
-    level = FREQUENCIES.index(freq)
-    coarser = [*DATE_PARTS, "BYHOUR", "BYMINUTE"][: len(DATE_PARTS) + max(0, level - 4)]
-    if level > 3 and _whole_number(parts.get("INTERVAL", "1"), "INTERVAL") > 1:
-        if found := [name for name in coarser if name in parts]:
-            raise RuleError(f"FREQ={freq} with an INTERVAL cannot be combined with {', '.join(found)}.")
-    if level >= 3 and "BYSETPOS" in parts:
-        raise RuleError("BYSETPOS needs FREQ=WEEKLY, MONTHLY or YEARLY.")
-
-
-def _whole_number(value: str, name: str) -> int:
-    if not value.isdigit() or int(value) < 1:
-        raise RuleError(f"{name} must be a whole number from 1.")
-    return int(value)
-
-
-def _defaults(freq: str, parts: dict, start: datetime) -> dict:
-    """What RFC 5545 takes from DTSTART when the rule leaves it out: written out, so that the rule keeps its
-    meaning from any later anchor."""
-    level, defaults = FREQUENCIES.index(freq), {}
-    if not any(name in parts for name in DATE_PARTS[1:]):
-        if freq == "YEARLY":
-            defaults = {"BYMONTH": start.month, "BYMONTHDAY": start.day}
-        elif freq == "MONTHLY":
-            defaults = {"BYMONTHDAY": start.day}
-        elif freq == "WEEKLY":
-            defaults = {"BYDAY": WEEKDAYS[start.weekday()]}
-    for name, value, finest in (("BYHOUR", start.hour, 3), ("BYMINUTE", start.minute, 4)):
-        if level <= finest:
-            defaults[name] = value
-    if level <= 5:
-        defaults["BYSECOND"] = start.second
-    return defaults
 
 
 def of_series(series) -> Recurrence:

@@ -35,14 +35,36 @@ def test_it_describes_the_seeds_methods(schema):
     assert methods == {
         "/sessions/{session_id}/scheduled": ["get", "post"],
         "/sessions/{session_id}/scheduled/{scheduled_id}": ["delete", "get", "patch"],
+        "/sessions/{session_id}/recurring": ["get", "post"],
+        "/sessions/{session_id}/recurring/{recurring_id}": ["delete", "get", "patch"],
+        "/sessions/{session_id}/recurring/{recurring_id}/pause": ["post"],
+        "/sessions/{session_id}/recurring/{recurring_id}/resume": ["post"],
+        "/sessions/{session_id}/quiet-hours": ["delete", "get", "put"],
     }
 
 
-def test_it_documents_the_request_fields_of_the_seed(schema):
+def test_it_documents_the_request_fields_of_the_seed_and_the_local_time_in_place_of_scheduled_at(schema):
     request = schema["components"]["schemas"]["ScheduleRequest"]
 
-    assert set(request["properties"]) == {"to", "type", "text", "media", "caption", "scheduledAt"}
-    assert set(request["required"]) == {"to", "scheduledAt"}
+    assert set(request["properties"]) == {
+        "to",
+        "type",
+        "text",
+        "media",
+        "caption",
+        "scheduledAt",
+        "localTime",
+        "timeZone",
+        "ignoreQuietHours",
+    }
+    assert set(request["required"]) == {"to"}  # scheduledAt, or localTime and timeZone
+
+
+def test_it_documents_a_recurring_series(schema):
+    request = schema["components"]["schemas"]["RecurringRequest"]
+
+    assert {"rrule", "cron", "timeZone", "startAt", "until", "count"} <= set(request["properties"])
+    assert set(request["required"]) == {"to", "timeZone"}
 
 
 def test_it_documents_both_ways_of_sending_the_key_and_the_omnimessage_basic_auth(schema):

@@ -2,18 +2,21 @@
 and any serializer that composes LocalTimeFields, such as a bulk item): resolved to a UTC `scheduled_at`
 and the IANA zone it was given in (`time_zone`), by the rule of wallclock.py."""
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.exceptions import ErrorDetail
 
 from ...validation import check_schedule_window
 from ...wallclock import RECIPIENT, recipient_zone, to_instant, to_wall, zone
 from ..fields import TextField, django_to_drf
 
 TIME_FIELDS = {"scheduledAt", "localTime", "timeZone"}
+REQUIRED = "This field is required."
 
 
 @extend_schema_field({"type": "string", "format": "date-time", "example": "2026-12-24T09:00:00"})
@@ -79,11 +82,22 @@ class LocalTimeFields(serializers.Serializer):
         required=False, max_length=64, help_text='With localTime: an IANA zone, or "recipient" (from the number).'
     )
 
+    def to_internal_value(self, data):
+        """A time is required: missing, it is reported with every other bad field, in the seed's words."""
+        missing = isinstance(data, Mapping) and not {"scheduledAt", "localTime"} & data.keys()
+        try:
+            attrs = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if missing and isinstance(exc.detail, dict):
+                exc.detail["scheduledAt"] = [ErrorDetail(REQUIRED, code="required")]
+            raise
+        if missing:
+            raise serializers.ValidationError({"scheduledAt": [ErrorDetail(REQUIRED, code="required")]})
+        return attrs
+
     def resolve_local_time(self, attrs: dict) -> dict:
         wall, name = attrs.pop("localTime", None), attrs.pop("timeZone", None)
         if wall is None and name is None:
-            if "scheduled_at" not in attrs:
-                raise serializers.ValidationError({"scheduledAt": ["This field is required (or localTime)."]})
             return {**attrs, "time_zone": ""}
         if "scheduled_at" in attrs:
             raise serializers.ValidationError({"localTime": ["give either scheduledAt or localTime, not both."]})
