@@ -84,7 +84,7 @@ class LocalTimeFields(serializers.Serializer):
 
     def to_internal_value(self, data):
         """A time is required: missing, it is reported with every other bad field, in the seed's words."""
-        missing = isinstance(data, Mapping) and not {"scheduledAt", "localTime"} & data.keys()
+        missing = isinstance(data, Mapping) and not TIME_FIELDS & data.keys()
         try:
             attrs = super().to_internal_value(data)
         except serializers.ValidationError as exc:
