@@ -19,20 +19,29 @@ TIME_FIELDS = {"scheduledAt", "localTime", "timeZone"}
 REQUIRED = "This field is required."
 
 
-@extend_schema_field({"type": "string", "format": "date-time", "example": "2026-12-24T09:00:00"})
-class WallTimeField(serializers.Field):
+class ParsedTextField(TextField):
+    """Text checked as text first (no NUL, no lone surrogate), then read by `parse`: so an error that quotes
+    the text never carries what cannot be sent back."""
+
+    def run_validation(self, data=serializers.empty):
+        return self.parse(super().run_validation(data))
+
+    def parse(self, text: str):
+        raise NotImplementedError
+
+
+@extend_schema_field({"type": "string", "example": "2026-12-24T09:00:00"})
+class WallTimeField(ParsedTextField):
     """An ISO 8601 date-time without an offset: a time on a clock, not yet an instant."""
 
-    def to_internal_value(self, data):
-        return parse_wall_time(data)
+    def parse(self, text):
+        return parse_wall_time(text)
 
     def to_representation(self, value):
         return value.isoformat(timespec="seconds")
 
 
-def parse_wall_time(data) -> datetime:
-    if not isinstance(data, str):
-        raise serializers.ValidationError("must be a date-time without an offset, e.g. 2026-12-24T09:00:00.")
+def parse_wall_time(data: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(data.strip())
     except ValueError:
@@ -43,16 +52,11 @@ def parse_wall_time(data) -> datetime:
 
 
 @extend_schema_field(OpenApiTypes.STR)
-class TimeZoneField(TextField):
+class TimeZoneField(ParsedTextField):
     """An IANA zone name, or "recipient" (resolved against the message's `to` by the serializer)."""
 
-    def __init__(self, *, allow_recipient: bool = True, **kwargs):
-        super().__init__(**kwargs)
-        self.allow_recipient = allow_recipient
-
-    def to_internal_value(self, data):
-        name = super().to_internal_value(data)
-        if name == RECIPIENT and self.allow_recipient:
+    def parse(self, name):
+        if name == RECIPIENT:
             return name
         try:
             zone(name)
@@ -105,7 +109,10 @@ class LocalTimeFields(serializers.Serializer):
             missing = "localTime" if wall is None else "timeZone"
             raise serializers.ValidationError({missing: ["localTime and timeZone go together."]})
         time_zone = resolve_zone(name, attrs.get("to"))
-        when = to_instant(wall, zone(time_zone))
+        try:
+            when = to_instant(wall, zone(time_zone))
+        except OverflowError:  # the year 1 or 9999 moved out of range by the zone's offset
+            raise serializers.ValidationError({"localTime": ["is out of range."]}) from None
         if self.context.get("new_time", True):
             try:
                 django_to_drf(lambda instant: check_schedule_window(instant, timezone.now()), when)

@@ -5,14 +5,20 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from ... import services
-from ..fields import TextOnly
 from .local_time import TimeZoneField
 from .serializers import ErrorEnvelope
 from .views import ERRORS, SessionView
 
 
-class ClockTimeField(TextOnly, serializers.TimeField):
-    """ "21:00" or "21:00:30" on a clock; shown back the same way."""
+class ClockTimeField(serializers.TimeField):
+    """A time on a clock, "21:00" or "21:00:30"; shown back the same way."""
+
+    default_error_messages = {"invalid": 'must be a time on a clock, e.g. "21:00".'}
+
+    def to_internal_value(self, value):
+        if not isinstance(value, str):  # DRF would take a datetime's time; JSON has none to give
+            self.fail("invalid")
+        return super().to_internal_value(value)
 
     def to_representation(self, value):
         return value.isoformat(timespec="seconds" if value.second else "minutes")
