@@ -99,6 +99,14 @@ def of_series(series) -> Recurrence:
     return Recurrence("cron" if series.cron else "rrule", series.expanded_rule, zone(series.time_zone))
 
 
+def series_anchor(series, *, since: datetime) -> datetime:
+    """Where to walk the series' rule from for any search at or after `since`: its first wall time that such a
+    search can need (an occurrence, so an RRULE's INTERVAL keeps its count), or its anchor if it has none."""
+    anchor = datetime.fromisoformat(series.anchor_wall)
+    start = max(anchor, since.astimezone(zone(series.time_zone)).replace(tzinfo=None) - SETTLED_AFTER)
+    return next(iter(_walls(of_series(series), anchor, start)), anchor)
+
+
 def series_occurrences(series, *, since: datetime) -> Iterator[Occurrence]:
     """A series' occurrences at or after `since`, up to its `until`; its count is the caller's to apply."""
     anchor = datetime.fromisoformat(series.anchor_wall)

@@ -15,7 +15,7 @@ from django.db import transaction
 
 from ..models import MessageEvent, RecurringSeries, RecurringStatus, ScheduledMessage
 from ..models import MessageStatus as Status
-from ..recurrence import Occurrence, series_occurrences
+from ..recurrence import Occurrence, series_anchor, series_occurrences
 from .messages import due_with_quiet_hours
 
 logger = logging.getLogger("scheduling.services")
@@ -41,6 +41,7 @@ def occurrences_materialise(now: datetime) -> int:
 
 def _materialise(series: RecurringSeries, now: datetime, until: datetime) -> int:
     remaining = None if series.count is None else series.count - series.created_count
+    anchor = series_anchor(series, since=series.next_at)  # every later search starts at or after this one
     found = series_occurrences(series, since=series.next_at)
     ready, following = [], None
     for occurrence in islice(found, remaining):
@@ -48,8 +49,7 @@ def _materialise(series: RecurringSeries, now: datetime, until: datetime) -> int
             following = occurrence
             break
         ready.append(occurrence)
-    if ready:
-        series.anchor_wall = ready[0].wall.isoformat()  # an occurrence near the series' position: see the model
+    series.anchor_wall = anchor.isoformat()  # near the series' position: see the model
     missed = [o for o in ready if o.at < now - settings.RECURRING_MAX_LATENESS]
     if missed:
         logger.warning(

@@ -204,3 +204,18 @@ def test_occurrences_are_listed_with_their_series_id(api, recurring_url, schedul
     assert api.get(scheduled_url, {"recurringId": "rec_unknown"}).json()["scheduled"] == []
     first = datetime.fromisoformat(listed[0]["scheduledAt"])
     assert first - datetime.now(UTC) < timedelta(minutes=2)
+
+
+def test_a_series_started_long_ago_can_still_be_changed(api, recurring_url, new_session):
+    old_start = (datetime.now(UTC) - timedelta(days=90)).replace(tzinfo=None, microsecond=0)
+    series = services.recurring_create(
+        session=new_session.session, to=TO, text="Old", time_zone="UTC", cron="0 9 * * *", start_wall=old_start
+    )
+
+    response = api.patch(f"{recurring_url}/{series.pk}", {"text": "Still here"}, format="json")
+
+    assert response.status_code == 200, response.json()
+    assert response.json()["recurring"]["text"] == "Still here"
+    assert (
+        api.patch(f"{recurring_url}/{series.pk}", {"startAt": old_start.isoformat()}, format="json").status_code == 400
+    )

@@ -202,3 +202,18 @@ def test_an_occurrence_is_cancellable_alone_and_the_series_goes_on(new_session):
     assert series.status == RecurringStatus.ACTIVE
     assert ScheduledMessage.objects.get(pk=first.pk).status == MessageStatus.CANCELLED
     assert series.occurrences.filter(status=MessageStatus.PENDING).count() > 0
+
+
+def test_the_pump_keeps_a_series_anchor_near_so_a_long_running_rule_stays_cheap_to_follow(new_session):
+    series = series_of(new_session.session, rrule="FREQ=MINUTELY;INTERVAL=7")
+
+    for day in range(1, 4):
+        pump_at(utc(f"2027-03-0{day} 10:00"), series)
+
+    # hours behind where the last pass began (2 March, 10:0x), not at 1 March: a search walks hours, not days
+    assert "2027-03-02T06:00:00" <= series.anchor_wall <= "2027-03-02T10:00:00"
+    times = made(series)
+    assert all(
+        (later - earlier) % timedelta(minutes=7) == timedelta(0)
+        for earlier, later in zip(times, times[1:], strict=False)
+    )

@@ -1,6 +1,6 @@
 """The session API's recurring series: request and answer bodies (camelCase outside, snake_case inside)."""
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.utils import timezone
@@ -34,7 +34,7 @@ class RecurringRequestSerializer(ContentSerializer):
         rrule, cron = attrs.pop("rrule", None), attrs.pop("cron", None)
         time_zone = resolve_zone(attrs.pop("timeZone"), attrs.get("to"))
         tz = zone(time_zone)
-        start = _start_wall(attrs.pop("startAt", None), tz)
+        start = _start_wall(attrs.pop("startAt", None), tz, new=self.context.get("new_start", True))
         until = _until(attrs.pop("until", None), tz)
         if until is not None and until < to_instant(start, tz):
             raise serializers.ValidationError({"until": ["must not be before startAt."]})
@@ -53,21 +53,27 @@ class RecurringRequestSerializer(ContentSerializer):
         }
 
 
-def _start_wall(value: str | None, tz) -> datetime:
+def _start_wall(value: str | None, tz, *, new: bool) -> datetime:
+    """The series' DTSTART on the clock of `tz`; `new`: given now (a series' own start may have been long ago)."""
     now = timezone.now()
     if value is None:  # this minute: a rule that leaves out its seconds (or minutes) takes them from the start
         return to_wall(now, tz).replace(second=0, microsecond=0)
     start = _wall(value, tz, "startAt")
-    if not now - settings.SCHEDULE_MAX_AHEAD <= _instant(start, tz, "startAt") <= now + START_MAX_AHEAD:
+    if new and not now - settings.SCHEDULE_MAX_AHEAD <= _instant(start, tz, "startAt") <= now + START_MAX_AHEAD:
         days = settings.SCHEDULE_MAX_AHEAD.days
         raise serializers.ValidationError({"startAt": [f"must be at most {days} days in the past, 10 years ahead."]})
     return start
 
 
 def _until(value: str | None, tz) -> datetime | None:
+    """The last instant: given as one (with an offset), or as a time on the clock of `tz`."""
     if value is None:
         return None
-    until = _instant(_wall(value, tz, "until"), tz, "until")
+    try:
+        given = datetime.fromisoformat(value.strip())
+        until = to_instant(given, tz) if given.tzinfo is None else given.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise serializers.ValidationError({"until": [f'"{value}" is not an ISO 8601 date-time.']}) from None
     if until > timezone.now() + START_MAX_AHEAD:
         raise serializers.ValidationError({"until": ["must be at most 10 years ahead."]})
     return until

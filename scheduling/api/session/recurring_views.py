@@ -97,7 +97,10 @@ class RecurringDetailView(RecurringSeriesView):
         series = self.series_of(request, session_id, recurring_id)
         if not isinstance(request.data, dict):
             raise exceptions.ValidationError("Expected a JSON object.")
-        form = RecurringRequestSerializer(data={**current_values(series, request.data), **request.data})
+        form = RecurringRequestSerializer(
+            data={**current_values(series, request.data), **request.data},
+            context={"new_start": "startAt" in request.data},
+        )
         form.is_valid(raise_exception=True)
         changes = {name: value for name, value in form.validated_data.items() if _differs(series, name, value)}
         return shown(services.recurring_update(series=series, **changes))
