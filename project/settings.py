@@ -213,6 +213,12 @@ SEND_TIME_LIMIT = env_or_fail(env.int, "SEND_TIME_LIMIT_SECONDS", default=60)
 if DISPATCH_LEASE.total_seconds() <= SEND_TIME_LIMIT:
     raise ImproperlyConfigured("DISPATCH_LEASE_SECONDS must exceed SEND_TIME_LIMIT_SECONDS.")
 
+# Recurring series: each occurrence is made this long before it enters the dispatch horizon (the pump, a
+# few per pass); one the pump reaches later than RECURRING_MAX_LATENESS past its time (it was down) is skipped.
+RECURRING_LEAD = timedelta(seconds=env_or_fail(env.float, "RECURRING_LEAD_SECONDS", default=60))
+RECURRING_MAX_LATENESS = timedelta(seconds=env_or_fail(env.float, "RECURRING_MAX_LATENESS_SECONDS", default=3600))
+RECURRING_PUMP_BATCH = env_or_fail(env.int, "RECURRING_PUMP_BATCH", default=100)
+
 # Webhooks (docs/ARCHITECTURE.md, the outbox): attempt n+1 waits WEBHOOK_RETRY_SCHEDULE[n] seconds (±10 % jitter)
 # after attempt n fails; after the last entry the delivery is exhausted. About a day in all.
 WEBHOOK_RETRY_SCHEDULE = [

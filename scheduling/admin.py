@@ -15,6 +15,7 @@ from .models import (
     ApiKey,
     ChannelAttempt,
     MessageEvent,
+    RecurringSeries,
     ScheduledMessage,
     Session,
     WebhookAttempt,
@@ -22,6 +23,7 @@ from .models import (
 )
 from .transports import transport_names
 from .validation import check_public_url, check_schedule_window, format_instant, parse_instant
+from .wallclock import RECIPIENT, zone
 
 
 class RescheduleForm(forms.Form):
@@ -50,7 +52,19 @@ class SessionForm(forms.ModelForm):
 
     class Meta:
         model = Session
-        fields = ["name", "webhook_url", "transport", "send_rate", "api_rate_limit", "max_lateness_seconds", "active"]
+        fields = [
+            "name",
+            "webhook_url",
+            "transport",
+            "send_rate",
+            "api_rate_limit",
+            "max_lateness_seconds",
+            "active",
+            "quiet_start",
+            "quiet_end",
+            "quiet_time_zone",
+        ]
+        help_texts = {"quiet_end": "Before the start: the quiet hours span midnight. Leave all three empty for none."}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -61,6 +75,15 @@ class SessionForm(forms.ModelForm):
         if url:
             check_public_url(url)
         return url
+
+    def clean_quiet_time_zone(self):
+        name = self.cleaned_data["quiet_time_zone"].strip()
+        if name and name != RECIPIENT:
+            try:
+                zone(name)
+            except ValueError as exc:
+                raise forms.ValidationError(str(exc)) from None
+        return name
 
 
 class ApiKeyInline(ReadOnlyInline):
@@ -81,6 +104,7 @@ class SessionAdmin(admin.ModelAdmin):
         "api_rate_limit",
         "active",
         "paused",
+        "quiet_hours",
         "webhook_url",
         "webhooks_stopped",
         "created_at",
@@ -94,6 +118,12 @@ class SessionAdmin(admin.ModelAdmin):
     @admin.display(boolean=True, description="sending paused")
     def paused(self, session):
         return session.paused_at is not None
+
+    @admin.display(description="quiet hours")
+    def quiet_hours(self, session):
+        if session.quiet_start is None:
+            return "-"
+        return f"{session.quiet_start:%H:%M}–{session.quiet_end:%H:%M} {session.quiet_time_zone}"
 
     @admin.action(description="Rotate the API key: new key (shown once), old keys revoked")
     def rotate_api_key(self, request, queryset):
@@ -135,6 +165,9 @@ class SessionAdmin(admin.ModelAdmin):
             send_rate=obj.send_rate,
             api_rate_limit=obj.api_rate_limit,
             max_lateness_seconds=obj.max_lateness_seconds,
+        )
+        services.session_set_quiet_hours(
+            session=created.session, start=obj.quiet_start, end=obj.quiet_end, time_zone=obj.quiet_time_zone
         )
         obj.pk = created.session.pk
         obj.active = created.session.active
@@ -266,9 +299,21 @@ class MessageEventInline(ReadOnlyInline):
 
 @admin.register(ScheduledMessage)
 class ScheduledMessageAdmin(admin.ModelAdmin):
-    list_display = ["id", "session", "to", "type", "status", "scheduled", "sent", "lateness", "attempts", "batch_id"]
+    list_display = [
+        "id",
+        "session",
+        "to",
+        "type",
+        "status",
+        "scheduled",
+        "sent",
+        "lateness",
+        "attempts",
+        "batch_id",
+        "recurring",
+    ]
     list_filter = ["status", "type", "session", ("scheduled_at", admin.DateFieldListFilter)]
-    search_fields = ["id", "to", "provider_message_id", "=batch_id"]
+    search_fields = ["id", "to", "provider_message_id", "=batch_id", "recurring__id"]
     date_hierarchy = "scheduled_at"
     list_select_related = ["session"]
     readonly_fields = [field.name for field in ScheduledMessage._meta.fields]
@@ -355,6 +400,56 @@ class ScheduledMessageAdmin(admin.ModelAdmin):
                 refused.append(f"{message.id}: {exc}")
         if done:
             messages.success(request, f"{done} message(s) {outcome}.")
+        for reason in refused:
+            messages.error(request, reason)
+
+
+@admin.register(RecurringSeries)
+class RecurringSeriesAdmin(admin.ModelAdmin):
+    """Series are made through the API; operators read them and pause, resume or stop them."""
+
+    list_display = ["id", "session", "to", "rule", "time_zone", "status", "created_count", "next_at", "created_at"]
+    list_filter = ["status", "session"]
+    search_fields = ["id", "to"]
+    list_select_related = ["session"]
+    readonly_fields = [field.name for field in RecurringSeries._meta.fields]
+    actions = ["pause", "resume", "stop"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="rule")
+    def rule(self, series):
+        return series.rrule or f"cron {series.cron}"
+
+    @admin.action(description="Pause (cancels the occurrences already made)")
+    def pause(self, request, queryset):
+        self.apply(request, queryset, services.recurring_pause, "paused")
+
+    @admin.action(description="Resume")
+    def resume(self, request, queryset):
+        self.apply(request, queryset, services.recurring_resume, "resumed")
+
+    @admin.action(description="Stop for good (cancels the occurrences already made)")
+    def stop(self, request, queryset):
+        self.apply(request, queryset, services.recurring_stop, "stopped")
+
+    def apply(self, request, queryset, service, outcome):
+        done, refused = 0, []
+        for series in queryset:
+            try:
+                service(series=series, actor=f"admin:{request.user}")
+                done += 1
+            except services.NotAllowed as exc:
+                refused.append(f"{series.id}: {exc}")
+        if done:
+            messages.success(request, f"{done} series {outcome}.")
         for reason in refused:
             messages.error(request, reason)
 

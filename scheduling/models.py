@@ -33,6 +33,10 @@ def new_batch_id():
     return f"batch_{secrets.token_urlsafe(15)}"
 
 
+def new_recurring_id():
+    return f"rec_{secrets.token_urlsafe(15)}"
+
+
 def new_webhook_id():
     return f"msg_{secrets.token_urlsafe(18)}"
 
@@ -85,10 +89,26 @@ class Session(models.Model):
         editable=False,
         help_text="Set when the endpoint answered 410 Gone; no webhooks until re-enabled.",
     )
+    # Quiet hours: a message falling due from quiet_start to quiet_end (wall clock in quiet_time_zone, or the
+    # recipient's zone) waits until they end. Unset: none.
+    quiet_start = models.TimeField(null=True, blank=True)
+    quiet_end = models.TimeField(null=True, blank=True)
+    quiet_time_zone = models.CharField(max_length=64, blank=True, help_text='An IANA zone, or "recipient".')
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(quiet_start__isnull=True, quiet_end__isnull=True, quiet_time_zone="")
+                | (
+                    models.Q(quiet_start__isnull=False, quiet_end__isnull=False)
+                    & ~models.Q(quiet_time_zone="")
+                    & ~models.Q(quiet_start=models.F("quiet_end"))
+                ),
+                name="quiet_hours_whole",
+            )
+        ]
 
     def __str__(self):
         return self.name
@@ -188,8 +208,20 @@ class ScheduledMessage(models.Model):
     text_store = models.CharField(max_length=10, blank=True)
     # The bulk request it came in (POST /sessions/{id}/scheduled/bulk), which lists and cancels it with the rest.
     batch_id = models.CharField(max_length=40, blank=True, editable=False)
+    # Recipient-local time and quiet hours (docs/ARCHITECTURE.md, time).
+    time_zone = models.CharField(max_length=64, blank=True, help_text="The zone its localTime was given in.")
+    ignore_quiet_hours = models.BooleanField(default=False)
+    # An occurrence of a recurring series: the rule's instant, which never changes (scheduled_at may).
+    recurring = models.ForeignKey(
+        "RecurringSeries", null=True, blank=True, on_delete=models.RESTRICT, related_name="occurrences"
+    )
+    occurrence_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        constraints = [
+            # Exactly once per occurrence, whichever pumps materialise the series.
+            models.UniqueConstraint(fields=["recurring", "occurrence_at"], name="one_message_per_occurrence")
+        ]
         indexes = [
             models.Index(fields=["session", "scheduled_at", "id"], name="msg_session_schedule"),
             models.Index(fields=["session", "batch_id"], name="msg_batch", condition=~models.Q(batch_id="")),
@@ -206,6 +238,54 @@ class ScheduledMessage(models.Model):
                 name="msg_pending_paced",
                 condition=models.Q(status="pending", paced_for__isnull=False),
             ),
+        ]
+
+    def __str__(self):
+        return self.id
+
+
+class RecurringStatus(models.TextChoices):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+    FINISHED = "finished", "finished (count or until reached)"
+
+
+class RecurringSeries(models.Model):
+    """A message content and a rule; the pump makes each occurrence an ordinary message shortly before it
+    enters the dispatch horizon (services/occurrences.py)."""
+
+    id = models.CharField(primary_key=True, max_length=40, default=new_recurring_id, editable=False)
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="recurring_series")
+    to = models.CharField(max_length=64)
+    type = models.CharField(max_length=10, choices=MessageType.choices, default=MessageType.TEXT)
+    text = models.TextField(blank=True)
+    media = models.URLField(max_length=2000, blank=True)
+    caption = models.TextField(blank=True)
+    template = models.JSONField(null=True, blank=True, help_text="For type template: as ScheduledMessage.template.")
+    ignore_quiet_hours = models.BooleanField(default=False)
+    rrule = models.CharField(max_length=500, blank=True, help_text="As the client gave it.")
+    cron = models.CharField(max_length=200, blank=True)
+    expanded_rule = models.CharField(max_length=600, editable=False, help_text="The rule with its defaults.")
+    time_zone = models.CharField(max_length=64)
+    start_wall = models.CharField(max_length=19, editable=False, help_text="DTSTART: a wall time in time_zone.")
+    # Where an RRULE's INTERVAL is counted from: the start, then an occurrence near the pump's position,
+    # so that finding the next occurrence never walks the series' whole past.
+    anchor_wall = models.CharField(max_length=19, editable=False)
+    until = models.DateTimeField(null=True, blank=True)
+    count = models.PositiveIntegerField(null=True, blank=True)
+    created_count = models.PositiveIntegerField(default=0, help_text="Occurrences made so far.")
+    next_at = models.DateTimeField(null=True, blank=True, help_text="The next occurrence not made yet.")
+    status = models.CharField(max_length=10, choices=RecurringStatus.choices, default=RecurringStatus.ACTIVE)
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "recurring series"
+        indexes = [
+            models.Index(fields=["session", "created_at", "id"], name="recurring_session_created"),
+            models.Index(fields=["next_at"], name="recurring_active_next", condition=models.Q(status="active")),
         ]
 
     def __str__(self):

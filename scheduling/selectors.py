@@ -1,13 +1,18 @@
 """Reads."""
 
+import re
 from datetime import datetime, timedelta
+from itertools import islice
 
 from django.db import connection
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
-from .models import MessageStatus, PumpHeartbeat, ScheduledMessage, Session
+from .models import MessageStatus, PumpHeartbeat, RecurringSeries, RecurringStatus, ScheduledMessage, Session
+from .recurrence import series_occurrences
 from .validation import is_message_id
+
+RECURRING_ID = re.compile(r"rec_[A-Za-z0-9_-]{1,36}")
 
 
 def db_now() -> datetime:
@@ -33,13 +38,19 @@ def message_list(
     status: str | None = None,
     batch_id: str | None = None,
     after: tuple[datetime, str] | None = None,
+    recurring_id: str | None = None,
 ):
-    """The session's messages in (scheduled_at, id) order; with `after`, only those past that position."""
+    """The session's messages in (scheduled_at, id) order; with `after`, only those past that position;
+    with `batch_id` or `recurring_id`, only that batch's messages or that series' occurrences."""
     messages = ScheduledMessage.objects.filter(session=session)
     if status:
         messages = messages.filter(status=status)
     if batch_id:
         messages = messages.filter(batch_id=batch_id)
+    if recurring_id is not None:
+        messages = (
+            messages.filter(recurring_id=recurring_id) if RECURRING_ID.fullmatch(recurring_id) else messages.none()
+        )
     if after is not None:
         when, message_id = after
         # The leading `>=` bounds the index range; the OR then drops the ties up to and including the last seen.
@@ -51,6 +62,38 @@ def message_get(*, session: Session, message_id: str) -> ScheduledMessage | None
     if not is_message_id(message_id):  # e.g. a NUL from the path, which PostgreSQL cannot even compare
         return None
     return ScheduledMessage.objects.select_related("session").filter(session=session, pk=message_id).first()
+
+
+def recurring_list(*, session: Session, after: tuple[datetime, str] | None = None):
+    """The session's series, oldest first; with `after`, only those past that (created_at, id) position."""
+    series = RecurringSeries.objects.filter(session=session)
+    if after is not None:
+        when, series_id = after
+        series = series.filter(Q(created_at__gte=when) & (Q(created_at__gt=when) | Q(pk__gt=series_id)))
+    return series.order_by("created_at", "id")
+
+
+def recurring_get(*, session: Session, recurring_id: str) -> RecurringSeries | None:
+    if not RECURRING_ID.fullmatch(recurring_id):
+        return None
+    return RecurringSeries.objects.filter(session=session, pk=recurring_id).first()
+
+
+def recurring_next_occurrences(series: RecurringSeries, *, now: datetime, limit: int) -> list[datetime]:
+    """What an active series will still send, the earliest `limit`: the occurrences made and pending, then
+    those its rule has from its next one on, within its count and until."""
+    if series.status != RecurringStatus.ACTIVE:
+        return []
+    made = series.occurrences.filter(status=MessageStatus.PENDING, occurrence_at__gte=now)
+    upcoming = list(made.order_by("occurrence_at").values_list("occurrence_at", flat=True)[:limit])
+    if series.next_at is None:
+        return upcoming
+    left = (
+        limit - len(upcoming)
+        if series.count is None
+        else min(limit - len(upcoming), series.count - series.created_count)
+    )
+    return upcoming + [o.at for o in islice(series_occurrences(series, since=series.next_at), max(0, left))]
 
 
 def omnimessage_get(*, session: Session, omnimessage_id: str) -> ScheduledMessage | None:

@@ -1,7 +1,7 @@
 from django.urls import path
 
 from .omni import views as omni
-from .session import batches, views
+from .session import batches, quiet_hours, recurring_views, views
 
 urlpatterns = [
     path("sessions/<str:session_id>/scheduled", views.ScheduledListView.as_view(), name="scheduled-list"),
@@ -12,6 +12,23 @@ urlpatterns = [
         views.ScheduledDetailView.as_view(),
         name="scheduled-detail",
     ),
+    path("sessions/<str:session_id>/recurring", recurring_views.RecurringListView.as_view(), name="recurring-list"),
+    path(
+        "sessions/<str:session_id>/recurring/<str:recurring_id>",
+        recurring_views.RecurringDetailView.as_view(),
+        name="recurring-detail",
+    ),
+    path(
+        "sessions/<str:session_id>/recurring/<str:recurring_id>/pause",
+        recurring_views.RecurringPauseView.as_view(),
+        name="recurring-pause",
+    ),
+    path(
+        "sessions/<str:session_id>/recurring/<str:recurring_id>/resume",
+        recurring_views.RecurringResumeView.as_view(),
+        name="recurring-resume",
+    ),
+    path("sessions/<str:session_id>/quiet-hours", quiet_hours.QuietHoursView.as_view(), name="quiet-hours"),
     # Messente's Omnichannel API (its clients' host ends in /v1).
     path("v1/omnimessage", omni.OmnimessageCreateView.as_view(), name="omnimessage"),
     path("v1/omnimessages", omni.OmnimessageBulkCreateView.as_view(), name="omnimessage-bulk"),

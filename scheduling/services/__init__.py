@@ -23,9 +23,12 @@ from .messages import (
     message_send_now,
     message_update,
 )
+from .occurrences import occurrences_materialise
 from .omnimessages import ChannelSpec, delivery_report, omnimessage_cancel, omnimessage_schedule
 from .outbox import webhook_payload
 from .pump import PumpPass, dispatch_pump_once, pump_heartbeat
+from .quiet_hours import session_set_quiet_hours
+from .recurring import recurring_create, recurring_pause, recurring_resume, recurring_stop, recurring_update
 from .sessions import (
     NewSession,
     api_credential_authenticate,
@@ -75,14 +78,21 @@ __all__ = [
     "messages_send_due",
     "message_update",
     "omnimessage_cancel",
+    "occurrences_materialise",
     "omnimessage_schedule",
     "pump_heartbeat",
+    "recurring_create",
+    "recurring_pause",
+    "recurring_resume",
+    "recurring_stop",
+    "recurring_update",
     "retry_delay",
     "session_create",
     "session_enable_webhooks",
     "session_pause",
     "session_resume",
     "session_rotate_webhook_secret",
+    "session_set_quiet_hours",
     "webhook_deliver",
     "webhook_payload",
     "webhook_redeliver",

@@ -7,7 +7,7 @@ from django.utils import timezone
 from ..models import MessageEvent, ScheduledMessage, Session, new_batch_id
 from ..models import MessageStatus as Status
 from .handovers import enqueue_ticks_after_commit
-from .messages import new_message
+from .messages import new_message, scheduled_detail
 from .transitions import settle_locked
 
 
@@ -21,7 +21,12 @@ def messages_schedule_batch(
     with transaction.atomic():
         ScheduledMessage.objects.bulk_create(messages)
         MessageEvent.objects.bulk_create(
-            MessageEvent(message=message, to_status=Status.PENDING, actor=actor, detail=f"scheduled in {batch_id}")
+            MessageEvent(
+                message=message,
+                to_status=Status.PENDING,
+                actor=actor,
+                detail=scheduled_detail(message, f"scheduled in {batch_id}"),
+            )
             for message in messages
         )
         enqueue_ticks_after_commit(messages, now)

@@ -4,6 +4,7 @@ A change that its status does not allow raises NotAllowed with the text the APIs
 the admin shows.
 """
 
+import copy
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -12,6 +13,7 @@ from django.utils import timezone
 
 from ..models import MessageEvent, ScheduledMessage, Session
 from ..models import MessageStatus as Status
+from ..quiethours import quiet_until
 from ..validation import format_instant
 from .handovers import enqueue_after_commit, handover_fields
 from .transitions import transition
@@ -31,22 +33,25 @@ def message_schedule(*, session: Session, scheduled_at: datetime, actor: str = "
     with transaction.atomic():
         message.save(force_insert=True)
         enqueue_after_commit(message)
-        MessageEvent.objects.create(message=message, to_status=Status.PENDING, actor=actor, detail="scheduled")
+        MessageEvent.objects.create(
+            message=message, to_status=Status.PENDING, actor=actor, detail=scheduled_detail(message)
+        )
     return message
 
 
 def new_message(
     session: Session, *, scheduled_at: datetime, now: datetime, expires_at: datetime | None = None, **content
 ) -> ScheduledMessage:
-    """A pending message as it is first stored (not saved yet), with its deadline and hand-over fields."""
+    """A pending message as it is first stored (not saved yet), with its deadline, its due time (after the
+    quiet hours its time falls in) and its hand-over fields."""
     message = ScheduledMessage(
         session=session,
         scheduled_at=scheduled_at,
-        due_at=scheduled_at,
         expires_at=expires_at or default_deadline(session, scheduled_at),
         expiry_from_client=expires_at is not None,
         **content,
     )
+    message.due_at, _ = due_with_quiet_hours(message)
     for name, value in handover_fields(message.id, message.version, message.due_at, now).items():
         setattr(message, name, value)
     return message
@@ -58,6 +63,22 @@ def default_deadline(session: Session, scheduled_at: datetime) -> datetime | Non
         return scheduled_at + timedelta(seconds=session.max_lateness_seconds)
     lateness = settings.DISPATCH_MAX_LATENESS
     return None if lateness is None else scheduled_at + lateness
+
+
+def due_with_quiet_hours(message: ScheduledMessage) -> tuple[datetime, str]:
+    """When a message at its scheduled time falls due: then, or when the quiet hours it falls in end (known
+    now, so that it is not claimed only to be put back); and what its history says of that ("" if not held)."""
+    held_until = quiet_until(message, message.scheduled_at)
+    if held_until is None:
+        return message.scheduled_at, ""
+    return held_until, f"held for quiet hours until {format_instant(held_until)}"
+
+
+def scheduled_detail(message: ScheduledMessage, scheduled: str = "scheduled") -> str:
+    """The history of a new message: scheduled, and held for quiet hours if its time falls in them."""
+    if message.due_at == message.scheduled_at:
+        return scheduled
+    return f"{scheduled}; held for quiet hours until {format_instant(message.due_at)}"
 
 
 # An omnimessage's content lives in its channels (ChannelAttempt.content); the message row holds a copy
@@ -83,8 +104,12 @@ def message_update(*, message: ScheduledMessage, actor: str = "api", **changes) 
             message=message,
         )
     detail = "edited: " + ", ".join(sorted(changes))
-    if "scheduled_at" in changes:
-        changes["due_at"] = changes["scheduled_at"]
+    if changes.keys() & {"scheduled_at", "ignore_quiet_hours"}:  # a new time, or quiet hours now (not) for it
+        edited = copy.copy(message)
+        for name, value in changes.items():
+            setattr(edited, name, value)
+        changes["due_at"], held = due_with_quiet_hours(edited)
+        detail = "; ".join(filter(None, [detail, held]))
     changes.update(_deadline_changes(message, changes))
     with transaction.atomic():
         if not transition(

@@ -12,7 +12,7 @@ from django.utils import timezone
 from .. import pacing
 from ..models import ScheduledMessage
 from .outgoing import transport_name
-from .transitions import Deferral
+from .transitions import Postponement
 
 # How long a sending thread may wait at the gate in all. Longer (a 429's cooldown, or several late starts
 # ahead of it) and the message goes back to pending for then: threads wait for ticks, not for seconds.
@@ -36,9 +36,9 @@ class NotNow(Exception):
         self.seconds = seconds
 
 
-def pace(messages: list[ScheduledMessage]) -> tuple[dict, list[Deferral]]:
-    """({message: its Plan within the window}, [a Deferral for each of those that must wait for a later
-    slot]); the ones that go in the order their sends should start."""
+def pace(messages: list[ScheduledMessage]) -> tuple[dict, list[Postponement]]:
+    """({message: its Plan within the window}, [a Postponement to its slot for each of those that must
+    wait for a later one]); the ones that go in the order their sends should start."""
     now = timezone.now()
     senders = [
         pacing.Sender(
@@ -58,9 +58,8 @@ def pace(messages: list[ScheduledMessage]) -> tuple[dict, list[Deferral]]:
         if not slot.waits_on:
             go[message] = Plan(at, slot.gate)
         else:
-            wait.append(
-                Deferral(message, at, slot.waits_on, _why(sender, slot.waits_on), _instant(pacing.claim_ms(slot.at_ms)))
-            )
+            detail = f"paced ({_why(sender, slot.waits_on)}): waits {(at - now).total_seconds():.2f} s for its slot"
+            wait.append(Postponement(message, _instant(pacing.claim_ms(slot.at_ms)), detail, at, slot.waits_on))
     # Paced sends first: each needs a sending thread at its instant, the others only as soon as one is free.
     return dict(sorted(go.items(), key=lambda item: (not item[1].gate, item[1].at))), wait
 

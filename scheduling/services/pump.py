@@ -1,6 +1,7 @@
-"""The pump: hands over what enters the dispatch horizon, hands everything over again when the broker
-may have lost it, re-hands a hand-over lost unnoticed (the stale-after rule), and recovers messages
-whose worker died mid-send. Safe in several replicas: rows are taken with FOR UPDATE SKIP LOCKED.
+"""The pump: makes the occurrences of recurring series (occurrences.py), hands over what enters the
+dispatch horizon, hands everything over again when the broker may have lost it, re-hands a hand-over lost
+unnoticed (the stale-after rule), and recovers messages whose worker died mid-send. Safe in several
+replicas: rows are taken with FOR UPDATE SKIP LOCKED.
 """
 
 import logging
@@ -20,6 +21,7 @@ from .expiry import messages_expire_overdue
 from .handovers import enqueue_deliveries, enqueue_sends, forget_handovers
 from .idempotency import idempotency_keys_purge
 from .leases import recover_expired_leases
+from .occurrences import occurrences_materialise
 
 logger = logging.getLogger("scheduling.services")
 
@@ -38,6 +40,7 @@ def dispatch_pump_once() -> PumpPass:
     Safe in several replicas: rows are claimed with FOR UPDATE SKIP LOCKED on PostgreSQL.
     """
     now = selectors.db_now()
+    occurrences_materialise(now)  # database work only: the hand-over below takes those due within the horizon
     idempotency_keys_purge(now)
     expired = messages_expire_overdue(now)
     lost_work = handover.broker_lost_work()

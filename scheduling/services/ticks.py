@@ -18,30 +18,35 @@ from django.utils import timezone
 from .. import handover, inflight, metrics
 from ..models import MessageStatus as Status
 from ..models import ScheduledMessage
+from ..quiethours import split_quiet
 from ..transports import OutgoingMessage, SendResult, TransportError, get_transport
+from ..validation import format_instant
 from .dispatch import message_dispatch, report_send_failure, send_again_later
 from .expiry import expire_late
 from .handovers import enqueue_handed_over
 from .outgoing import check_media_destination, log_context, outgoing_message, transport_name
 from .pacer import NotNow, Plan, pace, wait_for_turn
-from .transitions import claim_batch, claim_locked, defer_locked, lock_due, record_sent
+from .transitions import Postponement, claim_batch, claim_locked, lock_due, postpone_locked, record_sent
 
 logger = logging.getLogger("scheduling.services")
 
 
 def messages_send_due(*, until: datetime, worker: str) -> None:
     """Send what is due by `until` (a tick's end): a batch claimed at once and sent side by side; what
-    its pacing says must wait goes back to pending, due a little ahead of its slot, and what is past its
-    deadline expires."""
+    its pacing says must wait goes back to pending, due a little ahead of its slot; what falls in quiet
+    hours (made quiet since it was scheduled) at their end; and what is past its deadline expires."""
     actor = f"worker:{worker}"
     with transaction.atomic():
         due = lock_due(until, limit=settings.DISPATCH_SEND_BATCH)
-        go, wait = pace(expire_late(due, actor=actor))
+        free, quiet = split_quiet(expire_late(due, actor=actor), timezone.now())
+        go, wait = pace(free)
         claimed = claim_locked(list(go), actor=actor)
-        deferred = defer_locked(wait, actor=actor)
+        postponed = postpone_locked(
+            [*wait, *(_held_for_quiet_hours(message, end) for message, end in quiet)], actor=actor
+        )
     sending = start_sends(claimed, plans={message.pk: plan for message, plan in go.items()})
     try:  # the bookkeeping waits for no send: they are planned to the ms
-        enqueue_handed_over(deferred)  # committed, so their tasks find them
+        enqueue_handed_over(postponed)  # committed, so their tasks find them
         if len(due) == settings.DISPATCH_SEND_BATCH:
             _hand_on_the_rest(until)
         metrics.count_paced([(row.slot - timezone.now()).total_seconds() for row in wait])
@@ -49,6 +54,10 @@ def messages_send_due(*, until: datetime, worker: str) -> None:
         finish_sends(sending, actor)
     for message_id, version in _omnimessages_due(until):
         message_dispatch(message_id=message_id, version=version, worker=worker)
+
+
+def _held_for_quiet_hours(message: ScheduledMessage, end: datetime) -> Postponement:
+    return Postponement(message, end, f"held for quiet hours until {format_instant(end)}")
 
 
 def message_dispatch_batch(*, batch: list[tuple[str, int]], worker: str) -> None:

@@ -4,7 +4,7 @@
 whether this caller won, plus one history row in the same transaction; a move to `pending` hands the
 new version over, a move to a reported status writes its webhook to the outbox. Its batch forms, for
 claiming what a tick's task sends (`claim_locked`, `claim_batch`), deferring what must wait for its
-pacing slot (`defer_locked`) and recording what its sends
+pacing slot or for quiet hours to end (`postpone_locked`) and recording what its sends
 achieved (`record_sent`), make the same moves for many rows in a few statements. Every move is one of
 ALLOWED_TRANSITIONS; asking for another is a bug, and raises.
 """
@@ -96,41 +96,34 @@ def claim_locked(messages: list[ScheduledMessage], *, actor: str) -> list[Schedu
     return _claim(messages, actor=actor, detail="claimed (batch)")
 
 
-class Deferral(NamedTuple):
-    """A message that must wait for its pacing slot."""
+class Postponement(NamedTuple):
+    """A message that must wait: for its pacing slot, or for the end of its session's quiet hours."""
 
     message: ScheduledMessage
-    slot: datetime  # when it may go
-    key: str  # the pacing key it holds that slot on: "session" or "transport"
-    why: str  # for its history: whose rate
-    due_at: datetime  # when its task claims it: a little ahead of the slot, so it goes at the slot
+    due_at: datetime  # when its task claims it (for a pacing slot, a little ahead of it, so it goes at the slot)
+    detail: str  # for its history: why it waits
+    slot: datetime | None = None  # the pacing slot it holds, if any
+    key: str = ""  # the pacing key it holds that slot on: "session" or "transport"
 
 
-def defer_locked(deferred: list[Deferral], *, actor: str) -> list[ScheduledMessage]:
-    """pending -> pending, later, for locked rows that must wait for their pacing slot: one UPDATE, one
-    history row each. Unlike `transition`, the hand-overs are the caller's, once this has committed (its
-    sends go first); returns the messages to hand over."""
+def postpone_locked(postponed: list[Postponement], *, actor: str) -> list[ScheduledMessage]:
+    """pending -> pending, later, for locked rows: one UPDATE, one history row each. Unlike `transition`,
+    the hand-overs are the caller's, once this has committed (its sends go first); returns the messages
+    to hand over."""
     now = timezone.now()
-    for message, slot, key, _, due_at in deferred:
-        due_at = max(now, due_at)
+    for row in postponed:
+        message, due_at = row.message, max(now, row.due_at)
         message.version, message.updated_at, message.due_at = message.version + 1, now, due_at
-        message.paced_for, message.paced_on = slot, key
+        message.paced_for, message.paced_on = row.slot, row.key
         for name, value in handover_fields(message.pk, message.version, due_at, now).items():
             setattr(message, name, value)
-    update_rows([row.message for row in deferred], DEFERRED_FIELDS, where_status=Status.PENDING)
-    _record_history(
-        [
-            (row.message, f"paced ({row.why}): waits {(row.slot - now).total_seconds():.2f} s for its slot")
-            for row in deferred
-        ],
-        Status.PENDING,
-        Status.PENDING,
-        actor,
-    )
-    return [row.message for row in deferred]
+    messages = [row.message for row in postponed]
+    update_rows(messages, POSTPONED_FIELDS, where_status=Status.PENDING)
+    _record_history([(row.message, row.detail) for row in postponed], Status.PENDING, Status.PENDING, actor)
+    return messages
 
 
-DEFERRED_FIELDS = ["version", "updated_at", "due_at", "paced_for", "paced_on", "handed_over_at", "task_id"]
+POSTPONED_FIELDS = ["version", "updated_at", "due_at", "paced_for", "paced_on", "handed_over_at", "task_id"]
 
 
 def claim_batch(batch: list[tuple[str, int]], *, actor: str) -> dict[str, ScheduledMessage]:

@@ -1,5 +1,7 @@
 """POST /sessions/{id}/scheduled/bulk, the batch it makes, listing it and cancelling what is left of it."""
 
+from datetime import UTC, datetime, time, timedelta
+
 import pytest
 
 from scheduling import services
@@ -178,3 +180,33 @@ def test_it_answers_404_for_a_batch_it_does_not_have(api, new_session, batch):
     assert [r.status_code for r in (unknown, malformed, not_theirs)] == [404, 404, 404]
     assert unknown.json() == {"success": False, "error": "Batch not found"}
     assert ScheduledMessage.objects.filter(status="pending").count() == 3
+
+
+def test_a_bulk_message_may_give_a_local_time_and_is_held_by_quiet_hours_like_any_other(api, bulk_url, new_session):
+    services.session_set_quiet_hours(
+        session=new_session.session, start=time(0, 0), end=time(23, 59, 59), time_zone="UTC"
+    )
+    local = (datetime.now(UTC) + timedelta(days=1)).replace(hour=9, minute=0, second=0, microsecond=0)
+    response = send_bulk(
+        api,
+        bulk_url,
+        [
+            text(1),
+            {
+                "to": "919988066776",
+                "text": "Good morning",
+                "localTime": local.strftime("%Y-%m-%dT%H:%M:%S"),
+                "timeZone": "Asia/Kolkata",
+            },
+        ],
+    )
+
+    body = response.json()
+    assert response.status_code == 201, body
+    assert body["scheduled"][1]["scheduledAt"] == (local - timedelta(hours=5, minutes=30)).strftime(
+        "%Y-%m-%dT%H:%M:%S.000Z"
+    )
+    assert body["scheduled"][1]["timeZone"] == "Asia/Kolkata"
+    held = ScheduledMessage.objects.get(pk=body["scheduled"][0]["id"])
+    assert held.due_at > held.scheduled_at
+    assert held.events.get().detail.startswith(f"scheduled in {body['batchId']}; held for quiet hours until ")

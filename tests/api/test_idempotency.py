@@ -15,7 +15,7 @@ from messente_api import SMS as Sms
 from messente_api import Omnimessage, OmnimessageMessagesInner
 
 from scheduling import services
-from scheduling.models import IdempotencyKey, ScheduledMessage
+from scheduling.models import IdempotencyKey, RecurringSeries, ScheduledMessage
 
 from ..factories import as_seed, basic_auth, client_with, in_hours, key_client, messente_client
 
@@ -185,6 +185,18 @@ def test_a_bulk_retry_gets_the_first_answer(account):
     assert again.content == first.content
     assert again["Idempotent-Replayed"] == "true"
     assert ScheduledMessage.objects.count() == 1
+
+
+def test_a_recurring_series_retry_gets_the_first_answer_and_makes_one_series(api, scheduled_url):
+    series = {"to": "919988066776", "text": "Standup", "cron": "0 9 * * 1-5", "timeZone": "Europe/Tallinn"}
+    url = scheduled_url.replace("/scheduled", "/recurring")
+
+    first = post(api, url, series, key="standup")
+    again = post(api, url, series, key="standup")
+
+    assert first.status_code == 201
+    assert (again.content, again["Idempotent-Replayed"]) == (first.content, "true")
+    assert RecurringSeries.objects.count() == 1
 
 
 def test_messentes_own_client_retries_safely_with_a_default_header(live_server, account):

@@ -37,10 +37,15 @@ def test_it_describes_the_seeds_methods_and_the_batches(schema):
         "/sessions/{session_id}/scheduled/{scheduled_id}": ["delete", "get", "patch"],
         "/sessions/{session_id}/scheduled/bulk": ["post"],
         "/sessions/{session_id}/batches/{batch_id}": ["delete"],
+        "/sessions/{session_id}/recurring": ["get", "post"],
+        "/sessions/{session_id}/recurring/{recurring_id}": ["delete", "get", "patch"],
+        "/sessions/{session_id}/recurring/{recurring_id}/pause": ["post"],
+        "/sessions/{session_id}/recurring/{recurring_id}/resume": ["post"],
+        "/sessions/{session_id}/quiet-hours": ["delete", "get", "put"],
     }
 
 
-def test_it_documents_the_request_fields_of_the_seed_and_ours(schema):
+def test_it_documents_the_request_fields_of_the_seed_ours_and_the_local_time_in_place_of_scheduled_at(schema):
     request = schema["components"]["schemas"]["ScheduleRequest"]
 
     assert set(request["properties"]) == {
@@ -52,8 +57,18 @@ def test_it_documents_the_request_fields_of_the_seed_and_ours(schema):
         "template",
         "scheduledAt",
         "expiresAt",
+        "localTime",
+        "timeZone",
+        "ignoreQuietHours",
     }
-    assert set(request["required"]) == {"to", "scheduledAt"}
+    assert set(request["required"]) == {"to"}  # scheduledAt, or localTime and timeZone
+
+
+def test_it_documents_a_recurring_series(schema):
+    request = schema["components"]["schemas"]["RecurringRequest"]
+
+    assert {"rrule", "cron", "timeZone", "startAt", "until", "count"} <= set(request["properties"])
+    assert set(request["required"]) == {"to", "timeZone"}
 
 
 def test_it_documents_both_ways_of_sending_the_key_and_the_omnimessage_basic_auth(schema):

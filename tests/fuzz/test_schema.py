@@ -104,7 +104,19 @@ def world(transactional_db, settings):
     )
     first.save()
     ScheduledMessage.objects.filter(pk=tried.pk).update(current_channel=1)
+    series = [
+        services.recurring_create(
+            session=session,
+            to="37255555555",
+            text="fuzz",
+            time_zone="Europe/Tallinn",
+            start_wall=datetime(2027, 1, 1),
+            **rule,
+        ).pk
+        for rule in ({"rrule": "FREQ=DAILY;BYHOUR=9"}, {"cron": "*/5 * * * *"})
+    ]
     return {
+        "recurring_ids": series,
         "session_id": str(session.id),
         "api_key": created.api_key,
         "basic": basic_auth(created.api_username, created.api_password),
@@ -241,13 +253,37 @@ def as_session_client(case, world):
         case.path_parameters["scheduled_id"] = pick(case.path_parameters["scheduled_id"], world["scheduled_ids"])
     if "batch_id" in case.path_parameters:
         case.path_parameters["batch_id"] = pick(case.path_parameters["batch_id"], world["batch_ids"])
+    if "recurring_id" in case.path_parameters:
+        case.path_parameters["recurring_id"] = pick(case.path_parameters["recurring_id"], world["recurring_ids"])
+
+
+RULES = [{"rrule": "FREQ=WEEKLY;BYDAY=MO,WE;BYHOUR=9;BYMINUTE=0"}, {"cron": "0 9 * * 1-5"}, {"rrule": "FREQ=MINUTELY"}]
+
+
+def steer_recurring_body(case):
+    """As for messages: two bodies in three made valid (a rule, a zone, content that fits), the rest as generated."""
+    if not isinstance(case.body, dict) or bucket(case.body, 3) == 2:
+        return
+    choice = bucket(sorted(case.body), 97)
+    case.body.pop("rrule", None), case.body.pop("cron", None)
+    case.body.update(RULES[choice % len(RULES)], timeZone=["UTC", "Europe/Tallinn", "recipient"][choice % 3])
+    case.body.update(to=RECIPIENTS[choice % 3], type="text", text="fuzz")
+    for field in ("media", "caption", "startAt", "until"):
+        case.body.pop(field, None)
 
 
 @session_api.parametrize()
 @FUZZ
 def test_session_api(case, world):
     as_session_client(case, world)
-    steer_schedule_body(case)
+    if (
+        "recurring" in case.path
+        and case.method.upper() in ("POST", "PATCH")
+        and not case.path.endswith(("pause", "resume"))
+    ):
+        steer_recurring_body(case)
+    else:
+        steer_schedule_body(case)
     make_hostile(case)
     response = case.call()
     case.validate_response(response, checks=CHECKS)

@@ -5,6 +5,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from ... import services
+from ...recurrence import RuleError
 from ..throttling import RATE_LIMIT_EXCEEDED
 from ..unavailable import as_api_exception, drf_response
 
@@ -15,6 +16,8 @@ class Conflict(exceptions.APIException):
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, RuleError):  # a recurring rule found to have no occurrence once all is known
+        exc = exceptions.ValidationError({exc.field or "rrule": [str(exc)]})
     exc = Conflict(str(exc)) if isinstance(exc, services.NotAllowed) else as_api_exception(exc)
     response = drf_response(exc, context)
     if response is None:

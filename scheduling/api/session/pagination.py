@@ -28,10 +28,10 @@ class PageRequest:
     after: tuple[datetime, str] | None  # the (scheduled_at, id) of the previous page's last message
 
     @classmethod
-    def of(cls, request) -> "PageRequest":
-        return cls(
-            limit=page_limit(request.query_params.get("limit")), after=decode_cursor(request.query_params.get("cursor"))
-        )
+    def of(cls, request, is_id=is_message_id) -> "PageRequest":
+        """`is_id`: what the ids of the rows listed look like (messages' by default)."""
+        cursor = decode_cursor(request.query_params.get("cursor"), is_id)
+        return cls(limit=page_limit(request.query_params.get("limit")), after=cursor)
 
 
 def page_limit(raw: str | None) -> int:
@@ -42,11 +42,16 @@ def page_limit(raw: str | None) -> int:
     return int(raw)
 
 
-def encode_cursor(message) -> str:
-    return base64.urlsafe_b64encode(f"{message.scheduled_at.isoformat()} {message.id}".encode()).decode()
+def encode_cursor(when: datetime, row_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{when.isoformat()} {row_id}".encode()).decode()
 
 
-def decode_cursor(raw: str | None) -> tuple[datetime, str] | None:
+def next_link(request, when: datetime, row_id: str) -> str:
+    """This list's URL, from the row after (when, row_id) on."""
+    return replace_query_param(request.build_absolute_uri(), "cursor", encode_cursor(when, row_id))
+
+
+def decode_cursor(raw: str | None, is_id=is_message_id) -> tuple[datetime, str] | None:
     """The position a cursor names; anything this module did not write is a 400, never a query."""
     if not raw:
         return None
@@ -58,7 +63,7 @@ def decode_cursor(raw: str | None) -> tuple[datetime, str] | None:
         )  # the service writes UTC; the database wants it in range
     except (ValueError, OverflowError):  # ValueError covers binascii.Error and UnicodeError
         after = message_id = None
-    if after is None or not is_message_id(message_id):
+    if after is None or not is_id(message_id):
         raise exceptions.ValidationError({"cursor": ["Invalid cursor."]})
     return after, message_id
 
@@ -67,7 +72,7 @@ def page_response(request, rows: list, page: PageRequest) -> Response:
     """`rows` holds up to limit + 1 messages: the one beyond the page says there is a next page."""
     shown = rows[: page.limit]
     more = len(rows) > page.limit
-    next_link = replace_query_param(request.build_absolute_uri(), "cursor", encode_cursor(shown[-1])) if more else None
+    following = next_link(request, shown[-1].scheduled_at, shown[-1].id) if more else None
     return Response(
-        {"success": True, "scheduled": ScheduledMessageSerializer(shown, many=True).data, "next": next_link}
+        {"success": True, "scheduled": ScheduledMessageSerializer(shown, many=True).data, "next": following}
     )

@@ -7,13 +7,16 @@ from ...models import MessageType
 from ...validation import check_public_url, check_schedule_window, format_instant, normalise_recipient
 from ..fields import HttpUrlField, InstantField, TextField, django_to_drf
 from ..whatsapp_template import TemplateDocument, TemplateField
+from .local_time import LocalTimeFields, local_time_of
 
 TEXT_MAX = 4096  # WhatsApp's limit for a text body
 CAPTION_MAX = 1024  # and for a media caption
 MEDIA_TYPES = [MessageType.IMAGE, MessageType.VIDEO, MessageType.DOCUMENT]
 
 
-class ScheduleRequestSerializer(serializers.Serializer):
+class ContentSerializer(serializers.Serializer):
+    """What a message says and to whom: a scheduled message's, and a recurring series' for each occurrence."""
+
     to = TextField(help_text="Phone number in international format (e.g. 919988066776) or a group id `…@g.us`.")
     type = serializers.ChoiceField(
         choices=MessageType.choices,
@@ -26,11 +29,8 @@ class ScheduleRequestSerializer(serializers.Serializer):
     media = HttpUrlField(required=False, max_length=2000)
     caption = TextField(required=False, max_length=CAPTION_MAX, trim_whitespace=False)
     template = TemplateField(required=False, help_text="For type template: a WhatsApp template message.")
-    scheduledAt = InstantField(source="scheduled_at", help_text="ISO 8601; an offset is honoured, a naive time is UTC.")
-    expiresAt = InstantField(
-        source="expires_at",
-        required=False,
-        help_text="Not sent by then (an outage, a pause, retries), it expires instead: after scheduledAt.",
+    ignoreQuietHours = serializers.BooleanField(
+        source="ignore_quiet_hours", required=False, help_text="Send even inside the session's quiet hours."
     )
 
     def validate_text(self, value):
@@ -45,21 +45,9 @@ class ScheduleRequestSerializer(serializers.Serializer):
     def validate_to(self, value):
         return django_to_drf(normalise_recipient, value)
 
-    def validate_scheduledAt(self, value):
-        if self.context.get("new_time", True):
-            django_to_drf(lambda when: check_schedule_window(when, timezone.now()), value)
-        return value
-
-    def validate_expiresAt(self, value):
-        if self.context.get("new_expiry", True):
-            django_to_drf(lambda when: check_schedule_window(when, timezone.now()), value)
-        return value
-
     def validate(self, attrs):
         kind = attrs.get("type", MessageType.TEXT)
         errors = template_errors(attrs) if kind == MessageType.TEMPLATE else content_errors(kind, attrs)
-        if attrs.get("expires_at") and attrs.get("scheduled_at") and attrs["expires_at"] <= attrs["scheduled_at"]:
-            errors["expiresAt"] = "Must be after scheduledAt."
         if errors:
             raise serializers.ValidationError(errors)
         return attrs
@@ -88,6 +76,38 @@ def template_errors(attrs: dict) -> dict:
     return errors
 
 
+class ScheduleRequestSerializer(LocalTimeFields, ContentSerializer):
+    scheduledAt = InstantField(
+        source="scheduled_at",
+        required=False,
+        help_text="ISO 8601; an offset is honoured, a naive time is UTC. Required unless localTime and timeZone are"
+        " given.",
+    )
+
+    expiresAt = InstantField(
+        source="expires_at",
+        required=False,
+        help_text="Not sent by then (an outage, a pause, retries, pacing, quiet hours), it expires instead: after"
+        " scheduledAt.",
+    )
+
+    def validate_scheduledAt(self, value):
+        if self.context.get("new_time", True):
+            django_to_drf(lambda when: check_schedule_window(when, timezone.now()), value)
+        return value
+
+    def validate_expiresAt(self, value):
+        if self.context.get("new_expiry", True):
+            django_to_drf(lambda when: check_schedule_window(when, timezone.now()), value)
+        return value
+
+    def validate(self, attrs):
+        attrs = self.resolve_local_time(super().validate(attrs))
+        if attrs.get("expires_at") and attrs.get("scheduled_at") and attrs["expires_at"] <= attrs["scheduled_at"]:
+            raise serializers.ValidationError({"expiresAt": "Must be after scheduledAt."})
+        return attrs
+
+
 class ResultSerializer(serializers.Serializer):
     messageId = serializers.CharField()
 
@@ -114,6 +134,10 @@ class ScheduledMessageSerializer(serializers.Serializer):
     error = serializers.CharField(required=False, help_text="Why the last attempt failed.")
     attempts = serializers.IntegerField(required=False)
     batchId = serializers.CharField(required=False, help_text="The bulk request it came in.")
+    timeZone = serializers.CharField(required=False, help_text="The zone of its localTime, when it was given one.")
+    localTime = serializers.CharField(required=False, help_text="scheduledAt on a clock in timeZone.")
+    ignoreQuietHours = serializers.BooleanField(required=False)
+    recurringId = serializers.CharField(required=False, help_text="The recurring series it is an occurrence of.")
 
     def to_representation(self, message):
         body = {
@@ -133,6 +157,10 @@ class ScheduledMessageSerializer(serializers.Serializer):
             "error": message.last_error,
             "attempts": message.attempts,
             "batchId": message.batch_id,
+            "timeZone": message.time_zone,
+            "localTime": local_time_of(message),
+            "ignoreQuietHours": message.ignore_quiet_hours,
+            "recurringId": message.recurring_id,
         }
         return {key: value for key, value in body.items() if value}
 

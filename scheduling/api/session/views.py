@@ -14,6 +14,7 @@ from ...validation import is_batch_id
 from .. import idempotency, throttling
 from ..throttling import RateLimited
 from .auth import HasSessionKey, SessionKeyAuthentication
+from .local_time import TIME_FIELDS, local_time_of
 from .pagination import PageRequest, page_response
 from .serializers import (
     CancelledEnvelope,
@@ -88,11 +89,13 @@ class ScheduledListView(SessionView):
             ),
             OpenApiParameter("cursor", str, description="From a previous page's `next`."),
             OpenApiParameter("batchId", str, description="Only the messages of this batch (a bulk request)."),
+            OpenApiParameter("recurringId", str, description="Only the occurrences of this recurring series."),
         ],
         responses={200: ScheduledListEnvelope, **ERRORS},
     )
     def get(self, request, session_id):
         session = self.session_of(request, session_id)
+        series = request.query_params.get("recurringId")
         wanted = request.query_params.get("status") or None
         if wanted is not None and wanted not in MessageStatus.values:
             raise exceptions.ValidationError(
@@ -102,8 +105,10 @@ class ScheduledListView(SessionView):
         if batch_id is not None and not is_batch_id(batch_id):
             raise exceptions.ValidationError({"batchId": ["Invalid batch id: it starts with batch_."]})
         page = PageRequest.of(request)
-        rows = selectors.message_list(session=session, status=wanted, batch_id=batch_id, after=page.after)
-        return page_response(request, list(rows[: page.limit + 1]), page)
+        found = selectors.message_list(
+            session=session, status=wanted, batch_id=batch_id, after=page.after, recurring_id=series
+        )
+        return page_response(request, list(found[: page.limit + 1]), page)
 
 
 class ScheduledDetailView(SessionView):
@@ -123,9 +128,10 @@ class ScheduledDetailView(SessionView):
             raise exceptions.ValidationError("Expected a JSON object.")
         services.message_check_changeable(message=message)
         # The time it keeps may be past (a retry waits); only a new time is held to the window.
+        new_time = bool(TIME_FIELDS & request.data.keys())
         form = ScheduleRequestSerializer(
-            data={**current_values(message), **request.data},
-            context={"new_time": "scheduledAt" in request.data, "new_expiry": "expiresAt" in request.data},
+            data={**current_values(message, keep_time=not new_time), **request.data},
+            context={"new_time": new_time, "new_expiry": "expiresAt" in request.data},
         )
         form.is_valid(raise_exception=True)
         changes = {k: v for k, v in form.validated_data.items() if getattr(message, k) != v}
@@ -140,7 +146,9 @@ class ScheduledDetailView(SessionView):
         return Response({"success": True, "message": CANCELLED})
 
 
-def current_values(message) -> dict:
+def current_values(message, *, keep_time: bool) -> dict:
+    """The message as a request would give it; its time (as given: scheduledAt, or localTime + timeZone)
+    only when the edit does not set one of its own."""
     values = {
         "to": message.to,
         "type": message.type,
@@ -148,7 +156,11 @@ def current_values(message) -> dict:
         "media": message.media,
         "caption": message.caption,
         "template": message.template,
-        "scheduledAt": message.scheduled_at.isoformat(),
         "expiresAt": message.expires_at.isoformat() if message.expiry_from_client else None,
+        "ignoreQuietHours": message.ignore_quiet_hours,
     }
+    if keep_time and message.time_zone:
+        values.update(localTime=local_time_of(message), timeZone=message.time_zone)
+    elif keep_time:
+        values["scheduledAt"] = message.scheduled_at.isoformat()
     return {key: value for key, value in values.items() if value}
