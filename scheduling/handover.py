@@ -47,14 +47,18 @@ def due_task_id(until: datetime) -> str:
 
 
 def enqueue_send_due(until: datetime, *, shared: bool) -> None:
-    """A task that runs at `until` and sends what is due by then. `shared`: hand-overs for the same tick
-    share one task (the first made enqueues it, in Redis with SET NX), so that a campaign created message
-    by message is still sent in batches; the pump and a task that hands on its rest pass shared=False."""
+    """The task of the tick that ends at `until`: it starts at the tick's start and sends what is due by
+    `until`, each message at its own time. `shared`: hand-overs for the same tick share one task (the first
+    made enqueues it, in Redis with SET NX), so that a campaign created message by message is still sent in
+    batches; the pump and a task that hands on its rest pass shared=False."""
     if shared and not _first_for_tick(until):
         return
     try:
         current_app.send_task(
-            SEND_DUE_TASK, args=[until.isoformat()], eta=until, task_id=f"{due_task_id(until)}-{uuid.uuid4().hex[:12]}"
+            SEND_DUE_TASK,
+            args=[until.isoformat()],
+            eta=until - settings.DISPATCH_TICK,
+            task_id=f"{due_task_id(until)}-{uuid.uuid4().hex[:12]}",
         )
     except Exception:
         if shared:  # the tick has no task after all: the next hand-over for it must make one

@@ -24,12 +24,12 @@ from .rates import parse_rate
 logger = logging.getLogger(__name__)
 
 # KEYS: the pacing keys of a batch, then for each its planned sends. A key's hash holds `tat` (GCRA's next free
-# slot for a reservation), `cool` (no send before this: a 429's cooldown) and `sent` (the gate's latest send);
+# slot for a reservation), `cool` (no send before this: a 429's cooldown) and `gate` (the gate's own GCRA);
 # its sorted set holds the instants of the sends planned in the next few ticks. ARGV: now (ms), the window
 # (ms: how far ahead a send may be planned in this batch), the planning lead (ms), each key's interval (ms,
 # 0 = no rate), then per message the indexes of its transport key, of its session key (0: none) and of the
-# key it holds a slot on (0: none), and that slot (ms; 0: none).
-# A paced message is planned at least the lead ahead, and not before the slot it holds. One that must wait
+# key it holds a slot on (0: none), and when it may go at the earliest (ms: that slot, or its due time).
+# A message is planned not before that; a paced one also at least the lead ahead. One that must wait
 # beyond the window for a key it does not hold takes a slot there, and only there: a future slot never
 # blocks the present of a key it shares with others. One that may go within the window goes at the first
 # instant that is an interval away from every send already planned on its keys (the worker waits for that
@@ -159,14 +159,15 @@ WINDOW_MS = CLAIM_AHEAD_MS + CLAIM_GROUP_MS
 
 @dataclass(frozen=True)
 class Sender:
-    """Who a message is paced as: its transport, its session's own rate if it has one, and the key it
-    already holds a slot on ("transport" or "session"; "" for none) with that slot (ms)."""
+    """Who a message is paced as: its transport, its session's own rate if it has one, the key it already
+    holds a slot on ("transport" or "session"; "" for none), and when it may go at the earliest (ms): that
+    slot, or its due time (a tick's task takes what falls due within the tick, and sends each at its time)."""
 
     transport: str
     session_id: str
     session_rate: str
     holds: str = ""
-    slot_ms: int = 0
+    not_before_ms: int = 0
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,7 @@ def transport_key(transport: str) -> str:
 def slots(senders: list[Sender], now_ms: int) -> list[Slot]:
     """Each message's slot, reserved fleet-wide in one call."""
     if _client() is None or not senders:
-        return [Slot(now_ms, "")] * len(senders)
+        return [Slot(max(now_ms, sender.not_before_ms), "") for sender in senders]
     keys, intervals, args, names = [], [], [], {0: ""}
 
     def index(key: str, interval_ms: float, name: str) -> int:
@@ -199,7 +200,7 @@ def slots(senders: list[Sender], now_ms: int) -> list[Slot]:
         rate = parse_rate(sender.session_rate)
         session = index(f"pacing:session:{sender.session_id}", rate.interval_ms, "session") if rate else 0
         held = {"transport": transport, "session": session}.get(sender.holds, 0)
-        args += [transport, session, held, sender.slot_ms if held else 0]
+        args += [transport, session, held, sender.not_before_ms]
         gates.append(tuple((keys[i - 1], intervals[i - 1]) for i in (transport, session) if i and intervals[i - 1]))
     planned = [f"{key}:planned" for key in keys]
     out = _script(RESERVE)(keys=[*keys, *planned], args=[now_ms, WINDOW_MS, PLANNING_LEAD_MS, *intervals, *args])

@@ -46,7 +46,7 @@ def pace(messages: list[ScheduledMessage]) -> tuple[dict, list[Postponement]]:
             str(message.session_id),
             message.session.send_rate,
             holds=message.paced_on if message.paced_for is not None else "",
-            slot_ms=round(message.paced_for.timestamp() * 1000) if message.paced_for is not None else 0,
+            not_before_ms=round((message.paced_for or message.due_at).timestamp() * 1000),
         )
         for message in messages
     ]

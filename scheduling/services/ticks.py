@@ -7,6 +7,7 @@ one after another, take the one-message path (dispatch.py).
 """
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -52,7 +53,8 @@ def messages_send_due(*, until: datetime, worker: str) -> None:
         metrics.count_paced([(row.slot - timezone.now()).total_seconds() for row in wait])
     finally:  # sends under way are always recorded
         finish_sends(sending, actor)
-    for message_id, version in _omnimessages_due(until):
+    for message_id, version, due_at in _omnimessages_due(until):
+        _sleep_until(due_at)  # within this tick
         message_dispatch(message_id=message_id, version=version, worker=worker)
 
 
@@ -78,11 +80,16 @@ def _hand_on_the_rest(until: datetime) -> None:
         logger.warning("could not hand the rest of a tick on: the broker is unreachable", exc_info=True)
 
 
-def _omnimessages_due(until: datetime) -> list[tuple[str, int]]:
+def _omnimessages_due(until: datetime) -> list[tuple[str, int, datetime]]:
+    by = min(until, timezone.now() + settings.DISPATCH_TICK)
     due = ScheduledMessage.objects.filter(
-        status=Status.PENDING, due_at__lte=min(until, timezone.now()), channel_count__gt=0, session__paused_at=None
+        status=Status.PENDING, due_at__lte=by, channel_count__gt=0, session__paused_at=None
     )
-    return list(due.order_by("due_at").values_list("id", "version")[: settings.DISPATCH_SEND_BATCH])
+    return list(due.order_by("due_at").values_list("id", "version", "due_at")[: settings.DISPATCH_SEND_BATCH])
+
+
+def _sleep_until(moment: datetime) -> None:
+    time.sleep(max(0.0, (moment - timezone.now()).total_seconds()))
 
 
 @dataclass(frozen=True)

@@ -80,12 +80,14 @@ def transition(
 
 def lock_due(until: datetime, *, limit: int) -> list[ScheduledMessage]:
     """What a tick's task takes, locked for this transaction: up to `limit` messages of the session API
-    due by `until` (and by now), the earliest first, skipping rows another transaction holds. The
-    omnimessages due go their own way (dispatch), and a paused session's wait for it to resume."""
+    due by `until` (the tick's end: within a tick from now), the earliest first, skipping rows another
+    transaction holds; each is sent at its own time. The omnimessages due go their own way (dispatch), and
+    a paused session's wait for it to resume."""
+    by = min(until, timezone.now() + settings.DISPATCH_TICK)
     rows = (
         ScheduledMessage.objects.select_related("session")
         .select_for_update(skip_locked=True, of=("self",))
-        .filter(status=Status.PENDING, due_at__lte=min(until, timezone.now()), channel_count=0, session__paused_at=None)
+        .filter(status=Status.PENDING, due_at__lte=by, channel_count=0, session__paused_at=None)
         .order_by("due_at")[:limit]
     )
     return list(rows)

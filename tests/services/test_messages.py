@@ -6,6 +6,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from scheduling import handover, services
@@ -20,9 +21,9 @@ from ..factories import in_seconds, schedule_via_services, set_status
 
 
 def tick_task(due):
-    """The task that sends what is due within the tick of `due`, at the tick's end."""
+    """The task that sends what is due within the tick of `due`: it starts at the tick's start."""
     until = tick_end(due)
-    return ("scheduling.send_due", [until.isoformat()], until)
+    return ("scheduling.send_due", [until.isoformat()], until - settings.DISPATCH_TICK)
 
 
 def tick_id(due):

@@ -1,8 +1,9 @@
 """Messages due within one tick go out together, however they were created: handed over as one task that
-runs at the tick's end (never early), which claims a batch, hands the rest of a big campaign on to another
-task, sends the batch side by side and records it in a few statements. Checked in this process against the
-real database, Redis's broker queue and a local provider."""
+starts at the tick's start and sends each message at its own time (never early). It claims a batch, hands the
+rest of a big campaign on to another task, sends the batch side by side and records it in a few statements.
+Checked in this process against the real database, Redis's broker queue and a local provider."""
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -60,12 +61,12 @@ def test_a_campaign_created_one_by_one_inside_the_horizon_is_handed_over_as_one_
             schedule_via_services(new_session.session, due, text=f"campaign {n}")
 
     [task] = send_due_tasks(queue)
-    assert task.eta == due
+    assert task.eta == due - TICK  # the tick's start: it sends each message at its own time
     assert task.args == [due.isoformat()]
     assert queue.tasks() == [task]  # and no task per message
 
 
-def test_messages_due_within_one_tick_share_its_task_and_it_runs_at_the_ticks_end(
+def test_messages_due_within_one_tick_share_its_task_and_it_starts_at_the_ticks_start(
     new_session, queue, django_capture_on_commit_callbacks
 ):
     tick = on_a_tick(2)
@@ -74,7 +75,7 @@ def test_messages_due_within_one_tick_share_its_task_and_it_runs_at_the_ticks_en
         for due in dues:
             schedule_via_services(new_session.session, due)
 
-    assert [task.eta for task in send_due_tasks(queue)] == [tick, tick + TICK]  # never before a message's time
+    assert [task.eta for task in send_due_tasks(queue)] == [tick - TICK, tick]
 
 
 def test_a_message_due_in_less_than_a_second_gets_a_task_of_its_own(
@@ -86,7 +87,7 @@ def test_a_message_due_in_less_than_a_second_gets_a_task_of_its_own(
         for _ in range(3):
             schedule_via_services(new_session.session, due)
 
-    assert [task.eta for task in send_due_tasks(queue)] == [due] * 3
+    assert [task.eta for task in send_due_tasks(queue)] == [due - TICK] * 3
 
 
 def test_the_pump_hands_a_campaign_over_as_one_task_per_tick(new_session, queue, django_capture_on_commit_callbacks):
@@ -96,7 +97,7 @@ def test_the_pump_hands_a_campaign_over_as_one_task_per_tick(new_session, queue,
 
     pump(django_capture_on_commit_callbacks)
 
-    assert [task.eta for task in send_due_tasks(queue)] == [first, second]
+    assert [task.eta for task in send_due_tasks(queue)] == [first - TICK, second - TICK]
     assert not ScheduledMessage.objects.filter(handed_over_at=None).exists()
 
 
@@ -110,7 +111,7 @@ def test_the_pump_hands_a_backlog_already_due_over_as_one_task_due_now(
     pump(django_capture_on_commit_callbacks)
 
     [task] = send_due_tasks(queue)
-    assert timezone.now() - TICK <= task.eta <= timezone.now() + TICK
+    assert timezone.now() - 2 * TICK <= task.eta <= timezone.now()
 
 
 # --- What a tick's task does ---------------------------------------------------------------------------
@@ -130,6 +131,21 @@ def test_a_tick_task_sends_what_is_due_by_its_end_and_nothing_later(transactiona
     assert {statuses[m.pk] for m in early} == {MessageStatus.SENT}
     assert statuses[later.pk] == MessageStatus.PENDING
     assert sorted(r.body["id"] for r in provider.received) == sorted(m.pk for m in early)
+
+
+def test_a_tick_task_sends_each_message_at_its_own_time_never_before(transactional_db, settings, provider, queue):
+    provider.reset()
+    session = session_sending_to(provider, settings, transport="on-its-own-time")
+    until = tick_end(timezone.now() + 3 * TICK)
+    dues = {schedule_via_services(session, until - timedelta(milliseconds=ms)).pk: ms for ms in (45, 25, 5)}
+
+    time.sleep(max(0.0, (until - TICK - timezone.now()).total_seconds()))
+    services.messages_send_due(until=until, worker="test")  # as its task does: at the tick's start
+
+    for message_id, ms in dues.items():
+        [request] = provider.requests_for(message_id)
+        due = (until - timedelta(milliseconds=ms)).timestamp()
+        assert due <= request.at < due + 0.02  # at its time, not at the tick's end
 
 
 def test_a_task_that_claims_a_full_batch_hands_the_rest_of_its_tick_on(transactional_db, settings, provider, queue):
