@@ -13,7 +13,7 @@ from ...wallclock import to_instant, to_wall, zone
 from ..fields import TextField
 from ..whatsapp_template import TemplateDocument
 from .local_time import TimeZoneField, resolve_zone
-from .serializers import ContentSerializer
+from .serializers import ContentSerializer, content_of
 
 START_MAX_AHEAD = timedelta(days=3650)
 COUNT_MAX = 1_000_000
@@ -100,13 +100,7 @@ def _instant(wall: datetime, tz, field: str) -> datetime:
 def current_values(series: RecurringSeries, changes: dict) -> dict:
     """The series as a request would give it, under `changes` (rrule replaces cron and the other way)."""
     values = {
-        "to": series.to,
-        "type": series.type,
-        "text": series.text,
-        "media": series.media,
-        "caption": series.caption,
-        "template": series.template,
-        "ignoreQuietHours": series.ignore_quiet_hours,
+        **content_of(series),
         "rrule": series.rrule,
         "cron": series.cron,
         "timeZone": series.time_zone,
@@ -145,13 +139,7 @@ class RecurringSerializer(serializers.Serializer):
         upcoming = self.context.get("next", {}).get(series.pk, [])
         body = {
             "id": series.id,
-            "to": series.to,
-            "type": series.type if series.type != MessageType.TEXT else None,
-            "text": series.text,
-            "media": series.media,
-            "caption": series.caption,
-            "template": series.template,
-            "ignoreQuietHours": series.ignore_quiet_hours,
+            **content_of(series, shown=True),
             "rrule": series.rrule,
             "cron": series.cron,
             "timeZone": series.time_zone,

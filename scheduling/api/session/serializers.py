@@ -142,12 +142,7 @@ class ScheduledMessageSerializer(serializers.Serializer):
     def to_representation(self, message):
         body = {
             "id": message.id,
-            "to": message.to,
-            "type": message.type if message.type != MessageType.TEXT else None,
-            "text": message.text,
-            "media": message.media,
-            "caption": message.caption,
-            "template": message.template,
+            **content_of(message, shown=True),
             "scheduledAt": format_instant(message.scheduled_at),
             "expiresAt": format_instant(message.expires_at),
             "status": message.status,
@@ -159,10 +154,23 @@ class ScheduledMessageSerializer(serializers.Serializer):
             "batchId": message.batch_id,
             "timeZone": message.time_zone,
             "localTime": local_time_of(message),
-            "ignoreQuietHours": message.ignore_quiet_hours,
             "recurringId": message.recurring_id,
         }
         return {key: value for key, value in body.items() if value}
+
+
+def content_of(row, *, shown: bool = False) -> dict:
+    """A message's or a recurring series' content as the API spells it (ContentSerializer's fields); `shown`:
+    as an answer shows it, where the default type (text) goes without saying."""
+    return {
+        "to": row.to,
+        "type": None if shown and row.type == MessageType.TEXT else row.type,
+        "text": row.text,
+        "media": row.media,
+        "caption": row.caption,
+        "template": row.template,
+        "ignoreQuietHours": row.ignore_quiet_hours,
+    }
 
 
 class ScheduledEnvelope(serializers.Serializer):

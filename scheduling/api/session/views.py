@@ -24,6 +24,7 @@ from .serializers import (
     ScheduledListEnvelope,
     ScheduledMessageSerializer,
     ScheduleRequestSerializer,
+    content_of,
 )
 
 ERRORS = {code: ErrorEnvelope for code in (400, 401, 403, 404)} | {429: RateLimitedEnvelope}
@@ -150,14 +151,8 @@ def current_values(message, *, keep_time: bool) -> dict:
     """The message as a request would give it; its time (as given: scheduledAt, or localTime + timeZone)
     only when the edit does not set one of its own."""
     values = {
-        "to": message.to,
-        "type": message.type,
-        "text": message.text,
-        "media": message.media,
-        "caption": message.caption,
-        "template": message.template,
+        **content_of(message),
         "expiresAt": message.expires_at.isoformat() if message.expiry_from_client else None,
-        "ignoreQuietHours": message.ignore_quiet_hours,
     }
     if keep_time and message.time_zone:
         values.update(localTime=local_time_of(message), timeZone=message.time_zone)
