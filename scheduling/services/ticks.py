@@ -126,10 +126,11 @@ def finish_sends(sending: Sending, actor: str) -> None:
             accepted.append((message, outcome.value.message_id, outcome.finished_at))
     _record_accepted(accepted, dict(zip((m.pk for m in sending.messages), sending.transports, strict=True)), actor)
     _hand_back(later, actor)
+    metrics.count_paced([o.error.seconds for o in outcomes if isinstance(o.error, NotNow)])
 
 
 def _send(transport: str, outgoing: OutgoingMessage, plan: Plan | None) -> SendResult:
-    if plan is not None:  # its instant is within this tick, so the wait is short (pacer.py)
+    if plan is not None:  # its instant is within the pacing window, so the wait is short (pacer.py)
         wait_for_turn(plan)
     check_media_destination(outgoing)
     return get_transport(transport).send(outgoing)

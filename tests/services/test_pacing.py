@@ -140,6 +140,7 @@ def test_a_send_the_gate_would_hold_too_long_goes_back_to_pending_without_an_att
     session = paced_session(provider, settings, "held-at-the-gate", "1/min")
     [held] = campaign(session, 1, in_seconds(-1))
     assert pacing.gate_wait(((f"pacing:session:{session.pk}", 60000.0),)) == 0  # another fleet sharing its Redis
+    before = metrics.read_all().get("pacing", {})
 
     send_due_now()
 
@@ -148,6 +149,7 @@ def test_a_send_the_gate_would_hold_too_long_goes_back_to_pending_without_an_att
     assert timedelta(seconds=59) < message.due_at - timezone.now() <= timedelta(seconds=60)
     assert message.events.last().detail.startswith("paced at its send: its rate's spacing leaves it 59.")
     assert provider.received == []
+    assert sum(metrics.read_all()["pacing"].values()) - sum(before.values()) == 1  # in the pacing delay histogram
 
 
 def test_a_transports_rate_paces_every_session_sending_through_it(transactional_db, settings, provider, queue):
