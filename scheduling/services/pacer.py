@@ -3,6 +3,7 @@ message's session and transport. A message deferred earlier holds its slot on th
 asks only the other one when it comes back. A send that may go waits for its planned instant, then
 passes the gate of its keys (`wait_for_turn`), so a late start never bunches the sends after it."""
 
+import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,7 +47,7 @@ def pace(messages: list[ScheduledMessage]) -> tuple[dict, list[Postponement]]:
             str(message.session_id),
             message.session.send_rate,
             holds=message.paced_on if message.paced_for is not None else "",
-            not_before_ms=round((message.paced_for or message.due_at).timestamp() * 1000),
+            not_before_ms=math.ceil((message.paced_for or message.due_at).timestamp() * 1000),  # never early
         )
         for message in messages
     ]

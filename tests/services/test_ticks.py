@@ -14,6 +14,7 @@ from django.utils import timezone
 from scheduling import services
 from scheduling.models import MessageStatus, ScheduledMessage, WebhookDelivery
 from scheduling.services.handovers import tick_end
+from scheduling.services.pacer import pace
 
 from ..factories import campaign, in_hours, in_seconds, schedule_via_services
 from ..support import Reply
@@ -146,6 +147,19 @@ def test_a_tick_task_sends_each_message_at_its_own_time_never_before(transaction
         [request] = provider.requests_for(message_id)
         due = (until - timedelta(milliseconds=ms)).timestamp()
         assert due <= request.at < due + 0.02  # at its time, not at the tick's end
+
+
+@pytest.mark.parametrize("microseconds", [1, 400, 500, 999])
+def test_a_send_is_never_planned_before_its_message_is_due_even_by_a_fraction_of_a_millisecond(
+    transactional_db, settings, provider, queue, microseconds
+):
+    session = session_sending_to(provider, settings, transport=f"sub-millisecond-{microseconds}")
+    due = (timezone.now() + timedelta(seconds=1)).replace(microsecond=microseconds)
+    message = ScheduledMessage.objects.select_related("session").get(pk=schedule_via_services(session, due).pk)
+
+    go, _ = pace([message])
+
+    assert go[message].at >= due
 
 
 def test_a_task_that_claims_a_full_batch_hands_the_rest_of_its_tick_on(transactional_db, settings, provider, queue):
