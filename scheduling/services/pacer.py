@@ -25,7 +25,7 @@ LATE_AT_GATE_S = pacing.PLANNING_LEAD_MS / 1000
 
 @dataclass(frozen=True)
 class Plan:
-    at: datetime  # the instant within this tick at which it goes
+    at: datetime  # the instant at which it goes: its due time, or its pacing instant, within the window
     gate: tuple = ()  # its paced keys and their intervals, checked again just before it goes
 
 
