@@ -28,9 +28,19 @@ def recurring_create(*, session: Session, start_wall: datetime, actor: str = "ap
     _set_rule(series)
     _restart(series, timezone.now())
     if series.status != RecurringStatus.ACTIVE:
-        raise RuleError("the rule has no occurrence from startAt (or now) within until and count.", field="until")
+        raise _no_occurrence(series)
     series.save(force_insert=True)
     return series
+
+
+def _no_occurrence(series: RecurringSeries) -> RuleError:
+    """The error for a series that would never send: its limits, or its rule alone (a date that never comes)."""
+    if series.until is not None or series.count is not None:
+        return RuleError("the rule has no occurrence from startAt (or now) within until and count.", field="until")
+    return RuleError(
+        "the rule has no occurrence from startAt (or now): it names no date that exists.",
+        field="rrule" if series.rrule else "cron",
+    )
 
 
 def recurring_update(*, series: RecurringSeries, actor: str = "api", **changes) -> RecurringSeries:

@@ -69,11 +69,14 @@ def test_it_answers_an_invalid_message_in_its_place_and_stores_the_others(api, b
     assert ScheduledMessage.objects.count() == 2
 
 
-def test_a_bulk_of_invalid_messages_stores_nothing(api, bulk_url):
-    response = send_bulk(api, bulk_url, [{"to": "nobody"}])
+def test_a_bulk_of_invalid_messages_is_a_400_with_each_ones_error_and_stores_nothing(api, bulk_url):
+    response = send_bulk(api, bulk_url, [{"to": "nobody"}, None])
 
-    assert response.status_code == 201
-    assert [entry["success"] for entry in response.json()["scheduled"]] == [False]
+    body = response.json()
+    assert response.status_code == 400
+    assert (body["success"], body["error"]) == (False, "No message could be scheduled: every one is invalid.")
+    assert [(entry["success"], entry["index"]) for entry in body["scheduled"]] == [(False, 0), (False, 1)]
+    assert "batchId" not in body
     assert not ScheduledMessage.objects.exists()
 
 

@@ -123,6 +123,16 @@ def test_a_rule_that_cannot_run_is_refused_and_nothing_is_stored(api, recurring_
     assert RecurringSeries.objects.count() == 0
 
 
+def test_a_rule_that_names_no_date_that_exists_is_refused_on_the_rule(api, recurring_url):
+    response = create(api, recurring_url, rrule="FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30")
+
+    assert response.status_code == 400
+    assert response.json()["details"] == {
+        "rrule": ["the rule has no occurrence from startAt (or now): it names no date that exists."]
+    }
+    assert RecurringSeries.objects.count() == 0
+
+
 def test_a_rule_with_no_occurrence_before_until_is_refused(api, recurring_url):
     year = next_year()
     response = create(

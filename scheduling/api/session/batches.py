@@ -17,7 +17,7 @@ from .views import ERRORS, KEYED, SessionView
 class ScheduleBulkRequestSerializer(serializers.Serializer):
     """What the bulk endpoint reads at first: a list; each message is then checked on its own."""
 
-    messages = serializers.ListField(child=serializers.JSONField(), allow_empty=False)
+    messages = serializers.ListField(child=serializers.JSONField(allow_null=True), allow_empty=False)
 
     def validate_messages(self, messages):
         if len(messages) > settings.SCHEDULE_BULK_MAX:
@@ -52,6 +52,13 @@ class ScheduledBulkEnvelope(serializers.Serializer):
     )
 
 
+class BulkRefusedEnvelope(serializers.Serializer):
+    success = serializers.BooleanField(default=False)
+    error = serializers.CharField()
+    details = serializers.DictField(required=False, help_text="When the request itself is malformed.")
+    scheduled = BulkFailureSerializer(many=True, required=False, help_text="When every message is invalid: why each.")
+
+
 class BatchCancelledEnvelope(serializers.Serializer):
     success = serializers.BooleanField(default=True)
     cancelled = serializers.IntegerField(help_text="Messages cancelled now.")
@@ -67,7 +74,7 @@ class ScheduledBulkView(SessionView):
         parameters=idempotency.PARAMETERS,
         description="Each message is checked on its own and answered in its place; the valid ones are stored "
         "together, as one batch.",
-        responses={201: ScheduledBulkEnvelope, 413: ErrorEnvelope, **KEYED, **ERRORS},
+        responses={201: ScheduledBulkEnvelope, 413: ErrorEnvelope, **KEYED, **ERRORS, 400: BulkRefusedEnvelope},
     )
     def post(self, request, session_id):
         session = self.session_of(request, session_id)
@@ -79,6 +86,14 @@ def schedule_all(request, session) -> Response:
     bulk.is_valid(raise_exception=True)
     forms = [ScheduleRequestSerializer(data=item) for item in bulk.validated_data["messages"]]
     valid = [form.is_valid() for form in forms]
+    if not any(valid):  # nothing to store: no batch, and the key (if any) is free for the corrected request
+        failures = [failure(index, form) for index, form in enumerate(forms)]
+        body = {
+            "success": False,
+            "error": "No message could be scheduled: every one is invalid.",
+            "scheduled": failures,
+        }
+        return Response(body, status=status.HTTP_400_BAD_REQUEST)
     batch_id, messages = services.messages_schedule_batch(
         session=session, contents=[form.validated_data for form, ok in zip(forms, valid, strict=True) if ok]
     )
