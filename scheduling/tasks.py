@@ -1,22 +1,24 @@
 """Celery entry points: an id in, one service call. Retries live in the database, not the broker,
-except while the database itself cannot be reached: then the task comes back a moment later."""
+except while the database or the Redis store cannot be reached: then the task comes back a moment later."""
 
 import socket
 from datetime import datetime
 
+import redis
 from celery import shared_task
 from celery.signals import task_prerun
 from django.db import InterfaceError, OperationalError, close_old_connections
 
 from . import services
-from .handover import SEND_BATCH_TASK, SEND_DUE_TASK, SEND_TASK, WEBHOOK_TASK, WEBHOOKS_TASK
+from .handover import SEND_BATCH_TASK, SEND_DUE_TASK, SEND_TASK, WEBHOOK_TASK, WEBHOOKS_TASK, wait_for
 
 WORKER = socket.gethostname()
 
-# A PostgreSQL restart or failover mid-task: try again within 1, 2, then every 4 seconds (jittered), for as
-# long as it takes. Every task is safe to run twice: the guarded claim makes the second run a no-op.
+# A PostgreSQL restart or failover mid-task, or the Redis store's (a batch's pacing is asked before its claim
+# commits): try again within 1, 2, then every 4 seconds (jittered), for as long as it takes. Every task is
+# safe to run twice: the guarded claim makes the second run a no-op.
 WHILE_THE_DATABASE_IS_AWAY = {
-    "autoretry_for": (OperationalError, InterfaceError),
+    "autoretry_for": (OperationalError, InterfaceError, redis.ConnectionError, redis.TimeoutError),
     "retry_backoff": 1,
     "retry_backoff_max": 4,
     "retry_jitter": True,
@@ -44,6 +46,7 @@ def send_messages(batch: list[list]) -> None:
 
 @shared_task(name=SEND_DUE_TASK, ignore_result=True, **WHILE_THE_DATABASE_IS_AWAY)
 def send_due(until: str) -> None:
+    wait_for(datetime.fromisoformat(until))  # RabbitMQ delivers a task due within a second at once
     services.messages_send_due(until=datetime.fromisoformat(until), worker=WORKER)
 
 

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import Q, Value
 from django.utils import timezone
 
-from .. import handover, selectors
+from .. import broker, handover, selectors
 from ..models import DeliveryStatus, MessageEvent, PumpHeartbeat, ScheduledMessage, WebhookDelivery
 from ..models import MessageStatus as Status
 from .handovers import enqueue_deliveries, enqueue_sends, forget_handovers
@@ -35,17 +35,17 @@ def dispatch_pump_once() -> PumpPass:
     Safe in several replicas: rows are claimed with FOR UPDATE SKIP LOCKED on PostgreSQL.
     """
     now = selectors.db_now()
-    lost_work = handover.broker_lost_work()
+    lost_work = broker.lost_work()
     if lost_work is None:
         return PumpPass(moved=recover_expired_leases(now), broker_reachable=False)
     if lost_work:
         _hand_over_everything_again(now)
-        handover.broker_keeps_work()
+        broker.keeps_work()
     return PumpPass(moved=_hand_over_all_due(now) + recover_expired_leases(now), broker_reachable=True)
 
 
 def _hand_over_all_due(now: datetime) -> int:
-    backlog = handover.broker_backlog()
+    backlog = broker.backlog()
     messages = _hand_over_due(
         ScheduledMessage.objects.filter(status=Status.PENDING, session__paused_at__isnull=True),
         enqueue_sends,
