@@ -42,19 +42,26 @@ def port_open(port: int) -> bool:
 
 
 class RedisServer:
-    """`redis-server` on its own port, keeping nothing on disk (as the shared one): a restart empties it."""
+    """`redis-server` on its own port, keeping nothing on disk (as the shared one): a restart empties it.
+    `bind`: the addresses it listens on; `options`: more of redis-server's, e.g. ("--replicaof", host, port)."""
 
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, bind: tuple[str, ...] = ("127.0.0.1",), options: tuple[str, ...] = ()):
         self.port = port or free_port()
+        self.bind, self.options = bind, options
         self.popen = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return self.url_at("127.0.0.1")
+
+    def url_at(self, address: str) -> str:
+        return f"redis://{address}:{self.port}/0"
 
     def start(self):
-        argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        self.popen = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+        argv = ["redis-server", "--port", str(self.port), "--bind", *self.bind, "--save", "", "--appendonly", "no"]
+        self.popen = subprocess.Popen(
+            [*argv, *self.options], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
+        )
         wait_until(lambda: port_open(self.port), 10, f"redis-server on port {self.port}")
         return self
 
@@ -67,6 +74,68 @@ class RedisServer:
     def restart(self):
         self.stop()
         return self.start()
+
+
+class RedisSentinels:
+    """A Redis primary, its replica and three sentinels watching them (each `redis-server` on its own port),
+    as a Sentinel deployment runs them: kill the primary and the sentinels promote the replica."""
+
+    MASTER_NAME = "scheduler"
+
+    def __init__(self):
+        self.primary = RedisServer()
+        self.replica = RedisServer(options=("--replicaof", "127.0.0.1", str(self.primary.port)))
+        self.directory = Path(tempfile.mkdtemp(prefix="sentinels-"))
+        self.ports = [free_port() for _ in range(3)]
+        self.sentinels: list[subprocess.Popen] = []
+
+    @property
+    def url(self) -> str:
+        return ";".join(f"sentinel://127.0.0.1:{port}" for port in self.ports)
+
+    def start(self):
+        self.primary.start()
+        self.replica.start()
+        for port in self.ports:
+            config = self.directory / f"sentinel-{port}.conf"  # a sentinel rewrites its file: one each
+            config.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {self.directory}\n"
+                f"sentinel monitor {self.MASTER_NAME} 127.0.0.1 {self.primary.port} 2\n"
+                f"sentinel down-after-milliseconds {self.MASTER_NAME} 1000\n"
+                f"sentinel failover-timeout {self.MASTER_NAME} 10000\n"
+            )
+            self.sentinels.append(
+                subprocess.Popen(
+                    ["redis-server", str(config), "--sentinel"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+            wait_until(lambda port=port: port_open(port), 10, f"redis-sentinel on port {port}")
+        wait_until(self._replica_in_sync, 15, "the replica to sync with the primary")
+        return self
+
+    def master_port(self) -> int | None:
+        """The port of the master the sentinels name now."""
+        answer = _redis_cli(self.ports[0], "SENTINEL", "get-master-addr-by-name", self.MASTER_NAME).split()
+        return int(answer[1]) if len(answer) == 2 else None
+
+    def _replica_in_sync(self) -> bool:
+        return "master_link_status:up" in _redis_cli(self.replica.port, "INFO", "replication")
+
+    def stop(self):
+        for sentinel in self.sentinels:
+            sentinel.kill()
+            sentinel.wait()
+        self.primary.stop()
+        self.replica.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _redis_cli(port: int, *command: str) -> str:
+    done = subprocess.run(["redis-cli", "-p", str(port), *command], capture_output=True, text=True, timeout=10)
+    return done.stdout
 
 
 class PostgresServer:
