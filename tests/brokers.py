@@ -2,9 +2,10 @@
 second pass of `make test` (TEST_RABBITMQ_URL; the fleet tests marked `rabbitmq`). Each is the run's own:
 a Redis database, or a RabbitMQ virtual host, which the tests empty, and may wipe, at will."""
 
+import os
 import shutil
 import subprocess
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import redis
 from kombu import Connection
@@ -47,6 +48,18 @@ class RabbitBroker:
         self.ctl("add_vhost", self.vhost, check=False)  # refused only when it is there already
         self.ctl("set_permissions", "-p", self.vhost, self.user, ".*", ".*", ".*")
 
+    def delete(self):
+        self.ctl("delete_vhost", self.vhost, check=False)
+
+    def url_at(self, host: str, port: int) -> str:
+        """This virtual host's URL through another address (a relay)."""
+        parts = urlsplit(self.url)
+        return parts._replace(netloc=f"{parts.username}:{parts.password}@{host}:{port}").geturl()
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.url).port or 5672
+
     def waiting(self) -> int:
         with Connection(self.url) as connection, connection.channel() as channel:
             try:
@@ -61,6 +74,23 @@ class RabbitBroker:
 
 def rabbitmqctl_available() -> bool:
     return shutil.which("rabbitmqctl") is not None
+
+
+def rabbitmq_unavailable() -> str:
+    """Why a test cannot have a RabbitMQ virtual host of its own ("" when it can)."""
+    if not os.environ.get("TEST_RABBITMQ_URL"):
+        return "TEST_RABBITMQ_URL is not set (make test TEST_RABBITMQ_URL=amqp://guest:guest@127.0.0.1:5672/VHOST)"
+    if not rabbitmqctl_available():
+        return "rabbitmqctl is not on PATH: a test makes its own virtual host with it"
+    return ""
+
+
+def own_rabbitmq(vhost: str) -> RabbitBroker:
+    """A virtual host of the test's own on TEST_RABBITMQ_URL's server, made empty (`delete` it afterwards)."""
+    parts = urlsplit(os.environ["TEST_RABBITMQ_URL"])
+    broker = RabbitBroker(parts._replace(path="/" + quote(vhost, safe="")).geturl())
+    broker.flush()
+    return broker
 
 
 def for_url(url: str):

@@ -69,6 +69,13 @@ class Deployment:
         self.processes[name] = process.start()
         return process
 
+    def start_on(self, host, name: str, **settings: str) -> ProcfileProcess:
+        """`name` on another host (tests/hosts.py), with `settings` over the deployment's own (the addresses
+        it reaches the servers at, from there)."""
+        process = ProcfileProcess(name, {**self.env, **settings}, self.log_dir, ready=READY_LINES[name], host=host)
+        self.processes[f"{name}@{host.hostname}"] = process.start()
+        return process
+
     def wait_ready(self, timeout: float = 30.0):
         wait_until(lambda: self.request("GET", "/readyz")[0] == 200, timeout, "/readyz to answer 200")
 

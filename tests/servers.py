@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -59,6 +60,8 @@ class RedisServer:
 
     def start(self):
         argv = ["redis-server", "--port", str(self.port), "--bind", *self.bind, "--save", "", "--appendonly", "no"]
+        if self.bind != ("127.0.0.1",):
+            argv += ["--protected-mode", "no"]  # it answers only on loopback otherwise
         self.popen = subprocess.Popen(
             [*argv, *self.options], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -74,6 +77,59 @@ class RedisServer:
     def restart(self):
         self.stop()
         return self.start()
+
+
+class TcpRelay:
+    """Forwards every connection made to (`host`, `port`) on to (`target_host`, `target_port`): a server that
+    listens only on loopback (the shared RabbitMQ) reached over another network, or one that a test takes
+    away (`stop`: every connection cut, new ones refused) and brings back (`start`) without touching it."""
+
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1", host: str = "127.0.0.1"):
+        self.target = (target_host, target_port)
+        self.host, self.port = host, free_port()
+        self.listener, self.sockets, self.lock = None, [], threading.Lock()
+
+    def start(self):
+        self.listener = socket.create_server((self.host, self.port))
+        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
+        return self
+
+    def stop(self):
+        self.listener.close()
+        with self.lock:
+            for connection in self.sockets:
+                connection.close()
+            self.sockets.clear()
+
+    def _accept(self, listener):
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # stopped
+            try:
+                server = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            server.settimeout(None)
+            with self.lock:
+                self.sockets += [client, server]
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._copy, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _copy(source, sink):
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        for end in (source, sink):
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 class RedisSentinels:
@@ -139,21 +195,29 @@ def _redis_cli(port: int, *command: str) -> str:
 
 
 class PostgresServer:
-    """A PostgreSQL cluster of its own (initdb in a scratch directory), so a test may restart it."""
+    """A PostgreSQL cluster of its own (initdb in a scratch directory), so a test may restart it. `listen`:
+    the addresses it listens on; `trusted_network`: one more network whose clients it lets in."""
 
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, listen: tuple[str, ...] = ("127.0.0.1",), trusted_network: str = ""):
         self.port = port or free_port()
+        self.listen, self.trusted_network = listen, trusted_network
         self.directory = Path(tempfile.mkdtemp(prefix="pg-throwaway-"))
         self.data = self.directory / "data"
         self.log = self.directory / "server.log"
 
     @property
     def url(self) -> str:
-        return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+        return self.url_at("127.0.0.1")
+
+    def url_at(self, address: str) -> str:
+        return f"postgres://postgres@{address}:{self.port}/postgres"
 
     def start(self):
         if not self.data.exists():
             self._run(_pg_binary("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+            if self.trusted_network:
+                with open(self.data / "pg_hba.conf", "a") as hba:
+                    hba.write(f"host all all {self.trusted_network} trust\n")
         self._pg_ctl("start")
         return self
 
@@ -170,7 +234,7 @@ class PostgresServer:
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def _pg_ctl(self, action: str, check: bool = True):
-        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off"
+        options = f"-p {self.port} -k {self.directory} -c listen_addresses={','.join(self.listen)} -c fsync=off"
         self._run(
             _pg_binary("pg_ctl"),
             action,
@@ -221,19 +285,21 @@ def procfile_commands(path: Path = ROOT / "Procfile") -> dict[str, str]:
 
 class ProcfileProcess:
     """One Procfile line run as a platform runs it: `sh -c` with the environment (whose PATH says which
-    `python`, `gunicorn` and `celery` are meant), in its own process group."""
+    `python`, `gunicorn` and `celery` are meant), in its own process group; on this host, or on `host` (an
+    OtherHost of tests/hosts.py)."""
 
-    def __init__(self, name: str, env: dict, log_dir: Path, ready: str):
-        self.name, self.ready = name, ready
+    def __init__(self, name: str, env: dict, log_dir: Path, ready: str, host=None):
+        self.name, self.ready, self.host = name, ready, host
         self.command = procfile_commands()[name]
         self.env = env
-        self.log = Path(log_dir) / f"{name}.log"
+        self.log = Path(log_dir) / (f"{name}@{host.hostname}.log" if host else f"{name}.log")
         self.popen = None
 
     def start(self, timeout: float = 60.0):
+        argv = self.host.run(self.command) if self.host else ["sh", "-c", self.command]
         with open(self.log, "w") as log:
             self.popen = subprocess.Popen(
-                ["sh", "-c", self.command],
+                argv,
                 cwd=ROOT,
                 env=self.env,
                 stdout=log,
