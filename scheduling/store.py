@@ -63,7 +63,7 @@ class SentinelUrl:
     def parse(cls, url: str) -> "SentinelUrl":
         parts = [urlsplit(part.strip()) for part in url.split(";") if part.strip()]
         if not parts or any(part.scheme != SENTINEL_SCHEME or not part.hostname for part in parts):
-            raise ValueError(f"not a list of sentinel://host:port addresses separated by ';': {url!r}")
+            raise ValueError("not a list of sentinel://host:port addresses separated by ';'")  # no password shown
         password = next((unquote(part.password) for part in parts if part.password), None)
         db = next((part.path.strip("/") for part in parts if part.path.strip("/")), "0")
         if not db.isdigit():
