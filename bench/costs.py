@@ -3,18 +3,28 @@
 exact only on a Redis of the run's own, e.g. `--redis redis://127.0.0.1:PORT` of a redis-server started for
 it), and the workers' and the pump's CPU time (/proc). docs/DEPLOYMENT.md builds its capacity model on these."""
 
+import time
+
 from procfs import tree_cpu_seconds
+
+# PostgreSQL (15) backends publish their table counters at most once a second, and an idle one within 10 s:
+# a phase's last writes are in pg_stat_database this long after it ends.
+STATS_FLUSHED_AFTER_S = 11.0
 
 POSTGRES_COUNTERS = ("xact_commit", "tup_inserted", "tup_updated", "tup_deleted", "tup_returned", "tup_fetched")
 
 
-def snapshot(redis_client, workers, pump) -> dict:
-    return {
-        "postgres": postgres_counters(),
+def snapshot(redis_client, workers, pump, *, settle: bool = False) -> dict:
+    """The counters now; `settle`: PostgreSQL's once it has published the writes of the phase just ended
+    (the others are read first, so that the wait adds no idle CPU or Redis calls)."""
+    taken = {
         "redis": redis_calls(redis_client),
         "worker_cpu_s": sum(tree_cpu_seconds(worker.pid) for worker in workers),
         "pump_cpu_s": tree_cpu_seconds(pump.pid),
     }
+    if settle:
+        time.sleep(STATS_FLUSHED_AFTER_S)
+    return {**taken, "postgres": postgres_counters()}
 
 
 def postgres_counters() -> dict:

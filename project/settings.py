@@ -384,7 +384,13 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# RabbitMQ's quorum queues have no global QoS: a worker's prefetch is fixed when it starts, and a task that
+# waits out its last second in the worker (handover.py) holds one of its slots meanwhile. With one slot per
+# pool process, a steady stream's early tasks left the due ones queued (p99 lateness 191 ms against 59 ms at
+# 100 messages/s: docs/BENCHMARKS.md), so there are four. Redis's prefetch grows with the ETA tasks held.
+CELERY_WORKER_PREFETCH_MULTIPLIER = env_or_fail(
+    env.int, "WORKER_PREFETCH_MULTIPLIER", default=4 if BROKER_KIND == "amqp" else 1
+)
 CELERY_TASK_TIME_LIMIT = SEND_TIME_LIMIT
 CELERY_TASK_SOFT_TIME_LIMIT = SEND_TIME_LIMIT - min(5, SEND_TIME_LIMIT // 4)
 # On SIGTERM a worker gives its running sends this long to finish before it hands everything it holds
