@@ -14,15 +14,18 @@ STATS_FLUSHED_AFTER_S = 11.0
 POSTGRES_COUNTERS = ("xact_commit", "tup_inserted", "tup_updated", "tup_deleted", "tup_returned", "tup_fetched")
 
 
-def snapshot(redis_client, workers, pump, *, settle: bool = False) -> dict:
-    """The counters now; `settle`: PostgreSQL's once it has published the writes of the phase just ended
-    (the others are read first, so that the wait adds no idle CPU or Redis calls)."""
+def snapshot(redis_client, workers, pump, *, settle: str = "") -> dict:
+    """The counters now. PostgreSQL's trail the writes: `settle="before"` waits for the writes made so far
+    to be published, then reads everything (a phase's start); `settle="after"` reads the rest, then waits and
+    reads PostgreSQL's (a phase's end), so that neither wait adds idle CPU or Redis calls to the phase."""
+    if settle == "before":
+        time.sleep(STATS_FLUSHED_AFTER_S)
     taken = {
         "redis": redis_calls(redis_client),
         "worker_cpu_s": sum(tree_cpu_seconds(worker.pid) for worker in workers),
         "pump_cpu_s": tree_cpu_seconds(pump.pid),
     }
-    if settle:
+    if settle == "after":
         time.sleep(STATS_FLUSHED_AFTER_S)
     return {**taken, "postgres": postgres_counters()}
 

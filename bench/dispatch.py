@@ -544,7 +544,8 @@ def settled_statuses(session, timeout=30.0):
 
 def phase_lateness(args, provider, session, creators, meter):
     count = round(args.rate * args.duration)
-    mark, sessions, before = provider.count(), db_sessions_opened(), meter()
+    before = meter(settle="before")  # the pending phase's deletes are not this phase's
+    mark, sessions = provider.count(), db_sessions_opened()
     started = time.time()
     t0 = started + args.lead
     due_by_id = schedule_via_service(creators, session, [t0 + i / args.rate for i in range(count)], "steady")
@@ -563,7 +564,7 @@ def phase_lateness(args, provider, session, creators, meter):
         "statuses": settled_statuses(session),
         "rehanded_as_lost": rehanded(session),
         "db_connections_opened": db_sessions_opened() - sessions,
-        "costs": costs.per_message(before, meter(settle=True), len(arrivals)),
+        "costs": costs.per_message(before, meter(settle="after"), len(arrivals)),
         "samples_ms": lateness_samples_ms(due_by_id, arrivals),
     }
 
@@ -604,7 +605,7 @@ def phase_burst(args, provider, session, fleet, broker, creators, queued, meter)
         "statuses": statuses,
         "rehanded_as_lost": rehanded(session),
         "db_connections_opened": db_sessions_opened() - sessions,
-        "costs": costs.per_message(before, meter(settle=True), len(arrivals)),  # Redis's: with this run's polling
+        "costs": costs.per_message(before, meter(settle="after"), len(arrivals)),  # Redis's: with this run's polling
         "samples_ms": lateness_samples_ms(due_by_id, arrivals),
     }
 
@@ -624,7 +625,7 @@ def phase_on_rabbitmq(args, env, log_dir, provider, store):
             pool.terminate()
         creators = start_creators(args.creators)
         fleet, pump = start_fleet(args, {**env, "BROKER_URL": args.rabbitmq}, log_dir)
-        meter = lambda settle=False: costs.snapshot(store, fleet, pump, settle=settle)  # noqa: E731
+        meter = lambda settle="": costs.snapshot(store, fleet, pump, settle=settle)  # noqa: E731
         session = lambda name: services.session_create(name=f"bench-rabbitmq-{name}").session  # noqa: E731
         results = {"url": args.rabbitmq.split("@")[-1]}
         print(f"  rabbitmq: {args.rate:g}/s for {args.duration:g} s", flush=True)
@@ -1259,7 +1260,7 @@ def run(args, results):
         f"phase 1: {args.pending} far-future messages",
         lambda: phase_pending(args, fleet, pump, broker, sessions["pending"]),
     )
-    meter = lambda settle=False: costs.snapshot(broker, fleet, pump, settle=settle)  # noqa: E731
+    meter = lambda settle="": costs.snapshot(broker, fleet, pump, settle=settle)  # noqa: E731
     results["lateness"] = run_phase(
         results,
         "lateness",
