@@ -49,6 +49,7 @@ class RedisServer:
     def __init__(self, port: int | None = None, bind: tuple[str, ...] = ("127.0.0.1",), options: tuple[str, ...] = ()):
         self.port = port or free_port()
         self.bind, self.options = bind, options
+        self.directory = tempfile.mkdtemp(prefix="redis-throwaway-")  # where a replica keeps what it synced
         self.popen = None
 
     @property
@@ -59,7 +60,8 @@ class RedisServer:
         return f"redis://{address}:{self.port}/0"
 
     def start(self):
-        argv = ["redis-server", "--port", str(self.port), "--bind", *self.bind, "--save", "", "--appendonly", "no"]
+        argv = ["redis-server", "--port", str(self.port), "--bind", *self.bind, "--dir", self.directory]
+        argv += ["--save", "", "--appendonly", "no"]
         if self.bind != ("127.0.0.1",):
             argv += ["--protected-mode", "no"]  # it answers only on loopback otherwise
         self.popen = subprocess.Popen(
@@ -73,6 +75,10 @@ class RedisServer:
         if self.popen and self.popen.poll() is None:
             self.popen.kill()
             self.popen.wait()
+
+    def remove(self):
+        self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
 
     def restart(self):
         self.stop()
@@ -184,8 +190,8 @@ class RedisSentinels:
         for sentinel in self.sentinels:
             sentinel.kill()
             sentinel.wait()
-        self.primary.stop()
-        self.replica.stop()
+        self.primary.remove()
+        self.replica.remove()
         shutil.rmtree(self.directory, ignore_errors=True)
 
 

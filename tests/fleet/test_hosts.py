@@ -51,7 +51,7 @@ def fleet(request, tmp_path_factory):
         cleanup.callback(postgres.remove)
         postgres.start()
         store = RedisServer(bind=("127.0.0.1", host_b.address))
-        cleanup.callback(store.stop)
+        cleanup.callback(store.remove)
         store.start()
         provider = ProviderServer(host=host_b.address).start()  # both hosts reach it over the network
         cleanup.callback(provider.stop)

@@ -43,7 +43,7 @@ def stack(tmp_path_factory):
     finally:
         deployment.stop()
         postgres.remove()
-        broker.stop()
+        broker.remove()
         provider.stop()
         receiver.stop()
 

@@ -96,7 +96,7 @@ def stack(tmp_path_factory):
         relay.stop()
         rabbitmq.delete()
         postgres.remove()
-        store.stop()
+        store.remove()
         provider.stop()
 
 
