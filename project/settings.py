@@ -358,6 +358,10 @@ elif BROKER_KIND == "amqp":
     # A worker that is gone (its host cut off) is noticed after two missed heartbeats, and what it held is
     # given to the others.
     CELERY_BROKER_HEARTBEAT = env_or_fail(env.float, "BROKER_HEARTBEAT_SECONDS", default=10.0)
+    # No remote control (nothing here revokes or inspects; task events still go out for Flower): its queue is
+    # exclusive to a worker's connection, and a worker that reconnected before RabbitMQ had noticed its old
+    # connection was gone (a host back from a partition) exited on RESOURCE_LOCKED.
+    CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
 else:
     # No server needed: a broker in files, shared by the processes of one machine.
     CELERY_BROKER_URL = "filesystem://localhost//"
