@@ -10,7 +10,7 @@ A task's time (its ETA) is kept to the millisecond on every broker. Redis's task
 runs them on time. RabbitMQ's native delayed delivery counts whole seconds (and Celery refuses a delay
 under one): a task due a second or more ahead carries its exact time and comes up to a second early, and
 the worker waits out the rest of it before running it; one due sooner is delivered at once, and waits for
-its time in the task itself (`wait_for`).
+its time in the worker (`wait_for`: a tick's task waits for its tick, the others for their `not_before`).
 """
 
 import logging
@@ -44,9 +44,7 @@ def send_task_id(message_id: str, version: int) -> str:
 
 def enqueue_send(message_id: str, version: int, eta) -> None:
     """One message, one task: an omnimessage's next channel, or a message for which a tick is not wanted."""
-    current_app.send_task(
-        SEND_TASK, args=[message_id, version], eta=broker_eta(eta), task_id=send_task_id(message_id, version)
-    )
+    _publish(SEND_TASK, [message_id, version], at=eta, task_id=send_task_id(message_id, version))
 
 
 def due_task_id(until: datetime) -> str:
@@ -62,6 +60,7 @@ def enqueue_send_due(until: datetime, *, shared: bool) -> None:
     if shared and not _first_for_tick(until):
         return
     try:
+        # Its `until` is its time: the task waits for it itself (`wait_for`) if it comes early.
         current_app.send_task(
             SEND_DUE_TASK,
             args=[until.isoformat()],
@@ -81,15 +80,23 @@ DELAYED_DELIVERY_FROM = timedelta(seconds=1.25)
 
 def broker_eta(at: datetime | None) -> datetime | None:
     """The ETA to hand the broker for a task due `at`: on RabbitMQ, none for a task due within
-    DELAYED_DELIVERY_FROM (it is delivered at once, and a tick's task waits for its time: `wait_for`)."""
+    DELAYED_DELIVERY_FROM (it is delivered at once, and waits for its time in the worker: `wait_for`)."""
     if at is None or settings.BROKER_KIND != "amqp" or at - timezone.now() >= DELAYED_DELIVERY_FROM:
         return at
     return None
 
 
+def _publish(name: str, args: list, *, at: datetime | None, task_id: str | None = None) -> None:
+    """The task `name(*args)`, to run at `at` (None: at once). One the broker cannot hold until then
+    (`broker_eta`) goes at once, with its time as `not_before`, which the task waits for."""
+    eta = broker_eta(at)
+    kwargs = {"not_before": at.isoformat()} if at is not None and eta is None else {}
+    current_app.send_task(name, args=args, kwargs=kwargs, eta=eta, task_id=task_id)
+
+
 def wait_for(at: datetime) -> None:
-    """Run no earlier than `at`: a tick's task that RabbitMQ delivered at once (`broker_eta`) waits here for
-    the rest of the second; on time, this is a no-op."""
+    """Run no earlier than `at`: a task that RabbitMQ delivered at once (`broker_eta`) waits here for the
+    rest of the second; on time, this is a no-op."""
     ahead = (at - timezone.now()).total_seconds()
     if ahead > 0:
         time.sleep(min(ahead, WAIT_AT_MOST.total_seconds()))
@@ -132,7 +139,7 @@ def _store():
 
 
 def enqueue_webhook(delivery_id: str, version: int, eta=None) -> None:
-    current_app.send_task(WEBHOOK_TASK, args=[delivery_id, version], eta=broker_eta(eta))
+    _publish(WEBHOOK_TASK, [delivery_id, version], at=eta)
 
 
 def enqueue_webhooks(batch: list[tuple[str, int]]) -> None:

@@ -35,7 +35,8 @@ def replace_broken_database_connections(**_):
 
 
 @shared_task(name=SEND_TASK, ignore_result=True, **WHILE_THE_DATABASE_IS_AWAY)
-def send_message(message_id: str, version: int) -> None:
+def send_message(message_id: str, version: int, not_before: str | None = None) -> None:
+    _wait_for(not_before)
     services.message_dispatch(message_id=message_id, version=version, worker=WORKER)
 
 
@@ -46,15 +47,22 @@ def send_messages(batch: list[list]) -> None:
 
 @shared_task(name=SEND_DUE_TASK, ignore_result=True, **WHILE_THE_DATABASE_IS_AWAY)
 def send_due(until: str) -> None:
-    wait_for(datetime.fromisoformat(until))  # RabbitMQ delivers a task due within a second at once
+    _wait_for(until)  # its tick's end is its time
     services.messages_send_due(until=datetime.fromisoformat(until), worker=WORKER)
 
 
 @shared_task(name=WEBHOOK_TASK, ignore_result=True, **WHILE_THE_DATABASE_IS_AWAY)
-def deliver_webhook(delivery_id: str, version: int) -> None:
+def deliver_webhook(delivery_id: str, version: int, not_before: str | None = None) -> None:
+    _wait_for(not_before)
     services.webhook_deliver(delivery_id=delivery_id, version=version)
 
 
 @shared_task(name=WEBHOOKS_TASK, ignore_result=True, **WHILE_THE_DATABASE_IS_AWAY)
 def deliver_webhooks(batch: list[list]) -> None:
     services.webhooks_deliver(batch=[(delivery_id, version) for delivery_id, version in batch])
+
+
+def _wait_for(when: str | None) -> None:
+    """A task RabbitMQ delivered before its time (handover.broker_eta) waits for it here."""
+    if when:
+        wait_for(datetime.fromisoformat(when))
