@@ -767,7 +767,7 @@ def cleanup(args, state, keep_db):
 
         connections.close_all()
     if "redis_server" in state:
-        state["redis_server"].stop()
+        state["redis_server"].remove()
     pg_server = state.get("pg_server")
     if pg_server is None:
         return

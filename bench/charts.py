@@ -25,8 +25,20 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 MB = 1024 * 1024
-COLORS = {"product": "tab:blue", "celery": "tab:orange", "rq": "tab:green", "noop": "tab:gray"}
-LABELS = {"product": "this service", "celery": "plain Celery ETA", "rq": "RQ scheduler", "noop": "raw Celery no-op"}
+COLORS = {
+    "product": "tab:blue",
+    "rabbitmq": "tab:purple",
+    "celery": "tab:orange",
+    "rq": "tab:green",
+    "noop": "tab:gray",
+}
+LABELS = {
+    "product": "this service",
+    "rabbitmq": "this service, RabbitMQ broker",
+    "celery": "plain Celery ETA",
+    "rq": "RQ scheduler",
+    "noop": "raw Celery no-op",
+}
 
 
 def draw(json_path):
@@ -94,7 +106,10 @@ def burst_chart(results, by_system):
     rates = {
         "product": burst.get("drain_per_s"),
         "noop": noop.get("noop_per_s"),
-        **{name: phases.get("burst", {}).get("drain_per_s") for name, phases in results.get("baselines", {}).items()},
+        **{
+            name: phases.get("burst", {}).get("drain_per_s")
+            for name, phases in {**results.get("brokers", {}), **results.get("baselines", {})}.items()
+        },
     }
     figure, axis = plt.subplots(figsize=(10, 5.5))
     for name, values in by_system.items():

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/dispatch.py [--pending 100000] [--rate 100] [--duration 30] [--burst 10000]
                                        [--workers 2] [--out bench/results] [--baselines celery,rq] [--no-charts]
+                                       [--rabbitmq amqp://guest:guest@127.0.0.1:5672/bench]
 
 One run, on one machine, with real PostgreSQL (its own database), real Redis (its own DB indexes),
 real `celery -A project worker` and `manage.py dispatch_pump` processes, and a local provider
@@ -10,6 +11,7 @@ real `celery -A project worker` and `manage.py dispatch_pump` processes, and a l
 1. pending:  N far-future rows (a day ahead): worker RSS, pump RSS, Redis, PostgreSQL table size.
 2. lateness: rate x duration messages through `services.message_schedule`, due one after another.
 3. burst:    --burst messages due at the same instant: drain rate.
+   (with --rabbitmq: phases 2 and 3 again, RabbitMQ the broker and Redis the store)
 4. no-op:    the same number of worker processes, the product's Celery settings, --burst no-op tasks.
 5. celery:   baseline, the plain design (one apply_async(eta=scheduledAt) per message): phases 1-3 again.
 6. rq:       baseline, RQ's scheduler (queue.enqueue_at, rq worker --with-scheduler): phases 1-3 again.
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import costs
 from fleet import Child, Provider, celery_worker, dispatch_pump, logs_dir, start_all
 from options import add_result_options, add_scratch_options, runner_parser
 from procfs import MB, tree_memory
@@ -124,6 +127,12 @@ def options_parser():
     )
     parser.add_argument(
         "--baseline-timeout", type=float, default=300.0, help="cap on waiting for the plain-ETA workers to reserve them"
+    )
+    parser.add_argument(
+        "--rabbitmq",
+        default="",
+        help="also run phases 2 and 3 with RabbitMQ as the broker: the AMQP URL of a virtual host of the run's own "
+        "(deleted and made again with rabbitmqctl, so emptied)",
     )
     parser.add_argument("--no-charts", action="store_true", help="do not draw the PNG charts (charts.py)")
     parser.add_argument("--horizon", type=float, default=5.0, help="DISPATCH_HORIZON, minutes")
@@ -533,8 +542,9 @@ def settled_statuses(session, timeout=30.0):
         time.sleep(0.5)
 
 
-def phase_lateness(args, provider, session, creators):
+def phase_lateness(args, provider, session, creators, meter):
     count = round(args.rate * args.duration)
+    before = meter(settle="before")  # the pending phase's deletes are not this phase's
     mark, sessions = provider.count(), db_sessions_opened()
     started = time.time()
     t0 = started + args.lead
@@ -554,11 +564,13 @@ def phase_lateness(args, provider, session, creators):
         "statuses": settled_statuses(session),
         "rehanded_as_lost": rehanded(session),
         "db_connections_opened": db_sessions_opened() - sessions,
+        "costs": costs.per_message(before, meter(settle="after"), len(arrivals)),
         "samples_ms": lateness_samples_ms(due_by_id, arrivals),
     }
 
 
-def phase_burst(args, provider, session, fleet, broker, creators):
+def phase_burst(args, provider, session, fleet, broker, creators, queued, meter):
+    """`queued()`: tasks waiting in the broker's queue (none once the workers hold the whole burst)."""
     from scheduling.models import ScheduledMessage
 
     mark = provider.count()
@@ -571,16 +583,14 @@ def phase_burst(args, provider, session, fleet, broker, creators):
     created = time.time()
 
     def all_handed_over_and_reserved():
-        return (
-            not ScheduledMessage.objects.filter(session=session, handed_over_at=None).count()
-            and redis_state(broker)["queued"] == 0
-        )
+        return not ScheduledMessage.objects.filter(session=session, handed_over_at=None).count() and queued() == 0
 
     handed_over_at = first_time_before(due, all_handed_over_and_reserved)
     # what the workers hold with the whole burst reserved
     held = measured_before(due, lambda: {"workers": fleet_memory(fleet), "redis": redis_state(broker)})
-    sessions = db_sessions_opened()
+    sessions, before = db_sessions_opened(), meter()
     arrivals = arrivals_at(provider, mark, due_by_id, last_due=due)
+    statuses = settled_statuses(session)
     return {
         "messages": args.burst,
         "created_by": args.burst_create,
@@ -592,11 +602,66 @@ def phase_burst(args, provider, session, fleet, broker, creators):
         **drain_figures(arrivals, due, args.burst),
         **delivery_report(due_by_id, arrivals),
         "held_before_due": held,
-        "statuses": settled_statuses(session),
+        "statuses": statuses,
         "rehanded_as_lost": rehanded(session),
         "db_connections_opened": db_sessions_opened() - sessions,
+        "costs": costs.per_message(before, meter(settle="after"), len(arrivals)),  # Redis's: with this run's polling
         "samples_ms": lateness_samples_ms(due_by_id, arrivals),
     }
+
+
+# --- Phases 2 and 3 again, RabbitMQ the broker ------------------------------------------------------
+
+
+def phase_on_rabbitmq(args, env, log_dir, provider, store):
+    """The same steady rate and burst, with BROKER_URL the run's RabbitMQ virtual host (emptied) and Redis
+    the store: a fresh fleet and fresh creator processes, whose hand-overs go to RabbitMQ."""
+    from scheduling import services
+
+    empty_virtual_host(args.rabbitmq)
+    os.environ["BROKER_URL"] = args.rabbitmq  # the creator processes inherit it
+    try:
+        for pool in Child.pools:
+            pool.terminate()
+        creators = start_creators(args.creators)
+        fleet, pump = start_fleet(args, {**env, "BROKER_URL": args.rabbitmq}, log_dir)
+        meter = lambda settle="": costs.snapshot(store, fleet, pump, settle=settle)  # noqa: E731
+        session = lambda name: services.session_create(name=f"bench-rabbitmq-{name}").session  # noqa: E731
+        results = {"url": args.rabbitmq.split("@")[-1]}
+        print(f"  rabbitmq: {args.rate:g}/s for {args.duration:g} s", flush=True)
+        results["lateness"] = phase_lateness(args, provider, session("lateness"), creators, meter)
+        print(f"  rabbitmq: burst of {args.burst}", flush=True)
+        queued = lambda: rabbitmq_queued(args.rabbitmq)  # noqa: E731
+        results["burst"] = phase_burst(args, provider, session("burst"), fleet, store, creators, queued, meter)
+        results["fleet_after"] = fleet_memory(fleet)
+        for child in [pump, *fleet]:
+            child.stop()
+        return results
+    finally:
+        os.environ.pop("BROKER_URL", None)
+
+
+def empty_virtual_host(url):
+    import subprocess
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(url)
+    vhost, user = unquote(parts.path[1:]) or "/", unquote(parts.username or "guest")
+    ctl = lambda *argv, check=True: subprocess.run(["rabbitmqctl", "--quiet", *argv], check=check, capture_output=True)  # noqa: E731
+    ctl("delete_vhost", vhost, check=False)
+    ctl("add_vhost", vhost)
+    ctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+
+
+def rabbitmq_queued(url):
+    """Tasks ready in RabbitMQ's default queue (delayed ones wait in its delayed-delivery queues)."""
+    from kombu import Connection
+
+    with Connection(url) as connection, connection.channel() as channel:
+        try:
+            return channel.queue_declare(queue="celery", passive=True).message_count
+        except connection.channel_errors:
+            return 0
 
 
 # --- Phase 4: raw Celery no-op throughput, same worker setup ------------------------------------
@@ -925,6 +990,31 @@ def lateness_rows(results):
         ("  lateness max (min)", f"{fmt(late['max_ms'])} ms ({fmt(late['min_ms'])} ms)", "", ""),
         connections_row(late),
         ("  re-handed by the pump as lost", str(late["rehanded_as_lost"]), "", ""),
+        *cost_rows(late),
+    ]
+
+
+def cost_rows(phase):
+    """What each message cost the stores and the workers (costs.py)."""
+    cost = phase.get("costs") or {}
+    if not cost:
+        return []
+    top = ", ".join(f"{name} {calls:.2f}" for name, calls in list(cost["redis_commands_per_message"].items())[:6])
+    return [
+        (
+            "  PostgreSQL per message: commits / row writes",
+            f"{cost['postgres_per_message']['xact_commit']:.2f} / {cost['postgres_row_writes_per_message']:.2f}",
+            "",
+            "",
+        ),
+        ("  Redis calls per message", f"{cost['redis_calls_per_message']:.2f} ({top})", "", ""),
+        (
+            "  worker CPU per message",
+            f"{cost['worker_cpu_ms_per_message']:.2f} ms ({fmt(cost['messages_per_worker_cpu_s'], '{:.0f}')}"
+            " messages per worker CPU second)",
+            "",
+            "",
+        ),
     ]
 
 
@@ -968,6 +1058,7 @@ def burst_rows(results):
             "",
         ),
         connections_row(burst),
+        *cost_rows(burst),
         (
             "  re-handed by the pump as lost",
             f"{burst['rehanded_as_lost']} (pending {results['dispatch_settings']['DISPATCH_STALE_AFTER']:g} s"
@@ -1029,6 +1120,7 @@ def comparison(results):
     where the ratio means something (rates, lateness, memory per message); "" without baselines."""
     systems = {
         "product": {phase: results[phase] for phase in ("pending", "lateness", "burst")},
+        **results.get("brokers", {}),
         **results.get("baselines", {}),
     }
     if len(systems) == 1:
@@ -1087,6 +1179,7 @@ def comparison_rows(results):
             "{}",
             False,
         ),
+        *comparison_cost_rows("lateness"),
         (f"BURST ({results['burst']['messages']} due at the same instant)", None, "", False),
         ("  sent / lost / duplicated", lambda s: trio(s["burst"]), "{}", False),
         (
@@ -1100,6 +1193,27 @@ def comparison_rows(results):
         ("  drain rate, msg/s", lambda s: s["burst"]["drain_per_s"], "{:.1f}", True),
         ("  drain rate / raw Celery no-op rate", lambda s: s["burst"]["drain_per_s"] / noop, "{:.2f}", False),
         ("  lateness p50 / p99, ms", lambda s: f"{s['burst']['p50_ms']:.0f} / {s['burst']['p99_ms']:.0f}", "{}", False),
+        *comparison_cost_rows("burst"),
+    ]
+
+
+def comparison_cost_rows(phase):
+    """The product's costs per message (costs.py), on each broker; the baselines are not measured so."""
+    return [
+        (
+            "  PostgreSQL commits per message",
+            lambda s: s[phase]["costs"]["postgres_per_message"]["xact_commit"],
+            "{:.2f}",
+            False,
+        ),
+        (
+            "  PostgreSQL row writes per message",
+            lambda s: s[phase]["costs"]["postgres_row_writes_per_message"],
+            "{:.2f}",
+            False,
+        ),
+        ("  Redis calls per message", lambda s: s[phase]["costs"]["redis_calls_per_message"], "{:.2f}", False),
+        ("  worker CPU ms per message", lambda s: s[phase]["costs"]["worker_cpu_ms_per_message"], "{:.2f}", False),
     ]
 
 
@@ -1146,21 +1260,32 @@ def run(args, results):
         f"phase 1: {args.pending} far-future messages",
         lambda: phase_pending(args, fleet, pump, broker, sessions["pending"]),
     )
+    meter = lambda settle="": costs.snapshot(broker, fleet, pump, settle=settle)  # noqa: E731
     results["lateness"] = run_phase(
         results,
         "lateness",
         f"phase 2: {args.rate:g}/s for {args.duration:g} s",
-        lambda: phase_lateness(args, provider, sessions["lateness"], creators),
+        lambda: phase_lateness(args, provider, sessions["lateness"], creators, meter),
     )
     results["burst"] = run_phase(
         results,
         "burst",
         f"phase 3: burst of {args.burst}",
-        lambda: phase_burst(args, provider, sessions["burst"], fleet, broker, creators),
+        lambda: phase_burst(
+            args, provider, sessions["burst"], fleet, broker, creators, lambda: redis_state(broker)["queued"], meter
+        ),
     )
     results["fleet_after"] = fleet_memory(fleet)
     for child in [pump, *fleet]:
         child.stop()
+    results["brokers"] = {}
+    if args.rabbitmq:
+        results["brokers"]["rabbitmq"] = run_phase(
+            results,
+            "rabbitmq",
+            "phases 2 and 3 with RabbitMQ as the broker",
+            lambda: phase_on_rabbitmq(args, env, log_dir, provider, broker),
+        )
 
     results["noop"] = run_phase(
         results,
@@ -1197,7 +1322,8 @@ def main(argv=None):
     if not finished or "noop" not in results:
         return 1
     results["elapsed_s"] = time.time() - started
-    lost_or_dup = sum(results[p][k] for p in ("lateness", "burst") for k in ("lost", "duplicated"))
+    runs = [results, *results["brokers"].values()]
+    lost_or_dup = sum(run[p][k] for run in runs for p in ("lateness", "burst") for k in ("lost", "duplicated"))
     results["ok"] = lost_or_dup == 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -1223,7 +1349,7 @@ def print_report(results, out):
 def take_samples(results):
     """Move the per-message samples out of the phases into results["samples"], which the charts read:
     steady lateness and burst arrivals since the due time (no-op: finishes since the first start), in ms."""
-    systems = {"product": results, **results.get("baselines", {})}
+    systems = {"product": results, **results.get("brokers", {}), **results.get("baselines", {})}
     samples = {"steady_lateness_ms": {}, "burst_offsets_ms": {}}
     for name, phases in systems.items():
         for phase, key in (("lateness", "steady_lateness_ms"), ("burst", "burst_offsets_ms")):

@@ -33,6 +33,6 @@ class SteadyReconnectAMQP(AMQP):
 
 app = Celery("project", amqp=SteadyReconnectAMQP)
 app.config_from_object("django.conf:settings", namespace="CELERY")
-# After every reconnect, the pump is asked to hand over again what the worker held (handover.py says why).
-app.steps["consumer"].add("scheduling.handover:WorkerReconnected")
+# After every reconnect to Redis, the pump is asked to hand over again what the worker held (broker.py says why).
+app.steps["consumer"].add("scheduling.broker:WorkerReconnected")
 app.autodiscover_tasks()

@@ -1,7 +1,7 @@
 """Settings, all from the environment (12-factor). Bad values fail at start with a clear message.
 
 Zero configuration gives a single-machine mode: SQLite in ./var and a file-system Celery broker,
-so `make run` needs no server. Production sets DATABASE_URL and REDIS_URL.
+so `make run` needs no server. Production sets DATABASE_URL and REDIS_URL (and BROKER_URL for RabbitMQ).
 """
 
 import ipaddress
@@ -12,6 +12,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from scheduling.rates import parse_rate, parse_request_limit
+from scheduling.store import SentinelUrl, is_sentinel
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("VAR_DIR", default=str(BASE_DIR / "var")))
@@ -319,10 +320,45 @@ if env.str("TWILIO_ACCOUNT_SID", default=""):
         "TWILIO_RATE",
     )
 
-# --- Celery (docs/ARCHITECTURE.md; the README, "When a part goes away") -------------------
+# --- The Redis store and the Celery broker (docs/DEPLOYMENT.md; the README, "When a part goes away") ---
+# REDIS_URL is the shared store (fleet-wide metrics, pacing, the tick keys) and, unless BROKER_URL names
+# another, the broker as well. Either may be Redis Sentinel (`sentinel://h1:26379;sentinel://h2:26379`,
+# the master's name in SENTINEL_MASTER_NAME, or BROKER_SENTINEL_MASTER_NAME for the broker's); the broker
+# may be RabbitMQ (`amqp://…`). Neither set: a broker in files, and no store (`make run`).
 REDIS_URL = env.str("REDIS_URL", default="")
+BROKER_URL = env.str("BROKER_URL", default="") or REDIS_URL
+SENTINEL_MASTER_NAME = env.str("SENTINEL_MASTER_NAME", default="")
+BROKER_SENTINEL_MASTER_NAME = env.str("BROKER_SENTINEL_MASTER_NAME", default=SENTINEL_MASTER_NAME)
+BROKER_KINDS = {"redis": "redis", "rediss": "redis", "sentinel": "redis", "amqp": "amqp", "amqps": "amqp"}
+
+
+def checked_redis_url(variable, url, master_name, master_variable):
+    """`url` if it names a Redis (plain or Sentinel, with its master's name); otherwise stop, saying why."""
+    scheme = url.partition("://")[0]
+    if BROKER_KINDS.get(scheme) != "redis":
+        raise ImproperlyConfigured(f"{variable} must be a redis://, rediss:// or sentinel:// URL, not {scheme}://…")
+    if is_sentinel(url):
+        try:
+            SentinelUrl.parse(url)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"Environment variable {variable} is invalid: {exc}") from None
+        if not master_name:
+            raise ImproperlyConfigured(f"{variable} names Redis Sentinel: set {master_variable} to its master's name.")
+    return url
+
+
 if REDIS_URL:
-    CELERY_BROKER_URL = REDIS_URL
+    checked_redis_url("REDIS_URL", REDIS_URL, SENTINEL_MASTER_NAME, "SENTINEL_MASTER_NAME")
+elif BROKER_URL:
+    raise ImproperlyConfigured("BROKER_URL needs REDIS_URL too: Redis is the store for pacing, metrics and ticks.")
+BROKER_KIND = BROKER_KINDS.get(BROKER_URL.partition("://")[0], "other") if BROKER_URL else "files"
+if BROKER_KIND == "other":
+    raise ImproperlyConfigured("BROKER_URL must be a redis://, rediss://, sentinel://, amqp:// or amqps:// URL.")
+
+if BROKER_KIND == "redis":
+    CELERY_BROKER_URL = checked_redis_url(
+        "BROKER_URL", BROKER_URL, BROKER_SENTINEL_MASTER_NAME, "BROKER_SENTINEL_MASTER_NAME"
+    )
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # Far above the horizon: a reserved ETA task must never be redelivered to a second worker
         # while the first still holds it (the plain-ETA design's double send).
@@ -330,7 +366,24 @@ if REDIS_URL:
         # A broker that is unreachable (not only refusing) must not hold a write or a worker for minutes.
         "socket_connect_timeout": 3,
         "socket_timeout": 10,
+        **({"master_name": BROKER_SENTINEL_MASTER_NAME} if is_sentinel(BROKER_URL) else {}),
     }
+elif BROKER_KIND == "amqp":
+    CELERY_BROKER_URL = BROKER_URL
+    # Quorum queues (replicated and durable: a broker restart keeps every task) and Celery's native delayed
+    # delivery for ETAs, which needs a topic exchange; handover.py makes its whole seconds exact again.
+    CELERY_TASK_DEFAULT_QUEUE_TYPE = "quorum"
+    CELERY_TASK_DEFAULT_EXCHANGE_TYPE = "topic"
+    # A hand-over counts once RabbitMQ has it (publisher confirms): one lost with a connection raises and is
+    # left to the pump, instead of vanishing unnoticed.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
+    # A worker that is gone (its host cut off) is noticed after two missed heartbeats, and what it held is
+    # given to the others.
+    CELERY_BROKER_HEARTBEAT = env_or_fail(env.float, "BROKER_HEARTBEAT_SECONDS", default=10.0)
+    # No remote control (nothing here revokes or inspects; task events still go out for Flower): its queue is
+    # exclusive to a worker's connection, and a worker that reconnected before RabbitMQ had noticed its old
+    # connection was gone (a host back from a partition) exited on RESOURCE_LOCKED.
+    CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
 else:
     # No server needed: a broker in files, shared by the processes of one machine.
     CELERY_BROKER_URL = "filesystem://localhost//"
@@ -357,7 +410,13 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# RabbitMQ's quorum queues have no global QoS: a worker's prefetch is fixed when it starts, and a task that
+# waits out its last second in the worker (handover.py) holds one of its slots meanwhile. With one slot per
+# pool process, a steady stream's early tasks left the due ones queued (p99 lateness 191 ms against 59 ms at
+# 100 messages/s: docs/BENCHMARKS.md), so there are four. Redis's prefetch grows with the ETA tasks held.
+CELERY_WORKER_PREFETCH_MULTIPLIER = env_or_fail(
+    env.int, "WORKER_PREFETCH_MULTIPLIER", default=4 if BROKER_KIND == "amqp" else 1
+)
 CELERY_TASK_TIME_LIMIT = SEND_TIME_LIMIT
 CELERY_TASK_SOFT_TIME_LIMIT = SEND_TIME_LIMIT - min(5, SEND_TIME_LIMIT // 4)
 # On SIGTERM a worker gives its running sends this long to finish before it hands everything it holds

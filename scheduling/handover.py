@@ -1,26 +1,33 @@
-"""The one place that talks to the broker: work is handed over by task name, so services never
-import tasks (and tasks, which import services, close no circle).
+"""The one place that hands work to the broker: by task name, so services never import tasks (and
+tasks, which import services, close no circle). What the broker holds, and whether it may have lost it,
+is broker.py's.
 
 The database is the source of truth, so a broker that cannot be reached never fails a write: hand-overs
 run after the write commits (`after_commit`), and one that fails is logged and undone (the row goes back
-to "not handed over"), so the pump hands it over as soon as the broker answers again. The pump also
-learns here when what the broker held may be gone (`broker_lost_work`): a new or flushed Redis, or a
-worker that lost its connection and, with it, the ETA tasks it was holding.
+to "not handed over"), so the pump hands it over as soon as the broker answers again.
+
+A task's time (its ETA) is kept to the millisecond on every broker. Redis's tasks wait in the worker, which
+runs them on time. RabbitMQ's native delayed delivery counts whole seconds (and Celery refuses a delay
+under one): a task due a second or more ahead carries its exact time and comes up to a second early, and
+the worker waits out the rest of it before running it; one due sooner is delivered at once, and waits for
+its time in the worker (`wait_for`: a tick's task waits for its tick, the others for their `not_before`).
 """
 
 import logging
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 
 import redis
-from celery import bootsteps, current_app
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
-from kombu.exceptions import ChannelError
+from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
+
+from . import store
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +44,13 @@ def send_task_id(message_id: str, version: int) -> str:
 
 def enqueue_send(message_id: str, version: int, eta) -> None:
     """One message, one task: an omnimessage's next channel, or a message for which a tick is not wanted."""
-    current_app.send_task(SEND_TASK, args=[message_id, version], eta=eta, task_id=send_task_id(message_id, version))
+    _publish(SEND_TASK, [message_id, version], at=eta, task_id=send_task_id(message_id, version))
+
+
+def tick_start(until: datetime) -> datetime:
+    """When the task of the tick ending at `until` runs: it claims what falls due within the tick and sends
+    each message at its own time."""
+    return until - settings.DISPATCH_TICK
 
 
 def due_task_id(until: datetime) -> str:
@@ -54,10 +67,11 @@ def enqueue_send_due(until: datetime, *, shared: bool) -> None:
     if shared and not _first_for_tick(until):
         return
     try:
+        # Its `until` is its time: the task waits for it itself (`wait_for`) if it comes early.
         current_app.send_task(
             SEND_DUE_TASK,
             args=[until.isoformat()],
-            eta=until - settings.DISPATCH_TICK,
+            eta=broker_eta(tick_start(until)),
             task_id=f"{due_task_id(until)}-{uuid.uuid4().hex[:12]}",
         )
     except Exception:
@@ -66,14 +80,47 @@ def enqueue_send_due(until: datetime, *, shared: bool) -> None:
         raise
 
 
+# RabbitMQ: a task due at least this far ahead goes through delayed delivery (more than the one second Celery
+# asks for, so that the time Celery takes to publish it cannot bring it under).
+DELAYED_DELIVERY_FROM = timedelta(seconds=1.25)
+
+
+def broker_eta(at: datetime | None) -> datetime | None:
+    """The ETA to hand the broker for a task due `at`: on RabbitMQ, none for a task due within
+    DELAYED_DELIVERY_FROM (it is delivered at once, and waits for its time in the worker: `wait_for`)."""
+    if at is None or settings.BROKER_KIND != "amqp" or at - timezone.now() >= DELAYED_DELIVERY_FROM:
+        return at
+    return None
+
+
+def _publish(name: str, args: list, *, at: datetime | None, task_id: str | None = None) -> None:
+    """The task `name(*args)`, to run at `at` (None: at once). One the broker cannot hold until then
+    (`broker_eta`) goes at once, with its time as `not_before`, which the task waits for."""
+    eta = broker_eta(at)
+    kwargs = {"not_before": at.isoformat()} if at is not None and eta is None else {}
+    current_app.send_task(name, args=args, kwargs=kwargs, eta=eta, task_id=task_id)
+
+
+def wait_for(at: datetime) -> None:
+    """Run no earlier than `at`: a task that RabbitMQ delivered at once (`broker_eta`) waits here for the
+    rest of the second; on time, this is a no-op."""
+    ahead = (at - timezone.now()).total_seconds()
+    if ahead > 0:
+        time.sleep(min(ahead, WAIT_AT_MOST.total_seconds()))
+
+
+# Further ahead than this, the hosts' clocks disagree: run anyway (lock_due never claims a message early).
+WAIT_AT_MOST = DELAYED_DELIVERY_FROM + timedelta(seconds=1)
+
+
 def _tick_key(until: datetime) -> str:
     return f"scheduling:tick:{due_task_id(until)}"
 
 
 def _first_for_tick(until: datetime) -> bool:
-    """True for the first hand-over of this tick. The key goes with the broker's data: a flushed or new
-    Redis loses both the key and the task, and the pump hands the rows over again."""
-    client = _broker_redis()
+    """True for the first hand-over of this tick (a key in the store). A broker that loses the task keeps
+    no promise the key made: the pump then hands every outstanding row over again, each tick anew."""
+    client = _store()
     if client is None:
         return True  # the file broker: a task per hand-over, still safe (the claim decides)
     expires_ms = max(1, round((until.timestamp() - time.time()) * 1000)) + TICK_KEY_KEPT_MS
@@ -81,20 +128,25 @@ def _first_for_tick(until: datetime) -> bool:
 
 
 def _forget_tick(until: datetime) -> None:
-    client = _broker_redis()
+    client = _store()
     if client is None:
         return
     try:
         client.delete(_tick_key(until))
     except redis.RedisError:
-        pass  # Redis is away too: with it the key, most likely; the pump's stale rule covers the rest
+        pass  # the store is away too: the rows' hand-overs were undone, and the pump makes tasks of its own
 
 
 TICK_KEY_KEPT_MS = 60_000  # past its tick: a late hand-over for a tick already run must not count on that task
 
 
+@cache
+def _store():
+    return store.shared(timeout=2)
+
+
 def enqueue_webhook(delivery_id: str, version: int, eta=None) -> None:
-    current_app.send_task(WEBHOOK_TASK, args=[delivery_id, version], eta=eta)
+    _publish(WEBHOOK_TASK, [delivery_id, version], at=eta)
 
 
 def enqueue_webhooks(batch: list[tuple[str, int]]) -> None:
@@ -153,81 +205,3 @@ def _undo_safely(undo: Callable[[], None] | None) -> None:
 
 
 BROKER_ERRORS = (KombuOperationalError, redis.RedisError, ConnectionError, OSError)
-
-
-# --- What the broker holds ------------------------------------------------------------------------------
-
-# Present in the broker's Redis database while everything handed over to it is still there. A flush, a
-# restart without persistence or a failover to an empty server removes it, and so does a worker that
-# reconnects (WorkerReconnected): the pump then hands over again whatever it handed over before.
-HANDOVERS_KEPT_KEY = "scheduling:handovers-kept"
-
-
-@cache
-def _broker_redis():
-    if not settings.REDIS_URL:
-        return None  # the zero-configuration file broker: nothing flushes it behind our back
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
-
-
-def broker_lost_work() -> bool | None:
-    """True when the hand-overs made so far may be gone from the broker (the marker is missing: the
-    caller hands them over again, then calls `broker_keeps_work`); None when the broker cannot be reached."""
-    client = _broker_redis()
-    if client is None:
-        return False
-    try:
-        return not client.exists(HANDOVERS_KEPT_KEY)
-    except redis.RedisError:
-        return None
-
-
-def broker_keeps_work() -> None:
-    client = _broker_redis()
-    if client is not None:
-        client.set(HANDOVERS_KEPT_KEY, uuid.uuid4().hex)
-
-
-class WorkerReconnected(bootsteps.StartStopStep):
-    """A consumer bootstep, started again every time the worker reconnects to the broker. Celery drops
-    the ETA tasks a consumer was holding when its connection breaks (they can no longer be acknowledged,
-    and Redis would give them back only after the visibility timeout, hours later), so a reconnect
-    removes the marker and the pump hands that work over again within a tick."""
-
-    requires = {"celery.worker.consumer.connection:Connection"}
-
-    def __init__(self, parent, **kwargs):
-        super().__init__(parent, **kwargs)
-        self.connected_before = False
-
-    def start(self, parent):
-        if self.connected_before:
-            logger.warning(
-                "reconnected to the broker: the ETA tasks held before are dropped; asking the pump to"
-                " hand them over again"
-            )
-            _forget_handovers()
-        self.connected_before = True
-
-
-def _forget_handovers() -> None:
-    client = _broker_redis()
-    if client is None:
-        return
-    try:
-        client.delete(HANDOVERS_KEPT_KEY)
-    except redis.RedisError:
-        logger.warning("could not reach Redis to ask for a re-hand; the stale-after rule will", exc_info=True)
-
-
-def broker_backlog() -> int | None:
-    """Tasks waiting in the broker's default queue (None if it cannot be asked)."""
-    try:
-        with current_app.connection_for_read() as connection:
-            queue = current_app.conf.task_default_queue
-            return connection.default_channel.queue_declare(queue=queue, passive=True).message_count
-    except ChannelError:
-        return 0  # no such queue (never declared, or the broker was flushed): nothing waits in it
-    except Exception:
-        logger.warning("could not read the broker's queue length", exc_info=True)
-        return None

@@ -10,7 +10,8 @@ import logging
 from functools import cache
 
 import redis
-from django.conf import settings
+
+from . import store
 
 logger = logging.getLogger(__name__)
 
@@ -25,11 +26,7 @@ PACING_SUM = "metrics:pacing_delay_sum"
 
 @cache
 def _client():
-    return (
-        redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
-        if settings.REDIS_URL
-        else None
-    )
+    return store.shared(timeout=1)
 
 
 def _record(*increments):
@@ -84,8 +81,7 @@ def read_all() -> dict:
     pipe = client.pipeline(transaction=False)
     for key in (SENDS, LATENESS, LATENESS_SUM, WEBHOOKS, PACING, PACING_SUM):
         pipe.hgetall(key)
-    pipe.llen("celery")
-    sends, lateness, lateness_sum, webhooks, pacing, pacing_sum, queue = pipe.execute()
+    sends, lateness, lateness_sum, webhooks, pacing, pacing_sum = pipe.execute()
     decode = lambda table: {k.decode(): float(v) for k, v in table.items()}  # noqa: E731
     return {
         "sends": decode(sends),
@@ -94,5 +90,4 @@ def read_all() -> dict:
         "webhooks": decode(webhooks),
         "pacing": decode(pacing),
         "pacing_sum": decode(pacing_sum).get("sum", 0.0),
-        "queue_depth": queue,
     }

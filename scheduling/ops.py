@@ -13,7 +13,7 @@ from kombu import Connection
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from . import metrics, selectors
+from . import broker, metrics, selectors
 
 
 @require_GET
@@ -89,11 +89,16 @@ def metrics_allowed(request) -> bool:
 
 
 class FleetCollector:
-    """Database figures (the truth) plus the fleet's event counters from Redis."""
+    """Database figures (the truth), the fleet's event counters from Redis, and the broker's queue."""
 
     def collect(self):
         yield from self.database_figures()
         yield from self.event_counters(metrics.read_all())
+        backlog = broker.backlog()
+        if backlog is not None:
+            yield GaugeMetricFamily(
+                "broker_queue_depth", "Tasks waiting in the broker's queue, ready to run.", value=backlog
+            )
 
     def database_figures(self):
         by_status = GaugeMetricFamily("scheduled_messages", "Scheduled messages by status.", labels=["status"])
@@ -150,9 +155,6 @@ class FleetCollector:
             "How long each message deferred by pacing was made to wait for its slot.",
             buckets=cumulative(figures["pacing"]),
             sum_value=figures["pacing_sum"],
-        )
-        yield GaugeMetricFamily(
-            "broker_queue_depth", "Tasks waiting in the broker's queue.", value=figures["queue_depth"]
         )
 
 

@@ -19,6 +19,7 @@ from functools import cache
 import redis
 from django.conf import settings
 
+from . import store
 from .rates import parse_rate
 
 logger = logging.getLogger(__name__)
@@ -258,9 +259,7 @@ def transport_rate_text(transport: str) -> str:
 
 @cache
 def _client():
-    if not settings.REDIS_URL:
-        return None
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    return store.shared(timeout=2)
 
 
 @cache

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from functools import cache
 
 import redis
-from django.conf import settings
 
+from . import store
 from .rates import Rate
 
 logger = logging.getLogger(__name__)
@@ -72,9 +72,7 @@ def take(client_key: str, rate: Rate) -> Allowance | None:
 
 @cache
 def _client():
-    if not settings.REDIS_URL:
-        return None
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
+    return store.shared(timeout=1)  # plain or Sentinel; None in the zero-configuration mode
 
 
 @cache

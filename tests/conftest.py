@@ -9,9 +9,12 @@ import redis
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection
+from kombu import Connection
+from kombu.utils.url import maybe_sanitize_url
 
 from scheduling import services
 
+from . import brokers
 from .factories import key_client
 from .support import ProviderServer
 
@@ -29,17 +32,18 @@ def _interrupt(*_):
 def pytest_sessionstart(session):
     """Without PostgreSQL or Redis every test would fail with a connection traceback: say once, at the
     start, which one is missing and what to do, and stop."""
-    missing = [problem for problem in (postgres_problem(), redis_problem()) if problem]
+    missing = [problem for problem in (postgres_problem(), redis_problem(), rabbitmq_problem()) if problem]
     if missing:
         print("\n".join(["", *missing, HOW_TO_GET_THEM]), file=sys.stderr)
-        pytest.exit("no test was run: PostgreSQL or Redis is missing (above)", returncode=3)
+        pytest.exit("no test was run: PostgreSQL, Redis or RabbitMQ is missing (above)", returncode=3)
 
 
 HOW_TO_GET_THEM = (
     "make test needs PostgreSQL (user postgres, trust auth) and Redis. Start them (on Debian:"
     " `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` and"
     " `redis-server --daemonize yes`; packages postgresql and redis-server), or point TEST_DATABASE_URL and"
-    " TEST_REDIS_URL at running ones."
+    " TEST_REDIS_URL at running ones. The RabbitMQ pass (TEST_RABBITMQ_URL) needs RabbitMQ (`rabbitmq-server"
+    " -detached`) and rabbitmqctl on this machine: it makes the URL's virtual host, and empties it."
 )
 
 
@@ -64,6 +68,21 @@ def redis_problem() -> str | None:
         redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=3).ping()
     except redis.RedisError as exc:
         return f"Redis at {settings.REDIS_URL} cannot be used: {exc}"
+    return None
+
+
+def rabbitmq_problem() -> str | None:
+    """On the RabbitMQ pass: the run's virtual host is made (if it is not there) and can be used."""
+    if settings.BROKER_KIND != "amqp":
+        return None
+    if not brokers.rabbitmqctl_available():
+        return "rabbitmqctl is not on PATH: the RabbitMQ pass makes and empties its virtual host with it"
+    try:
+        brokers.RabbitBroker(settings.BROKER_URL).create()
+        with Connection(settings.BROKER_URL, connect_timeout=3) as broker:
+            broker.ensure_connection(max_retries=1, timeout=3)
+    except Exception as exc:
+        return f"RabbitMQ at {maybe_sanitize_url(settings.BROKER_URL)} cannot be used: {exc}"
     return None
 
 
@@ -168,6 +187,7 @@ def service_env(django_db_setup, provider, channel_providers):
 
 @pytest.fixture(scope="session")
 def broker():
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    client.flushdb()
-    return client
+    """The run's broker (tests/brokers.py), emptied."""
+    run_broker = brokers.for_url(settings.CELERY_BROKER_URL)
+    run_broker.flush()
+    return run_broker

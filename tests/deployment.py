@@ -10,6 +10,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from base64 import b64encode
@@ -66,6 +67,13 @@ class Deployment:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         process = ProcfileProcess(name, self.env, self.log_dir, ready=READY_LINES[name])
         self.processes[name] = process.start()
+        return process
+
+    def start_on(self, host, name: str, **settings: str) -> ProcfileProcess:
+        """`name` on another host (tests/hosts.py), with `settings` over the deployment's own (the addresses
+        it reaches the servers at, from there)."""
+        process = ProcfileProcess(name, {**self.env, **settings}, self.log_dir, ready=READY_LINES[name], host=host)
+        self.processes[f"{name}@{host.hostname}"] = process.start()
         return process
 
     def wait_ready(self, timeout: float = 30.0):
@@ -154,3 +162,17 @@ class DeploymentFailed(Exception):
 def instant(seconds_from_now: float) -> str:
     """An ISO 8601 time as a client writes it."""
     return (datetime.now(UTC) + timedelta(seconds=seconds_from_now)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def due_time(answer: dict) -> float:
+    """A scheduled message's time, from the API's answer (Unix seconds)."""
+    return datetime.fromisoformat(answer["scheduledAt"]).timestamp()
+
+
+def sent_once(provider, key: str, timeout: float):
+    """The one request the provider got for `key` (waiting up to `timeout`), or the failure."""
+    provider.wait_for(key, timeout=timeout)
+    time.sleep(0.3)  # a second copy, if one were coming, would be right behind
+    received = provider.requests_for(key)
+    assert len(received) == 1, f"{key}: {len(received)} requests at the provider"
+    return received[0]

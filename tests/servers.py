@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -42,19 +43,30 @@ def port_open(port: int) -> bool:
 
 
 class RedisServer:
-    """`redis-server` on its own port, keeping nothing on disk (as the shared one): a restart empties it."""
+    """`redis-server` on its own port, keeping nothing on disk (as the shared one): a restart empties it.
+    `bind`: the addresses it listens on; `options`: more of redis-server's, e.g. ("--replicaof", host, port)."""
 
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, bind: tuple[str, ...] = ("127.0.0.1",), options: tuple[str, ...] = ()):
         self.port = port or free_port()
+        self.bind, self.options = bind, options
+        self.directory = tempfile.mkdtemp(prefix="redis-throwaway-")  # where a replica keeps what it synced
         self.popen = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return self.url_at("127.0.0.1")
+
+    def url_at(self, address: str) -> str:
+        return f"redis://{address}:{self.port}/0"
 
     def start(self):
-        argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        self.popen = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+        argv = ["redis-server", "--port", str(self.port), "--bind", *self.bind, "--dir", self.directory]
+        argv += ["--save", "", "--appendonly", "no"]
+        if self.bind != ("127.0.0.1",):
+            argv += ["--protected-mode", "no"]  # it answers only on loopback otherwise
+        self.popen = subprocess.Popen(
+            [*argv, *self.options], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
+        )
         wait_until(lambda: port_open(self.port), 10, f"redis-server on port {self.port}")
         return self
 
@@ -64,27 +76,154 @@ class RedisServer:
             self.popen.kill()
             self.popen.wait()
 
+    def remove(self):
+        self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
     def restart(self):
         self.stop()
         return self.start()
 
 
-class PostgresServer:
-    """A PostgreSQL cluster of its own (initdb in a scratch directory), so a test may restart it."""
+class TcpRelay:
+    """Forwards every connection made to (`host`, `port`) on to (`target_host`, `target_port`): a server that
+    listens only on loopback (the shared RabbitMQ) reached over another network, or one that a test takes
+    away (`stop`: every connection cut, new ones refused) and brings back (`start`) without touching it."""
 
-    def __init__(self, port: int | None = None):
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1", host: str = "127.0.0.1"):
+        self.target = (target_host, target_port)
+        self.host, self.port = host, free_port()
+        self.listener, self.sockets, self.lock = None, [], threading.Lock()
+
+    def start(self):
+        self.listener = socket.create_server((self.host, self.port))
+        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
+        return self
+
+    def stop(self):
+        self.listener.close()
+        with self.lock:
+            for connection in self.sockets:
+                connection.close()
+            self.sockets.clear()
+
+    def _accept(self, listener):
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # stopped
+            try:
+                server = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            server.settimeout(None)
+            with self.lock:
+                self.sockets += [client, server]
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._copy, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _copy(source, sink):
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        for end in (source, sink):
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class RedisSentinels:
+    """A Redis primary, its replica and three sentinels watching them (each `redis-server` on its own port),
+    as a Sentinel deployment runs them: kill the primary and the sentinels promote the replica."""
+
+    MASTER_NAME = "scheduler"
+
+    def __init__(self):
+        self.primary = RedisServer()
+        self.replica = RedisServer(options=("--replicaof", "127.0.0.1", str(self.primary.port)))
+        self.directory = Path(tempfile.mkdtemp(prefix="sentinels-"))
+        self.ports = [free_port() for _ in range(3)]
+        self.sentinels: list[subprocess.Popen] = []
+
+    @property
+    def url(self) -> str:
+        return ";".join(f"sentinel://127.0.0.1:{port}" for port in self.ports)
+
+    def start(self):
+        self.primary.start()
+        self.replica.start()
+        for port in self.ports:
+            config = self.directory / f"sentinel-{port}.conf"  # a sentinel rewrites its file: one each
+            config.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {self.directory}\n"
+                f"sentinel monitor {self.MASTER_NAME} 127.0.0.1 {self.primary.port} 2\n"
+                f"sentinel down-after-milliseconds {self.MASTER_NAME} 1000\n"
+                f"sentinel failover-timeout {self.MASTER_NAME} 10000\n"
+            )
+            self.sentinels.append(
+                subprocess.Popen(
+                    ["redis-server", str(config), "--sentinel"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+            wait_until(lambda port=port: port_open(port), 10, f"redis-sentinel on port {port}")
+        wait_until(self._replica_in_sync, 15, "the replica to sync with the primary")
+        return self
+
+    def master_port(self) -> int | None:
+        """The port of the master the sentinels name now."""
+        answer = _redis_cli(self.ports[0], "SENTINEL", "get-master-addr-by-name", self.MASTER_NAME).split()
+        return int(answer[1]) if len(answer) == 2 else None
+
+    def _replica_in_sync(self) -> bool:
+        return "master_link_status:up" in _redis_cli(self.replica.port, "INFO", "replication")
+
+    def stop(self):
+        for sentinel in self.sentinels:
+            sentinel.kill()
+            sentinel.wait()
+        self.primary.remove()
+        self.replica.remove()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _redis_cli(port: int, *command: str) -> str:
+    done = subprocess.run(["redis-cli", "-p", str(port), *command], capture_output=True, text=True, timeout=10)
+    return done.stdout
+
+
+class PostgresServer:
+    """A PostgreSQL cluster of its own (initdb in a scratch directory), so a test may restart it. `listen`:
+    the addresses it listens on; `trusted_network`: one more network whose clients it lets in."""
+
+    def __init__(self, port: int | None = None, listen: tuple[str, ...] = ("127.0.0.1",), trusted_network: str = ""):
         self.port = port or free_port()
+        self.listen, self.trusted_network = listen, trusted_network
         self.directory = Path(tempfile.mkdtemp(prefix="pg-throwaway-"))
         self.data = self.directory / "data"
         self.log = self.directory / "server.log"
 
     @property
     def url(self) -> str:
-        return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+        return self.url_at("127.0.0.1")
+
+    def url_at(self, address: str) -> str:
+        return f"postgres://postgres@{address}:{self.port}/postgres"
 
     def start(self):
         if not self.data.exists():
             self._run(_pg_binary("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+            if self.trusted_network:
+                with open(self.data / "pg_hba.conf", "a") as hba:
+                    hba.write(f"host all all {self.trusted_network} trust\n")
         self._pg_ctl("start")
         return self
 
@@ -101,7 +240,7 @@ class PostgresServer:
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def _pg_ctl(self, action: str, check: bool = True):
-        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off"
+        options = f"-p {self.port} -k {self.directory} -c listen_addresses={','.join(self.listen)} -c fsync=off"
         self._run(
             _pg_binary("pg_ctl"),
             action,
@@ -152,19 +291,21 @@ def procfile_commands(path: Path = ROOT / "Procfile") -> dict[str, str]:
 
 class ProcfileProcess:
     """One Procfile line run as a platform runs it: `sh -c` with the environment (whose PATH says which
-    `python`, `gunicorn` and `celery` are meant), in its own process group."""
+    `python`, `gunicorn` and `celery` are meant), in its own process group; on this host, or on `host` (an
+    OtherHost of tests/hosts.py)."""
 
-    def __init__(self, name: str, env: dict, log_dir: Path, ready: str):
-        self.name, self.ready = name, ready
+    def __init__(self, name: str, env: dict, log_dir: Path, ready: str, host=None):
+        self.name, self.ready, self.host = name, ready, host
         self.command = procfile_commands()[name]
         self.env = env
-        self.log = Path(log_dir) / f"{name}.log"
+        self.log = Path(log_dir) / (f"{name}@{host.hostname}.log" if host else f"{name}.log")
         self.popen = None
 
     def start(self, timeout: float = 60.0):
+        argv = self.host.run(self.command) if self.host else ["sh", "-c", self.command]
         with open(self.log, "w") as log:
             self.popen = subprocess.Popen(
-                ["sh", "-c", self.command],
+                argv,
                 cwd=ROOT,
                 env=self.env,
                 stdout=log,

@@ -23,6 +23,7 @@ class Received:
     body: dict
     at: float  # time.time() on arrival
     raw: str = ""
+    peer: str = ""  # the client's address
 
 
 @dataclass
@@ -46,17 +47,17 @@ class ProviderServer:
     first two requests carrying text "flaky" with 503, then the default 200 with a fresh id.
     """
 
-    def __init__(self, port=0):
+    def __init__(self, port=0, host="127.0.0.1"):
         self.received: list[Received] = []
         self.scripts: dict[str, list[Reply]] = {}
         self.lock = threading.Lock()
-        self.server = _ManyAtOnceServer(("127.0.0.1", port), self._handler())
+        self.server = _ManyAtOnceServer((host, port), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def url(self):
-        return f"http://127.0.0.1:{self.server.server_port}/messages"
+        return f"http://{self.server.server_address[0]}:{self.server.server_port}/messages"
 
     def start(self):
         self.thread.start()
@@ -122,7 +123,9 @@ class ProviderServer:
                 else:
                     body = json.loads(raw or "{}")
                 with provider.lock:
-                    provider.received.append(Received(self.path, dict(self.headers), body, arrived, raw))
+                    provider.received.append(
+                        Received(self.path, dict(self.headers), body, arrived, raw, self.client_address[0])
+                    )
                 reply = provider._reply_for(body)
                 time.sleep(reply.delay)
                 payload = json.dumps(reply.body or {}).encode()

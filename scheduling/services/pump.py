@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import Q, Value
 from django.utils import timezone
 
-from .. import handover, selectors
+from .. import broker, handover, selectors
 from ..models import DeliveryStatus, MessageEvent, PumpHeartbeat, ScheduledMessage, WebhookDelivery
 from ..models import MessageStatus as Status
 from .expiry import messages_expire_overdue
@@ -43,17 +43,17 @@ def dispatch_pump_once() -> PumpPass:
     occurrences_materialise(now)  # database work only: the hand-over below takes those due within the horizon
     idempotency_keys_purge(now)
     expired = messages_expire_overdue(now)
-    lost_work = handover.broker_lost_work()
+    lost_work = broker.lost_work()
     if lost_work is None:
         return PumpPass(moved=expired + recover_expired_leases(now), broker_reachable=False)
     if lost_work:
         _hand_over_everything_again(now)
-        handover.broker_keeps_work()
+        broker.keeps_work()
     return PumpPass(moved=expired + _hand_over_all_due(now) + recover_expired_leases(now), broker_reachable=True)
 
 
 def _hand_over_all_due(now: datetime) -> int:
-    backlog = handover.broker_backlog()
+    backlog = broker.backlog()
     messages = _hand_over_due(
         ScheduledMessage.objects.filter(status=Status.PENDING, session__paused_at__isnull=True),
         enqueue_sends,

@@ -2,6 +2,7 @@
 
 import time
 
+import pytest
 from messente_api import SMS as Sms
 from messente_api import Omnimessage, OmnimessageMessagesInner, Viber, WhatsApp, WhatsAppText
 
@@ -9,6 +10,8 @@ from scheduling.models import MessageStatus, ScheduledMessage
 
 from ..factories import messente_client
 from ..support import ProviderServer, Reply
+
+pytestmark = pytest.mark.rabbitmq
 
 
 def wait_until(condition, timeout=20.0):

@@ -4,13 +4,12 @@ production timings) on a PostgreSQL cluster and a Redis of its own, which the te
 """
 
 import time
-from datetime import datetime
 from types import SimpleNamespace
 
 import pytest
 import redis
 
-from ..deployment import Deployment, instant
+from ..deployment import Deployment, due_time, instant, sent_once
 from ..servers import PostgresServer, RedisServer, postgres_available, wait_until
 from ..support import ProviderServer
 
@@ -44,7 +43,7 @@ def stack(tmp_path_factory):
     finally:
         deployment.stop()
         postgres.remove()
-        broker.stop()
+        broker.remove()
         provider.stop()
         receiver.stop()
 
@@ -62,19 +61,6 @@ def client(stack):
         "worker": True,
         "pump": True,
     }, "a process died: " + "".join(process.tail() for process in stack.deployment.processes.values())
-
-
-def sent_once(provider, key: str, timeout: float):
-    """The one request the provider got for `key` (waiting up to `timeout`), or the failure."""
-    received = provider.wait_for(key, timeout=timeout)
-    time.sleep(0.3)  # a second copy, if one were coming, would be right behind
-    received = provider.requests_for(key)
-    assert len(received) == 1, f"{key}: {len(received)} requests at the provider"
-    return received[0]
-
-
-def due_time(answer: dict) -> float:
-    return datetime.fromisoformat(answer["scheduledAt"]).timestamp()
 
 
 def test_while_redis_is_down_every_write_answers_as_usual_and_goes_out_once_it_is_back(stack, client):

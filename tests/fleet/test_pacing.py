@@ -11,7 +11,7 @@ from scheduling.models import MessageStatus, ScheduledMessage
 from .. import support
 from ..factories import in_seconds, schedule_via_services
 
-pytestmark = pytest.mark.dispatch
+pytestmark = [pytest.mark.dispatch, pytest.mark.rabbitmq]
 
 RATE = 10  # per second
 

@@ -4,6 +4,7 @@ standardwebhooks verifier."""
 import re
 import time
 
+import pytest
 from standardwebhooks import Webhook
 
 from scheduling.models import DeliveryStatus, Session, WebhookDelivery
@@ -11,6 +12,8 @@ from scheduling.models import DeliveryStatus, Session, WebhookDelivery
 from ..factories import in_seconds, schedule_via_api
 from ..servers import free_port
 from ..support import ProviderServer, Reply
+
+pytestmark = pytest.mark.rabbitmq
 
 
 def wait_for_delivery(message_id, status, timeout=15.0):

@@ -5,7 +5,7 @@ from datetime import datetime
 
 import pytest
 
-from scheduling import handover
+from scheduling import broker as broker_state
 
 QUEUE = "celery"  # the broker's default queue, where every hand-over lands
 
@@ -42,7 +42,7 @@ def queue(broker):
     """The broker's queue, empty: nothing waits in it, so a late hand-over is not queued behind others, and
     the broker has kept what it was given (not new, flushed or reconnected), so the pump re-hands nothing.
     Emptied again afterwards: the fleet, which starts later on this broker, gets none of these tasks."""
-    broker.delete(QUEUE)
-    handover.broker_keeps_work()
-    yield BrokerQueue(broker)
-    broker.delete(QUEUE)
+    broker.client.delete(QUEUE)
+    broker_state.keeps_work()
+    yield BrokerQueue(broker.client)
+    broker.client.delete(QUEUE)
