@@ -27,6 +27,7 @@ LATE_AT_GATE_S = pacing.PLANNING_LEAD_MS / 1000
 class Plan:
     at: datetime  # the instant at which it goes: its due time, or its pacing instant, within the window
     gate: tuple = ()  # its paced keys and their intervals, checked again just before it goes
+    deadline: datetime | None = None  # its expiry: claimed before it, a send that reaches it does not go
 
 
 class NotNow(Exception):
@@ -57,7 +58,7 @@ def pace(messages: list[ScheduledMessage]) -> tuple[dict, list[Postponement]]:
     ):
         at = _instant(slot.at_ms)
         if not slot.waits_on:
-            go[message] = Plan(at, slot.gate)
+            go[message] = Plan(at, slot.gate, message.expires_at)
         else:
             detail = f"paced ({_why(sender, slot.waits_on)}): waits {(at - now).total_seconds():.2f} s for its slot"
             wait.append(Postponement(message, _instant(pacing.claim_ms(slot.at_ms)), detail, at, slot.waits_on))

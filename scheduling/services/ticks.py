@@ -120,6 +120,8 @@ def finish_sends(sending: Sending, actor: str) -> None:
             later.append((message, timezone.now(), "batch ran out of time; handed over again"))
         elif isinstance(outcome.error, NotNow):
             later.append((message, timezone.now() + timedelta(seconds=outcome.error.seconds), str(outcome.error)))
+        elif isinstance(outcome.error, PastDeadline):  # back to pending: the next claim expires it
+            later.append((message, timezone.now(), "its deadline came before its send"))
         elif outcome.error is not None:
             _record_failure(message, transport, outcome.error, actor)
         else:
@@ -129,9 +131,15 @@ def finish_sends(sending: Sending, actor: str) -> None:
     metrics.count_paced([o.error.seconds for o in outcomes if isinstance(o.error, NotNow)])
 
 
+class PastDeadline(Exception):
+    """The message's deadline came while its send waited for its turn: it must not go."""
+
+
 def _send(transport: str, outgoing: OutgoingMessage, plan: Plan | None) -> SendResult:
     if plan is not None:  # its instant is within the pacing window, so the wait is short (pacer.py)
         wait_for_turn(plan)
+        if plan.deadline is not None and timezone.now() >= plan.deadline:
+            raise PastDeadline
     check_media_destination(outgoing)
     return get_transport(transport).send(outgoing)
 

@@ -51,6 +51,30 @@ def test_a_tick_expires_what_is_past_its_deadline_and_sends_the_rest(transaction
     )
 
 
+def test_a_send_whose_deadline_comes_while_it_waits_for_its_pacing_turn_does_not_go(
+    transactional_db, settings, provider, queue
+):
+    provider.reset()
+    session = session_sending_to(provider, settings, transport="deadline-while-paced")
+    session.send_rate = "5/s"  # the second goes 200 ms after the first
+    session.save()
+    first = overdue(session, due_seconds_ago=1, expired_seconds_ago=-60, text="first")
+    second = overdue(session, due_seconds_ago=1, expired_seconds_ago=-0.15, text="second")
+
+    services.messages_send_due(until=tick_end(timezone.now()), worker="test")
+
+    assert [r.body["text"] for r in provider.received] == ["first"]
+    assert ScheduledMessage.objects.get(pk=first.pk).status == MessageStatus.SENT
+    second.refresh_from_db()
+    assert (second.status, second.attempts) == (MessageStatus.PENDING, 0)
+    assert second.events.last().detail == "its deadline came before its send"
+
+    services.messages_send_due(until=tick_end(timezone.now()), worker="test")
+
+    assert ScheduledMessage.objects.get(pk=second.pk).status == MessageStatus.EXPIRED
+    assert len(provider.received) == 1
+
+
 def test_the_one_message_path_expires_instead_of_sending(db, settings, provider):
     provider.reset()
     session = session_sending_to(provider, settings, transport="one-expiry")
