@@ -67,7 +67,7 @@ def enqueue_send_due(until: datetime, *, shared: bool) -> None:
     if shared and not _first_for_tick(until):
         return
     try:
-        # Its `until` is its time: the task waits for it itself (`wait_for`) if it comes early.
+        # Its tick's start is its time: the task waits for it itself (`wait_for`) if it comes early.
         current_app.send_task(
             SEND_DUE_TASK,
             args=[until.isoformat()],
@@ -109,7 +109,7 @@ def wait_for(at: datetime) -> None:
         time.sleep(min(ahead, WAIT_AT_MOST.total_seconds()))
 
 
-# Further ahead than this, the hosts' clocks disagree: run anyway (lock_due never claims a message early).
+# Further ahead than this, the hosts' clocks disagree: run anyway (each send still waits for its message's time).
 WAIT_AT_MOST = DELAYED_DELIVERY_FROM + timedelta(seconds=1)
 
 
