@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from ..models import MessageEvent, ScheduledMessage, Session, new_batch_id
 from ..models import MessageStatus as Status
-from .handovers import enqueue_ticks_after_commit
+from .handovers import enqueue_handed_over
 from .messages import new_message, scheduled_detail
 from .transitions import settle_locked
 
@@ -29,7 +29,7 @@ def messages_schedule_batch(
             )
             for message in messages
         )
-        enqueue_ticks_after_commit(messages, now)
+        enqueue_handed_over(messages)
     return batch_id, messages
 
 

@@ -40,13 +40,9 @@ def handover_fields(message_id: str, version: int, due_at: datetime, now: dateti
     return {"handed_over_at": now, "task_id": handover.due_task_id(tick_end(due_at))}
 
 
-def enqueue_after_commit(message: ScheduledMessage) -> None:
-    enqueue_ticks_after_commit([message], message.handed_over_at)
-
-
 def enqueue_handed_over(messages: list[ScheduledMessage]) -> None:
-    """`enqueue_ticks_after_commit` for rows handed over together (one `handed_over_at`), outside the
-    transaction that wrote them (so at once) or inside it."""
+    """The tasks of the ticks of rows handed over together (one `handed_over_at`), after the commit of the
+    transaction that wrote them (or at once, outside one)."""
     handed_over_at = next((message.handed_over_at for message in messages if message.handed_over_at), None)
     if handed_over_at is not None:
         enqueue_ticks_after_commit(messages, handed_over_at)

@@ -15,7 +15,7 @@ from ..models import MessageEvent, ScheduledMessage, Session
 from ..models import MessageStatus as Status
 from ..quiethours import quiet_until
 from ..validation import format_instant
-from .handovers import enqueue_after_commit, handover_fields
+from .handovers import enqueue_handed_over, handover_fields
 from .transitions import transition
 
 
@@ -32,7 +32,7 @@ def message_schedule(*, session: Session, scheduled_at: datetime, actor: str = "
     message = new_message(session, scheduled_at=scheduled_at, now=timezone.now(), **content)
     with transaction.atomic():
         message.save(force_insert=True)
-        enqueue_after_commit(message)
+        enqueue_handed_over([message])
         MessageEvent.objects.create(
             message=message, to_status=Status.PENDING, actor=actor, detail=scheduled_detail(message)
         )

@@ -27,7 +27,7 @@ from .expiry import expire_late
 from .handovers import enqueue_handed_over
 from .outgoing import check_media_destination, log_context, outgoing_message, transport_name
 from .pacer import NotNow, Plan, pace, wait_for_turn
-from .transitions import Postponement, claim_batch, claim_locked, lock_due, postpone_locked, record_sent
+from .transitions import Postponement, claim_batch, claim_locked, due_by, lock_due, postpone_locked, record_sent
 
 logger = logging.getLogger("scheduling.services")
 
@@ -81,9 +81,8 @@ def _hand_on_the_rest(until: datetime) -> None:
 
 
 def _omnimessages_due(until: datetime) -> list[tuple[str, int, datetime]]:
-    by = min(until, timezone.now() + settings.DISPATCH_TICK)
     due = ScheduledMessage.objects.filter(
-        status=Status.PENDING, due_at__lte=by, channel_count__gt=0, session__paused_at=None
+        status=Status.PENDING, due_at__lte=due_by(until), channel_count__gt=0, session__paused_at=None
     )
     return list(due.order_by("due_at").values_list("id", "version", "due_at")[: settings.DISPATCH_SEND_BATCH])
 

@@ -20,7 +20,7 @@ from django.utils import timezone
 from ..models import MessageEvent, ScheduledMessage
 from ..models import MessageStatus as Status
 from . import outbox
-from .handovers import enqueue_after_commit, handover_fields
+from .handovers import enqueue_handed_over, handover_fields
 from .rows import update_rows
 
 ALLOWED_TRANSITIONS = {
@@ -73,7 +73,7 @@ def transition(
         message=message, from_status=from_status, to_status=target, attempt=message.attempts, actor=actor, detail=detail
     )
     if target == Status.PENDING:
-        enqueue_after_commit(message)
+        enqueue_handed_over([message])
     outbox.record_webhook(message, now)
     return True
 
@@ -83,14 +83,19 @@ def lock_due(until: datetime, *, limit: int) -> list[ScheduledMessage]:
     due by `until` (the tick's end: within a tick from now), the earliest first, skipping rows another
     transaction holds; each is sent at its own time. The omnimessages due go their own way (dispatch), and
     a paused session's wait for it to resume."""
-    by = min(until, timezone.now() + settings.DISPATCH_TICK)
     rows = (
         ScheduledMessage.objects.select_related("session")
         .select_for_update(skip_locked=True, of=("self",))
-        .filter(status=Status.PENDING, due_at__lte=by, channel_count=0, session__paused_at=None)
+        .filter(status=Status.PENDING, due_at__lte=due_by(until), channel_count=0, session__paused_at=None)
         .order_by("due_at")[:limit]
     )
     return list(rows)
+
+
+def due_by(until: datetime) -> datetime:
+    """How late a message a tick's task takes may be due: by the tick's end, and within a tick of now (a
+    task that runs late takes only its own tick's messages, not a later tick's)."""
+    return min(until, timezone.now() + settings.DISPATCH_TICK)
 
 
 def claim_locked(messages: list[ScheduledMessage], *, actor: str) -> list[ScheduledMessage]:
